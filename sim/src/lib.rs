@@ -1,0 +1,1 @@
+//! Deterministic turmoil simulations of nsq-rs.

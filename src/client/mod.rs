@@ -1,0 +1,1 @@
+//! A small async NSQ client for tests, tools, benches and simulations.

@@ -1,0 +1,150 @@
+//! The few file operations the disk queue and the metadata file need.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use super::BoxFuture;
+
+/// File access for the disk queue and `nsqd.dat`.
+///
+/// Deliberately small: whole-file reads and writes, appends, reads at an offset, fsync,
+/// atomic rename, remove, list and length. `MemFs` implements the same trait with a
+/// durable and a pending image per file, so tests and simulations can crash a host and
+/// see exactly what a real disk would have kept.
+pub trait Fs: Send + Sync {
+    /// Creates `dir` and its parents if missing.
+    fn create_dir_all<'a>(&'a self, dir: &'a Path) -> BoxFuture<'a, io::Result<()>>;
+    /// Reads a whole file.
+    fn read<'a>(&'a self, path: &'a Path) -> BoxFuture<'a, io::Result<Vec<u8>>>;
+    /// Reads up to `len` bytes at `offset` (fewer at the end of the file).
+    fn read_at<'a>(
+        &'a self,
+        path: &'a Path,
+        offset: u64,
+        len: usize,
+    ) -> BoxFuture<'a, io::Result<Vec<u8>>>;
+    /// Creates or truncates `path` and writes `data` (not synced).
+    fn write<'a>(&'a self, path: &'a Path, data: &'a [u8]) -> BoxFuture<'a, io::Result<()>>;
+    /// Appends `data` to `path`, creating it (mode 0600) if missing (not synced).
+    fn append<'a>(&'a self, path: &'a Path, data: &'a [u8]) -> BoxFuture<'a, io::Result<()>>;
+    /// Makes everything written to `path` so far durable (fsync).
+    fn sync<'a>(&'a self, path: &'a Path) -> BoxFuture<'a, io::Result<()>>;
+    /// Atomically renames `from` to `to`, replacing `to`.
+    fn rename<'a>(&'a self, from: &'a Path, to: &'a Path) -> BoxFuture<'a, io::Result<()>>;
+    /// Removes a file.
+    fn remove<'a>(&'a self, path: &'a Path) -> BoxFuture<'a, io::Result<()>>;
+    /// The paths of the files directly inside `dir`, sorted by name.
+    fn list<'a>(&'a self, dir: &'a Path) -> BoxFuture<'a, io::Result<Vec<PathBuf>>>;
+    /// The length of a file in bytes.
+    fn len<'a>(&'a self, path: &'a Path) -> BoxFuture<'a, io::Result<u64>>;
+}
+
+/// The real file system: `std::fs` run off the async worker threads.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RealFs;
+
+/// Runs a blocking `std::fs` operation off the async worker threads.
+async fn blocking<T, F>(f: F) -> io::Result<T>
+where
+    T: Send + 'static,
+    F: FnOnce() -> io::Result<T> + Send + 'static,
+{
+    #[allow(clippy::disallowed_methods)]
+    let joined = tokio::task::spawn_blocking(f).await;
+    joined.map_err(io::Error::other)?
+}
+
+#[allow(clippy::disallowed_methods, clippy::disallowed_types)]
+impl Fs for RealFs {
+    fn create_dir_all<'a>(&'a self, dir: &'a Path) -> BoxFuture<'a, io::Result<()>> {
+        let dir = dir.to_path_buf();
+        Box::pin(blocking(move || std::fs::create_dir_all(dir)))
+    }
+
+    fn read<'a>(&'a self, path: &'a Path) -> BoxFuture<'a, io::Result<Vec<u8>>> {
+        let path = path.to_path_buf();
+        Box::pin(blocking(move || std::fs::read(path)))
+    }
+
+    fn read_at<'a>(
+        &'a self,
+        path: &'a Path,
+        offset: u64,
+        len: usize,
+    ) -> BoxFuture<'a, io::Result<Vec<u8>>> {
+        let path = path.to_path_buf();
+        Box::pin(blocking(move || {
+            use std::io::{Read, Seek, SeekFrom};
+            let mut file = std::fs::File::open(path)?;
+            file.seek(SeekFrom::Start(offset))?;
+            let mut buf = Vec::with_capacity(len.min(1 << 20));
+            file.take(len as u64).read_to_end(&mut buf)?;
+            Ok(buf)
+        }))
+    }
+
+    fn write<'a>(&'a self, path: &'a Path, data: &'a [u8]) -> BoxFuture<'a, io::Result<()>> {
+        let path = path.to_path_buf();
+        let data = data.to_vec();
+        Box::pin(blocking(move || {
+            let mut file = open_options().write(true).create(true).truncate(true).open(path)?;
+            std::io::Write::write_all(&mut file, &data)
+        }))
+    }
+
+    fn append<'a>(&'a self, path: &'a Path, data: &'a [u8]) -> BoxFuture<'a, io::Result<()>> {
+        let path = path.to_path_buf();
+        let data = data.to_vec();
+        Box::pin(blocking(move || {
+            let mut file = open_options().append(true).create(true).open(path)?;
+            std::io::Write::write_all(&mut file, &data)
+        }))
+    }
+
+    fn sync<'a>(&'a self, path: &'a Path) -> BoxFuture<'a, io::Result<()>> {
+        let path = path.to_path_buf();
+        Box::pin(blocking(move || std::fs::OpenOptions::new().append(true).open(path)?.sync_all()))
+    }
+
+    fn rename<'a>(&'a self, from: &'a Path, to: &'a Path) -> BoxFuture<'a, io::Result<()>> {
+        let (from, to) = (from.to_path_buf(), to.to_path_buf());
+        Box::pin(blocking(move || std::fs::rename(from, to)))
+    }
+
+    fn remove<'a>(&'a self, path: &'a Path) -> BoxFuture<'a, io::Result<()>> {
+        let path = path.to_path_buf();
+        Box::pin(blocking(move || std::fs::remove_file(path)))
+    }
+
+    fn list<'a>(&'a self, dir: &'a Path) -> BoxFuture<'a, io::Result<Vec<PathBuf>>> {
+        let dir = dir.to_path_buf();
+        Box::pin(blocking(move || {
+            let mut paths = Vec::new();
+            for entry in std::fs::read_dir(dir)? {
+                let entry = entry?;
+                if entry.file_type()?.is_file() {
+                    paths.push(entry.path());
+                }
+            }
+            paths.sort();
+            Ok(paths)
+        }))
+    }
+
+    fn len<'a>(&'a self, path: &'a Path) -> BoxFuture<'a, io::Result<u64>> {
+        let path = path.to_path_buf();
+        Box::pin(blocking(move || Ok(std::fs::metadata(path)?.len())))
+    }
+}
+
+/// Files are created with mode 0600, as go-diskqueue creates them.
+#[allow(clippy::disallowed_types)]
+fn open_options() -> std::fs::OpenOptions {
+    let mut options = std::fs::OpenOptions::new();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options
+}

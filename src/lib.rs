@@ -1,0 +1,16 @@
+//! nsq-rs: a faithful, faster re-implementation of NSQ's `nsqd` (and later `nsqlookupd`).
+//!
+//! # Layout
+//! - [`env`]: the seams (clock, network, files, randomness) every daemon goes through, so
+//!   the same code runs on real sockets and inside turmoil simulations.
+//! - [`protocol`]: pure, IO-free wire code: V2 commands (one file each), frames, message
+//!   encoding, names, error codes, GUIDs, IDENTIFY.
+//! - [`nsqd`]: the nsqd daemon: options, topics, channels, queues, client connections,
+//!   the queue scan loop, the HTTP API and stats.
+//! - [`client`]: a small async producer/consumer used by tests, tools and benches.
+//! - `bin/`: thin mains for `nsqd` and `nsq-bench`.
+
+pub mod client;
+pub mod env;
+pub mod nsqd;
+pub mod protocol;

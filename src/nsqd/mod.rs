@@ -1,0 +1,5 @@
+//! The nsqd daemon.
+
+pub mod options;
+
+pub use options::Options;

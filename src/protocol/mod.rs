@@ -1,0 +1,1 @@
+//! Pure, IO-free NSQ wire code (filled in by the protocol work).
