@@ -87,7 +87,11 @@ impl Fs for RealFs {
         let path = path.to_path_buf();
         let data = data.to_vec();
         Box::pin(blocking(move || {
-            let mut file = open_options().write(true).create(true).truncate(true).open(path)?;
+            let mut file = open_options()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(path)?;
             std::io::Write::write_all(&mut file, &data)
         }))
     }
@@ -103,7 +107,12 @@ impl Fs for RealFs {
 
     fn sync<'a>(&'a self, path: &'a Path) -> BoxFuture<'a, io::Result<()>> {
         let path = path.to_path_buf();
-        Box::pin(blocking(move || std::fs::OpenOptions::new().append(true).open(path)?.sync_all()))
+        Box::pin(blocking(move || {
+            std::fs::OpenOptions::new()
+                .append(true)
+                .open(path)?
+                .sync_all()
+        }))
     }
 
     fn rename<'a>(&'a self, from: &'a Path, to: &'a Path) -> BoxFuture<'a, io::Result<()>> {

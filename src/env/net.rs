@@ -29,7 +29,8 @@ pub trait Datagram: Send + Sync {
     /// Sends one datagram to `addr` (`"host:port"`).
     fn send_to<'a>(&'a self, buf: &'a [u8], addr: &'a str) -> BoxFuture<'a, io::Result<usize>>;
     /// Receives one datagram.
-    fn recv_from<'a>(&'a self, buf: &'a mut [u8]) -> BoxFuture<'a, io::Result<(usize, SocketAddr)>>;
+    fn recv_from<'a>(&'a self, buf: &'a mut [u8])
+        -> BoxFuture<'a, io::Result<(usize, SocketAddr)>>;
     /// The address actually bound.
     fn local_addr(&self) -> io::Result<SocketAddr>;
 }
@@ -73,7 +74,10 @@ impl Datagram for RealDatagram {
         Box::pin(async move { self.0.send_to(buf, addr).await })
     }
 
-    fn recv_from<'a>(&'a self, buf: &'a mut [u8]) -> BoxFuture<'a, io::Result<(usize, SocketAddr)>> {
+    fn recv_from<'a>(
+        &'a self,
+        buf: &'a mut [u8],
+    ) -> BoxFuture<'a, io::Result<(usize, SocketAddr)>> {
         Box::pin(async move { self.0.recv_from(buf).await })
     }
 
