@@ -1,1 +1,11 @@
 //! Deterministic turmoil simulations of nsq-rs.
+//!
+//! # Layout
+//! - [`env`]: the daemons' `Env` seams implemented on turmoil: its network, its simulated
+//!   clock, a seeded RNG and one `MemFs` per host kept outside the host so it survives a
+//!   crash and a restart.
+//!
+//! The full cluster builder, scenario files and checkers come with the simulation issue;
+//! for now `tests/` proves that an `Nsqd` runs unchanged on the simulated network.
+
+pub mod env;

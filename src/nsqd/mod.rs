@@ -1,5 +1,267 @@
-//! The nsqd daemon.
+//! The nsqd daemon: topics, channels, client connections, the queue scan loop and the
+//! HTTP API, all reached through one [`Nsqd`] handle.
+//!
+//! # Layout
+//! - `options`: every setting with Go's names and defaults; `cli`: argv and TOML into it.
+//! - `topic`, `channel`: the message flow (topic → channel copies → clients).
+//! - `in_flight`, `deferred`: a channel's priority queues.
+//! - `client`: what is shared about one connection (settings, RDY, counters).
+//! - `tcp`: the V2 listener; `conn`: one connection (command reader and message pump).
+//! - `scan`: the queue scan loop (timeouts and deferred messages).
+//! - `http`: the HTTP API; `stats`: the `/stats` shapes.
 
+pub mod channel;
+pub mod cli;
+pub mod client;
+mod conn;
+pub mod deferred;
+mod http;
+pub mod in_flight;
 pub mod options;
+mod scan;
+pub mod stats;
+mod stats_text;
+mod tcp;
+pub mod topic;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::env::{Env, Listener};
+use channel::ChannelRef;
+use client::ClientRef;
+use topic::{Topic, TopicRef};
 
 pub use options::Options;
+
+/// Why nsqd could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum NsqdError {
+    /// A listener could not be bound.
+    #[error("listen ({addr}) failed - {source}")]
+    Listen {
+        /// The address asked for.
+        addr: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// An option is out of range.
+    #[error("{0}")]
+    InvalidOption(String),
+}
+
+/// The shared state of one nsqd.
+pub(crate) struct NsqdInner {
+    pub(crate) opts: Options,
+    pub(crate) env: Env,
+    /// Unix seconds at start.
+    pub(crate) start_time: i64,
+    topics: Mutex<BTreeMap<String, TopicRef>>,
+    clients: Mutex<BTreeMap<u64, ClientRef>>,
+    next_client_id: AtomicU64,
+    pub(crate) shutdown: CancellationToken,
+    pub(crate) tasks: TaskTracker,
+    tcp_listener: Mutex<Option<Box<dyn Listener>>>,
+    http_listener: Mutex<Option<Box<dyn Listener>>>,
+    pub(crate) tcp_addr: SocketAddr,
+    pub(crate) http_addr: Option<SocketAddr>,
+}
+
+/// A running nsqd. Cheap to clone; every clone is the same daemon.
+#[derive(Clone)]
+pub struct Nsqd {
+    inner: Arc<NsqdInner>,
+}
+
+impl std::fmt::Debug for Nsqd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Nsqd")
+            .field("tcp_addr", &self.inner.tcp_addr)
+            .field("http_addr", &self.inner.http_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Nsqd {
+    /// Validates `opts` and binds the listeners; nothing is served until [`Nsqd::run`].
+    pub async fn new(opts: Options, env: Env) -> Result<Nsqd, NsqdError> {
+        validate(&opts)?;
+        let tcp = bind(&env, &opts.tcp_address).await?;
+        let tcp_addr = local_addr(&*tcp, &opts.tcp_address)?;
+        let (http, http_addr) = if opts.http_address.is_empty() {
+            (None, None)
+        } else {
+            let listener = bind(&env, &opts.http_address).await?;
+            let addr = local_addr(&*listener, &opts.http_address)?;
+            (Some(listener), Some(addr))
+        };
+        let start_time = env.clock.now_ns() / 1_000_000_000;
+        tracing::info!(version = options::VERSION, tcp = %tcp_addr, http = ?http_addr, "nsqd starting");
+        Ok(Nsqd {
+            inner: Arc::new(NsqdInner {
+                opts,
+                env,
+                start_time,
+                topics: Mutex::new(BTreeMap::new()),
+                clients: Mutex::new(BTreeMap::new()),
+                next_client_id: AtomicU64::new(1),
+                shutdown: CancellationToken::new(),
+                tasks: TaskTracker::new(),
+                tcp_listener: Mutex::new(Some(tcp)),
+                http_listener: Mutex::new(http),
+                tcp_addr,
+                http_addr,
+            }),
+        })
+    }
+
+    /// The address the TCP protocol listens on.
+    pub fn tcp_addr(&self) -> SocketAddr {
+        self.inner.tcp_addr
+    }
+
+    /// The address the HTTP API listens on, if enabled.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.inner.http_addr
+    }
+
+    /// Serves until [`Nsqd::shutdown`] is called.
+    pub async fn run(&self) -> Result<(), NsqdError> {
+        let inner = &self.inner;
+        if let Some(listener) = inner.tcp_listener.lock().take() {
+            inner.tasks.spawn(tcp::accept_loop(inner.clone(), listener));
+        }
+        if let Some(listener) = inner.http_listener.lock().take() {
+            inner.tasks.spawn(http::serve(inner.clone(), listener));
+        }
+        inner.tasks.spawn(scan::queue_scan_loop(inner.clone()));
+        inner.shutdown.cancelled().await;
+        Ok(())
+    }
+
+    /// Stops every loop and closes every connection; returns when all tasks ended.
+    pub async fn shutdown(&self) {
+        let inner = &self.inner;
+        tracing::info!("nsqd exiting");
+        inner.shutdown.cancel();
+        let clients: Vec<ClientRef> = inner.clients.lock().values().cloned().collect();
+        for client in clients {
+            client.close.cancel();
+        }
+        inner.tasks.close();
+        inner.tasks.wait().await;
+        for topic in inner.topics.lock().values() {
+            topic.close();
+        }
+    }
+}
+
+fn validate(opts: &Options) -> Result<(), NsqdError> {
+    if !(0..1024).contains(&opts.id) {
+        return Err(NsqdError::InvalidOption(format!(
+            "--node-id must be [0,1024), got {}",
+            opts.id
+        )));
+    }
+    if !(1..=9).contains(&opts.max_deflate_level) {
+        return Err(NsqdError::InvalidOption(
+            "--max-deflate-level must be [1,9]".into(),
+        ));
+    }
+    Ok(())
+}
+
+async fn bind(env: &Env, addr: &str) -> Result<Box<dyn Listener>, NsqdError> {
+    env.net
+        .bind_tcp(addr)
+        .await
+        .map_err(|source| NsqdError::Listen {
+            addr: addr.to_string(),
+            source,
+        })
+}
+
+fn local_addr(listener: &dyn Listener, addr: &str) -> Result<SocketAddr, NsqdError> {
+    listener.local_addr().map_err(|source| NsqdError::Listen {
+        addr: addr.to_string(),
+        source,
+    })
+}
+
+impl NsqdInner {
+    /// Wall time in ns.
+    pub(crate) fn now_ns(&self) -> i64 {
+        self.env.clock.now_ns()
+    }
+
+    /// The topic `name`, created if missing (the caller validated the name).
+    pub(crate) fn get_or_create_topic(&self, name: &str) -> TopicRef {
+        let mut topics = self.topics.lock();
+        if let Some(topic) = topics.get(name) {
+            if !topic.is_exiting() {
+                return topic.clone();
+            }
+        }
+        let topic = Arc::new(Topic::new(
+            name,
+            self.opts.id,
+            self.opts.mem_queue_size,
+            self.opts.max_channel_consumers,
+        ));
+        topics.insert(name.to_string(), topic.clone());
+        tracing::info!(topic = %name, "new topic");
+        topic
+    }
+
+    /// An existing topic.
+    pub(crate) fn topic(&self, name: &str) -> Option<TopicRef> {
+        self.topics.lock().get(name).cloned()
+    }
+
+    /// Every topic, by name.
+    pub(crate) fn topics(&self) -> Vec<TopicRef> {
+        self.topics.lock().values().cloned().collect()
+    }
+
+    /// Every channel of every topic (the queue scan loop's work list).
+    pub(crate) fn channels(&self) -> Vec<ChannelRef> {
+        self.topics().iter().flat_map(|t| t.channels()).collect()
+    }
+
+    /// Removes a topic that deleted itself (an ephemeral topic without channels).
+    pub(crate) fn remove_topic(&self, topic: &TopicRef) {
+        let mut topics = self.topics.lock();
+        if let Some(current) = topics.get(&topic.name) {
+            if Arc::ptr_eq(current, topic) {
+                topics.remove(&topic.name);
+                tracing::info!(topic = %topic.name, "deleted topic");
+            }
+        }
+    }
+
+    /// A new, unique client id.
+    pub(crate) fn next_client_id(&self) -> u64 {
+        self.next_client_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Registers a connected client (for `/stats` producers and shutdown).
+    pub(crate) fn add_client(&self, client: ClientRef) {
+        self.clients.lock().insert(client.id, client);
+    }
+
+    /// Forgets a disconnected client.
+    pub(crate) fn remove_client(&self, id: u64) {
+        self.clients.lock().remove(&id);
+    }
+
+    /// Every connected client, by id.
+    pub(crate) fn clients(&self) -> Vec<ClientRef> {
+        self.clients.lock().values().cloned().collect()
+    }
+}

@@ -1,0 +1,371 @@
+//! A channel: one consumer group's copy of a topic's stream, with its memory queue,
+//! in-flight and deferred queues and subscribed clients.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+
+use super::client::ClientRef;
+use super::deferred::DeferredQueue;
+use super::in_flight::{InFlight, InFlightError, InFlightQueue};
+use crate::protocol::{names, Message, MessageId};
+
+/// Why a channel refused a client.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChannelError {
+    /// `--max-channel-consumers` reached (Go's text).
+    #[error("consumers for {topic}:{channel} exceeds limit of {limit}")]
+    TooManyConsumers {
+        /// Topic name.
+        topic: String,
+        /// Channel name.
+        channel: String,
+        /// The configured limit.
+        limit: i64,
+    },
+    /// The channel is being deleted.
+    #[error("exiting")]
+    Exiting,
+}
+
+#[derive(Debug, Default)]
+struct ChannelState {
+    memory: VecDeque<Message>,
+    in_flight: InFlightQueue,
+    deferred: DeferredQueue,
+    clients: BTreeMap<u64, ClientRef>,
+    paused: bool,
+    exiting: bool,
+}
+
+/// A snapshot of a channel's numbers for `/stats`.
+#[derive(Debug, Clone)]
+pub struct ChannelSnapshot {
+    /// Channel name.
+    pub name: String,
+    /// Messages waiting in memory.
+    pub depth: u64,
+    /// Messages in flight.
+    pub in_flight_count: u64,
+    /// Messages deferred.
+    pub deferred_count: u64,
+    /// Messages ever put on the channel.
+    pub message_count: u64,
+    /// REQs, counted per message.
+    pub requeue_count: u64,
+    /// Timeouts.
+    pub timeout_count: u64,
+    /// Whether it is paused.
+    pub paused: bool,
+    /// Subscribed clients.
+    pub clients: Vec<ClientRef>,
+}
+
+/// One channel of a topic.
+#[derive(Debug)]
+pub struct Channel {
+    /// The channel's name.
+    pub name: String,
+    /// The topic it belongs to.
+    pub topic_name: String,
+    /// `#ephemeral` channels drop overflow and vanish with their last client.
+    pub ephemeral: bool,
+    mem_queue_size: usize,
+    max_consumers: i64,
+    state: Mutex<ChannelState>,
+    /// Wakes one waiting client pump when messages arrive.
+    pub new_messages: Notify,
+    message_count: AtomicU64,
+    requeue_count: AtomicU64,
+    timeout_count: AtomicU64,
+}
+
+impl Channel {
+    /// A new, empty channel.
+    pub fn new(topic_name: &str, name: &str, mem_queue_size: i64, max_consumers: i64) -> Self {
+        Channel {
+            name: name.to_string(),
+            topic_name: topic_name.to_string(),
+            ephemeral: names::is_ephemeral(name),
+            mem_queue_size: usize::try_from(mem_queue_size).unwrap_or(0),
+            max_consumers,
+            state: Mutex::new(ChannelState::default()),
+            new_messages: Notify::new(),
+            message_count: AtomicU64::new(0),
+            requeue_count: AtomicU64::new(0),
+            timeout_count: AtomicU64::new(0),
+        }
+    }
+
+    /// How many new messages the memory queue can still take (ephemeral channels drop the
+    /// rest instead, so they always have room).
+    pub fn room(&self) -> usize {
+        if self.ephemeral {
+            return usize::MAX;
+        }
+        self.mem_queue_size
+            .saturating_sub(self.state.lock().memory.len())
+    }
+
+    /// Puts new messages from the topic, each a new delivery for this channel. The
+    /// caller checked [`Channel::room`]; an ephemeral channel drops what does not fit.
+    pub fn put_messages(&self, messages: impl IntoIterator<Item = Message>) {
+        let mut count = 0u64;
+        {
+            let mut state = self.state.lock();
+            for message in messages {
+                count += 1;
+                if self.ephemeral && state.memory.len() >= self.mem_queue_size {
+                    continue;
+                }
+                state.memory.push_back(message);
+            }
+        }
+        self.message_count.fetch_add(count, Ordering::Relaxed);
+        self.new_messages.notify_one();
+    }
+
+    /// Puts a message from the topic that must wait `defer_ms` first.
+    pub fn put_deferred(&self, message: Message, due_ns: i64) {
+        self.message_count.fetch_add(1, Ordering::Relaxed);
+        // An id collision is impossible for a fresh message: ids are unique per topic.
+        let _ = self.state.lock().deferred.push(message, due_ns);
+    }
+
+    /// Hands up to `max` messages to `client`, recording them as in flight until
+    /// `now_ns + msg_timeout_ns`. `keep` decides sampling: a message it rejects is
+    /// consumed and dropped, as Go does. Returns the messages to send.
+    pub fn take_for_client(
+        &self,
+        client: &ClientRef,
+        max: usize,
+        now_ns: i64,
+        msg_timeout_ns: i64,
+        mut keep: impl FnMut() -> bool,
+        out: &mut Vec<Message>,
+    ) {
+        let more_left = {
+            let mut state = self.state.lock();
+            if state.paused {
+                return;
+            }
+            while out.len() < max {
+                let Some(mut message) = state.memory.pop_front() else {
+                    break;
+                };
+                if !keep() {
+                    continue;
+                }
+                message.attempts = message.attempts.saturating_add(1);
+                let deadline = now_ns.saturating_add(msg_timeout_ns);
+                if state
+                    .in_flight
+                    .push(message.clone(), client.id, now_ns, deadline)
+                    .is_err()
+                {
+                    continue;
+                }
+                out.push(message);
+            }
+            !state.memory.is_empty()
+        };
+        client.sent_messages(out.len() as u64);
+        if more_left {
+            // Another ready client may take what this one had no room for.
+            self.new_messages.notify_one();
+        }
+    }
+
+    /// FIN: the client is done with the message.
+    pub fn finish(&self, client_id: u64, id: &MessageId) -> Result<InFlight, InFlightError> {
+        self.state.lock().in_flight.remove(id, client_id)
+    }
+
+    /// REQ: back to the queue now (`delay_ns == 0`) or after `delay_ns`.
+    pub fn requeue(
+        &self,
+        client_id: u64,
+        id: &MessageId,
+        now_ns: i64,
+        delay_ns: i64,
+    ) -> Result<(), InFlightError> {
+        let mut state = self.state.lock();
+        let entry = state.in_flight.remove(id, client_id)?;
+        self.requeue_count.fetch_add(1, Ordering::Relaxed);
+        if delay_ns <= 0 {
+            state.memory.push_back(entry.message);
+            drop(state);
+            self.new_messages.notify_one();
+        } else {
+            let _ = state.deferred.push(entry.message, now_ns.saturating_add(delay_ns));
+        }
+        Ok(())
+    }
+
+    /// TOUCH: restarts the message's timeout, never past delivery + `max_msg_timeout_ns`.
+    pub fn touch(
+        &self,
+        client_id: u64,
+        id: &MessageId,
+        now_ns: i64,
+        msg_timeout_ns: i64,
+        max_msg_timeout_ns: i64,
+    ) -> Result<(), InFlightError> {
+        self.state.lock().in_flight.reschedule(id, client_id, |entry| {
+            let wanted = now_ns.saturating_add(msg_timeout_ns);
+            let cap = entry.delivered_ns.saturating_add(max_msg_timeout_ns);
+            if wanted - entry.delivered_ns >= max_msg_timeout_ns {
+                cap
+            } else {
+                wanted
+            }
+        })
+    }
+
+    /// Queue scan work: times out expired in-flight messages (back to the queue, the
+    /// owning client gets its slot back). Returns whether anything was due.
+    pub fn process_in_flight(&self, now_ns: i64) -> bool {
+        let mut expired = Vec::new();
+        let mut state = self.state.lock();
+        while let Some(entry) = state.in_flight.pop_expired(now_ns) {
+            expired.push(entry);
+        }
+        if expired.is_empty() {
+            return false;
+        }
+        let owners: Vec<ClientRef> = expired
+            .iter()
+            .filter_map(|e| state.clients.get(&e.client_id).cloned())
+            .collect();
+        self.timeout_count
+            .fetch_add(expired.len() as u64, Ordering::Relaxed);
+        for entry in expired {
+            state.memory.push_back(entry.message);
+        }
+        drop(state);
+        for owner in owners {
+            owner.in_flight_done();
+        }
+        self.new_messages.notify_one();
+        true
+    }
+
+    /// Queue scan work: moves due deferred messages to the queue. Returns whether any was due.
+    pub fn process_deferred(&self, now_ns: i64) -> bool {
+        let mut state = self.state.lock();
+        let mut moved = false;
+        while let Some(message) = state.deferred.pop_due(now_ns) {
+            state.memory.push_back(message);
+            moved = true;
+        }
+        drop(state);
+        if moved {
+            self.new_messages.notify_one();
+        }
+        moved
+    }
+
+    /// Subscribes a client.
+    pub fn add_client(&self, client: ClientRef) -> Result<(), ChannelError> {
+        let mut state = self.state.lock();
+        if state.exiting {
+            return Err(ChannelError::Exiting);
+        }
+        if state.clients.contains_key(&client.id) {
+            return Ok(());
+        }
+        if self.max_consumers > 0 && state.clients.len() as i64 >= self.max_consumers {
+            return Err(ChannelError::TooManyConsumers {
+                topic: self.topic_name.clone(),
+                channel: self.name.clone(),
+                limit: self.max_consumers,
+            });
+        }
+        state.clients.insert(client.id, client);
+        Ok(())
+    }
+
+    /// Unsubscribes a client. Returns true when an ephemeral channel just lost its last
+    /// client and must now be deleted. Its in-flight messages stay until they time out.
+    pub fn remove_client(&self, client_id: u64) -> bool {
+        let mut state = self.state.lock();
+        if state.clients.remove(&client_id).is_none() {
+            return false;
+        }
+        if self.ephemeral && state.clients.is_empty() && !state.exiting {
+            state.exiting = true;
+            return true;
+        }
+        false
+    }
+
+    /// Whether the channel is being deleted.
+    pub fn is_exiting(&self) -> bool {
+        self.state.lock().exiting
+    }
+
+    /// Marks the channel deleted and closes its clients' connections.
+    pub fn close(&self) {
+        let clients: Vec<ClientRef> = {
+            let mut state = self.state.lock();
+            state.exiting = true;
+            state.clients.values().cloned().collect()
+        };
+        for client in clients {
+            client.close.cancel();
+        }
+    }
+
+    /// Pauses or unpauses delivery.
+    pub fn set_paused(&self, paused: bool) {
+        let clients: Vec<ClientRef> = {
+            let mut state = self.state.lock();
+            state.paused = paused;
+            state.clients.values().cloned().collect()
+        };
+        for client in clients {
+            client.ready_changed.notify_one();
+        }
+    }
+
+    /// Whether delivery is paused.
+    pub fn is_paused(&self) -> bool {
+        self.state.lock().paused
+    }
+
+    /// Drops every queued, in-flight and deferred message.
+    pub fn empty(&self) {
+        let clients: Vec<ClientRef> = {
+            let mut state = self.state.lock();
+            state.memory.clear();
+            state.in_flight.drain();
+            state.deferred.drain();
+            state.clients.values().cloned().collect()
+        };
+        for client in clients {
+            client.in_flight_cleared();
+        }
+    }
+
+    /// Numbers for `/stats`.
+    pub fn snapshot(&self) -> ChannelSnapshot {
+        let state = self.state.lock();
+        ChannelSnapshot {
+            name: self.name.clone(),
+            depth: state.memory.len() as u64,
+            in_flight_count: state.in_flight.len() as u64,
+            deferred_count: state.deferred.len() as u64,
+            message_count: self.message_count.load(Ordering::Relaxed),
+            requeue_count: self.requeue_count.load(Ordering::Relaxed),
+            timeout_count: self.timeout_count.load(Ordering::Relaxed),
+            paused: state.paused,
+            clients: state.clients.values().cloned().collect(),
+        }
+    }
+}
+
+/// A handle to a channel.
+pub type ChannelRef = Arc<Channel>;

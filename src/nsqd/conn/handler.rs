@@ -1,0 +1,167 @@
+//! Executes parsed V2 commands against the daemon, with Go's results and errors.
+
+use bytes::Bytes;
+
+use super::{millis, Reader, ToPump};
+use crate::protocol::{identify, ClientState, Command, ErrorCode, MessageId, ProtocolError};
+
+type Outcome = Result<Option<Bytes>, ProtocolError>;
+
+/// Runs `command` for the connection; `Ok(Some)` is a response frame to send.
+pub(super) async fn handle(reader: &mut Reader, command: Command) -> Outcome {
+    match command {
+        Command::Nop => Ok(None),
+        Command::Identify { body } => identify(reader, &body).await,
+        Command::Auth { .. } => Err(ProtocolError::new(ErrorCode::AuthDisabled, "AUTH disabled")),
+        Command::Sub { topic, channel } => subscribe(reader, &topic, &channel).await,
+        Command::Rdy { count } => {
+            // RDY after CLS is ignored, as Go does.
+            if reader.client.state() != ClientState::Closing {
+                reader.client.set_ready_count(count);
+            }
+            Ok(None)
+        }
+        Command::Fin { id } => finish(reader, &id),
+        Command::Req { id, timeout_ms } => requeue(reader, &id, timeout_ms),
+        Command::Touch { id } => touch(reader, &id),
+        Command::Cls => {
+            reader.client.set_ready_count(0);
+            reader.client.set_state(ClientState::Closing);
+            Ok(Some(Reader::response(crate::protocol::frame::CLOSE_WAIT)))
+        }
+        Command::Pub { topic, body } => publish(reader, "PUB", &topic, &[body], 0),
+        Command::Mpub { topic, bodies } => publish(reader, "MPUB", &topic, &bodies, 0),
+        Command::Dpub {
+            topic,
+            defer_ms,
+            body,
+        } => publish(reader, "DPUB", &topic, &[body], defer_ms),
+    }
+}
+
+async fn identify(reader: &mut Reader, body: &[u8]) -> Outcome {
+    let limits = reader.nsqd.identify_limits();
+    let negotiated = identify::negotiate(body, &limits)?;
+    {
+        let peer_ip = reader.client.remote_addr.ip().to_string();
+        let mut settings = reader.client.settings.lock();
+        settings.client_id = negotiated.client_id.clone().unwrap_or_else(|| peer_ip.clone());
+        settings.hostname = negotiated.hostname.clone().unwrap_or(peer_ip);
+        settings.user_agent = negotiated.user_agent.clone();
+        settings.heartbeat_interval_ms = negotiated.heartbeat_interval_ms;
+        settings.output_buffer_size = negotiated.output_buffer_size;
+        settings.output_buffer_timeout_ms = negotiated.output_buffer_timeout_ms;
+        settings.sample_rate = negotiated.sample_rate;
+        settings.msg_timeout_ms = negotiated.msg_timeout_ms;
+    }
+    tracing::info!(client = reader.client.id, user_agent = %negotiated.user_agent, "IDENTIFY");
+    if !reader.send(ToPump::SettingsChanged).await {
+        return Ok(None);
+    }
+    if !negotiated.feature_negotiation {
+        return Ok(Some(Reader::response(crate::protocol::frame::OK)));
+    }
+    let json = identify::response_json(&negotiated, &limits, super::super::options::VERSION);
+    Ok(Some(Reader::response(&json)))
+}
+
+async fn subscribe(reader: &mut Reader, topic_name: &str, channel_name: &str) -> Outcome {
+    // An ephemeral topic or channel may be deleting itself right now: retry once, as Go does.
+    for attempt in 1.. {
+        let topic = reader.nsqd.get_or_create_topic(topic_name);
+        let channel = match topic.get_or_create_channel(channel_name, reader.nsqd.now_ns()) {
+            Ok(channel) => channel,
+            Err(_) if attempt < 2 => {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
+            Err(_) => return Err(sub_failed("failed to deleted topic/channel")),
+        };
+        channel
+            .add_client(reader.client.clone())
+            .map_err(|e| sub_failed(&e.to_string()))?;
+        if channel.is_exiting() || topic.is_exiting() {
+            channel.remove_client(reader.client.id);
+            if attempt < 2 {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
+            return Err(sub_failed("failed to deleted topic/channel"));
+        }
+        reader.client.set_state(ClientState::Subscribed);
+        reader.subscription = Some((topic.clone(), channel.clone()));
+        if !reader.send(ToPump::Subscribed(topic, channel)).await {
+            return Ok(None);
+        }
+        return Ok(Some(Reader::response(crate::protocol::frame::OK)));
+    }
+    Err(sub_failed("failed to deleted topic/channel"))
+}
+
+fn sub_failed(why: &str) -> ProtocolError {
+    ProtocolError::new(ErrorCode::SubFailed, format!("SUB failed {why}"))
+}
+
+fn finish(reader: &mut Reader, id: &MessageId) -> Outcome {
+    let Some((_, channel)) = &reader.subscription else {
+        return Err(not_in_flight(ErrorCode::FinFailed, "FIN", id));
+    };
+    channel
+        .finish(reader.client.id, id)
+        .map_err(|e| ProtocolError::new(ErrorCode::FinFailed, format!("FIN {id} failed {e}")))?;
+    reader
+        .client
+        .finish_count
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    reader.client.in_flight_done();
+    Ok(None)
+}
+
+fn requeue(reader: &mut Reader, id: &MessageId, timeout_ms: i64) -> Outcome {
+    let Some((_, channel)) = &reader.subscription else {
+        return Err(not_in_flight(ErrorCode::ReqFailed, "REQ", id));
+    };
+    let now = reader.nsqd.now_ns();
+    channel
+        .requeue(reader.client.id, id, now, timeout_ms.saturating_mul(1_000_000))
+        .map_err(|e| ProtocolError::new(ErrorCode::ReqFailed, format!("REQ {id} failed {e}")))?;
+    reader
+        .client
+        .requeue_count
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    reader.client.in_flight_done();
+    Ok(None)
+}
+
+fn touch(reader: &mut Reader, id: &MessageId) -> Outcome {
+    let Some((_, channel)) = &reader.subscription else {
+        return Err(not_in_flight(ErrorCode::TouchFailed, "TOUCH", id));
+    };
+    let msg_timeout_ns = reader.client.settings.lock().msg_timeout_ms.saturating_mul(1_000_000);
+    let max_ns = millis(reader.nsqd.opts.max_msg_timeout).saturating_mul(1_000_000);
+    channel
+        .touch(reader.client.id, id, reader.nsqd.now_ns(), msg_timeout_ns, max_ns)
+        .map_err(|e| ProtocolError::new(ErrorCode::TouchFailed, format!("TOUCH {id} failed {e}")))?;
+    Ok(None)
+}
+
+fn not_in_flight(code: ErrorCode, name: &str, id: &MessageId) -> ProtocolError {
+    ProtocolError::new(code, format!("{name} {id} failed ID not in flight"))
+}
+
+fn publish(reader: &mut Reader, name: &str, topic_name: &str, bodies: &[Bytes], defer_ms: i64) -> Outcome {
+    let topic = reader.nsqd.get_or_create_topic(topic_name);
+    let now = reader.nsqd.now_ns();
+    topic
+        .publish(bodies, now, defer_ms.saturating_mul(1_000_000))
+        .map_err(|e| {
+            let code = match name {
+                "MPUB" => ErrorCode::MpubFailed,
+                "DPUB" => ErrorCode::DpubFailed,
+                _ => ErrorCode::PubFailed,
+            };
+            ProtocolError::new(code, format!("{name} failed {e}"))
+        })?;
+    reader.client.published(topic_name, bodies.len() as u64);
+    Ok(Some(Reader::response(crate::protocol::frame::OK)))
+}

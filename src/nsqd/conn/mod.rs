@@ -1,0 +1,273 @@
+//! One V2 client connection: the magic, then a command reader and a message pump running
+//! side by side.
+//!
+//! The reader (this file) parses commands and executes them ([`handler`]); everything it
+//! wants written goes in order through a bounded queue to the pump ([`pump`]), which owns
+//! the write half, interleaves responses with messages under RDY, and flushes when
+//! nothing more is ready.
+
+mod handler;
+mod pump;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf};
+use tokio::sync::mpsc;
+
+use super::channel::ChannelRef;
+use super::client::{ClientRef, ClientSettings, ClientShared};
+use super::topic::TopicRef;
+use super::NsqdInner;
+use crate::env::BoxStream;
+use crate::protocol::{self, frame, Decoded, FrameType, ParseContext, ParseError, ProtocolError};
+
+/// Bytes asked of the socket per read at least.
+const READ_CHUNK_BYTES: usize = 64 * 1024;
+/// Frames the reader may queue for the pump before it waits (back-pressure on a client
+/// that pipelines commands but never reads answers).
+const PUMP_QUEUE_DEPTH: usize = 256;
+
+/// What the reader asks the pump to do, in order.
+pub(crate) enum ToPump {
+    /// Write this frame and flush.
+    Frame(Bytes),
+    /// Write this error frame, flush and close the connection.
+    Fatal(Bytes),
+    /// The client subscribed: start delivering from this channel.
+    Subscribed(TopicRef, ChannelRef),
+    /// IDENTIFY changed the settings (heartbeat, buffering, sampling, msg timeout).
+    SettingsChanged,
+}
+
+/// Serves one accepted connection until it closes.
+pub(crate) async fn serve(nsqd: Arc<NsqdInner>, mut stream: BoxStream, peer: SocketAddr) {
+    let mut magic = [0u8; 4];
+    let read = tokio::time::timeout(nsqd.opts.client_timeout, stream.read_exact(&mut magic)).await;
+    if !matches!(read, Ok(Ok(_))) {
+        return;
+    }
+    if &magic != protocol::frame::MAGIC_V2 {
+        tracing::warn!(%peer, magic = ?magic, "bad protocol magic");
+        let mut out = BytesMut::new();
+        frame::write_error(&mut out, &ProtocolError::new(protocol::ErrorCode::BadProtocol, ""));
+        let _ = stream.write_all(&out).await;
+        let _ = stream.shutdown().await;
+        return;
+    }
+    let client = Arc::new(ClientShared::new(
+        nsqd.next_client_id(),
+        peer,
+        nsqd.now_ns() / 1_000_000_000,
+        default_settings(&nsqd, peer),
+    ));
+    tracing::info!(client = client.id, %peer, "new V2 client");
+    nsqd.add_client(client.clone());
+    let (read_half, write_half) = tokio::io::split(stream);
+    let (tx, rx) = mpsc::channel(PUMP_QUEUE_DEPTH);
+    let pump = nsqd
+        .tasks
+        .spawn(pump::run(nsqd.clone(), client.clone(), write_half, rx));
+    let mut reader = Reader {
+        nsqd: nsqd.clone(),
+        client: client.clone(),
+        to_pump: tx,
+        subscription: None,
+    };
+    reader.run(read_half).await;
+    let subscription = reader.subscription.take();
+    drop(reader);
+    let _ = pump.await;
+    if let Some((topic, channel)) = subscription {
+        unsubscribe(&nsqd, &client, &topic, &channel);
+    }
+    nsqd.remove_client(client.id);
+    tracing::info!(client = client.id, %peer, "client closed");
+}
+
+/// Removes the client from its channel, deleting an ephemeral channel (and topic) left empty.
+fn unsubscribe(nsqd: &NsqdInner, client: &ClientShared, topic: &TopicRef, channel: &ChannelRef) {
+    if channel.remove_client(client.id) && topic.delete_channel(&channel.name) {
+        topic.close();
+        nsqd.remove_topic(topic);
+    }
+}
+
+/// The settings a client has before (or without) IDENTIFY.
+fn default_settings(nsqd: &NsqdInner, peer: SocketAddr) -> ClientSettings {
+    let opts = &nsqd.opts;
+    ClientSettings {
+        client_id: peer.ip().to_string(),
+        hostname: peer.ip().to_string(),
+        user_agent: String::new(),
+        heartbeat_interval_ms: millis(opts.client_timeout) / 2,
+        output_buffer_size: 16 * 1024,
+        output_buffer_timeout_ms: millis(opts.output_buffer_timeout),
+        sample_rate: 0,
+        msg_timeout_ms: millis(opts.msg_timeout),
+    }
+}
+
+/// A duration in whole milliseconds as Go's int64 arithmetic gives it.
+pub(crate) fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// The command side of a connection.
+struct Reader {
+    nsqd: Arc<NsqdInner>,
+    client: ClientRef,
+    to_pump: mpsc::Sender<ToPump>,
+    subscription: Option<(TopicRef, ChannelRef)>,
+}
+
+impl Reader {
+    async fn run(&mut self, mut read_half: ReadHalf<BoxStream>) {
+        let limits = self.nsqd.limits();
+        let mut buf = BytesMut::with_capacity(READ_CHUNK_BYTES);
+        loop {
+            let heartbeat_ms = self.client.settings.lock().heartbeat_interval_ms;
+            let ctx = ParseContext {
+                state: self.client.state(),
+                limits: &limits,
+                heartbeats_enabled: heartbeat_ms > 0,
+                tls_pending: false,
+            };
+            match protocol::decode(&mut buf, &ctx) {
+                Ok(Decoded::Complete(command)) => {
+                    if !self.execute(command).await {
+                        return;
+                    }
+                }
+                Ok(Decoded::Incomplete { needed }) => {
+                    let want = needed.max(buf.len() + READ_CHUNK_BYTES);
+                    buf.reserve(want - buf.len());
+                    if !self.read_more(&mut read_half, &mut buf, heartbeat_ms).await {
+                        return;
+                    }
+                }
+                Err(failure) => {
+                    self.parse_failed(failure).await;
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Reads more bytes, within the read deadline (2 x heartbeat) when heartbeats are on.
+    /// False when the connection is done (EOF, error, deadline, close requested).
+    async fn read_more(
+        &self,
+        read_half: &mut ReadHalf<BoxStream>,
+        buf: &mut BytesMut,
+        heartbeat_ms: i64,
+    ) -> bool {
+        let read = read_half.read_buf(buf);
+        let deadline = async {
+            if heartbeat_ms > 0 {
+                let ms = u64::try_from(heartbeat_ms.saturating_mul(2)).unwrap_or(u64::MAX);
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::select! {
+            biased;
+            _ = self.client.close.cancelled() => false,
+            result = read => match result {
+                Ok(0) => false,
+                Ok(_) => true,
+                Err(error) => {
+                    tracing::debug!(client = self.client.id, %error, "read failed");
+                    false
+                }
+            },
+            _ = deadline => {
+                tracing::info!(client = self.client.id, "read deadline passed; closing");
+                false
+            }
+        }
+    }
+
+    /// Runs one command; false when the connection must close.
+    async fn execute(&mut self, command: protocol::Command) -> bool {
+        match handler::handle(self, command).await {
+            Ok(None) => true,
+            Ok(Some(response)) => self.send(ToPump::Frame(response)).await,
+            Err(error) => self.send_error(&error).await,
+        }
+    }
+
+    async fn parse_failed(&mut self, failure: ParseError) {
+        if let Some(topic) = &failure.mpub_topic {
+            self.nsqd.get_or_create_topic(topic);
+        }
+        if failure.close_silently {
+            tracing::warn!(client = self.client.id, "command line too long; closing");
+            return;
+        }
+        self.send_error(&failure.error).await;
+    }
+
+    /// Sends an error frame; fatal errors close the connection. False when closing.
+    async fn send_error(&self, error: &ProtocolError) -> bool {
+        tracing::warn!(client = self.client.id, error = %error.text(), "client error");
+        let mut out = BytesMut::new();
+        frame::write_error(&mut out, error);
+        if error.is_fatal() {
+            let _ = self.to_pump.send(ToPump::Fatal(out.freeze())).await;
+            return false;
+        }
+        self.send(ToPump::Frame(out.freeze())).await
+    }
+
+    async fn send(&self, what: ToPump) -> bool {
+        self.to_pump.send(what).await.is_ok()
+    }
+
+    fn response(data: &[u8]) -> Bytes {
+        let mut out = BytesMut::with_capacity(8 + data.len());
+        frame::write_frame(&mut out, FrameType::Response, data);
+        out.freeze()
+    }
+}
+
+impl NsqdInner {
+    /// The sizes the command parser checks before reading anything.
+    pub(crate) fn limits(&self) -> protocol::Limits {
+        protocol::Limits {
+            max_body_size: self.opts.max_body_size,
+            max_msg_size: self.opts.max_msg_size,
+            max_rdy_count: self.opts.max_rdy_count,
+            max_req_timeout_ms: millis(self.opts.max_req_timeout),
+        }
+    }
+}
+
+impl NsqdInner {
+    /// What IDENTIFY may ask for, from the options.
+    pub(crate) fn identify_limits(&self) -> protocol::identify::IdentifyLimits {
+        let opts = &self.opts;
+        protocol::identify::IdentifyLimits {
+            default_heartbeat_interval_ms: millis(opts.client_timeout) / 2,
+            max_heartbeat_interval_ms: millis(opts.max_heartbeat_interval),
+            default_output_buffer_size: 16 * 1024,
+            max_output_buffer_size: opts.max_output_buffer_size,
+            default_output_buffer_timeout_ms: millis(opts.output_buffer_timeout),
+            min_output_buffer_timeout_ms: millis(opts.min_output_buffer_timeout),
+            max_output_buffer_timeout_ms: millis(opts.max_output_buffer_timeout),
+            default_msg_timeout_ms: millis(opts.msg_timeout),
+            max_msg_timeout_ms: millis(opts.max_msg_timeout),
+            max_rdy_count: opts.max_rdy_count,
+            // TLS, snappy, deflate and AUTH arrive with a later issue: until then they are
+            // answered as not available.
+            tls_available: false,
+            snappy_enabled: opts.snappy,
+            deflate_enabled: opts.deflate,
+            max_deflate_level: opts.max_deflate_level,
+            auth_required: false,
+        }
+    }
+}

@@ -1,0 +1,300 @@
+//! The `/stats` JSON shapes, field for field and in Go's order (nsq-reference §2.3).
+
+use std::sync::atomic::Ordering;
+
+use serde::Serialize;
+
+use super::channel::ChannelSnapshot;
+use super::client::ClientShared;
+use super::options::VERSION;
+use super::topic::TopicSnapshot;
+use super::NsqdInner;
+
+/// The whole `/stats?format=json` answer.
+#[derive(Debug, Serialize)]
+pub struct Stats {
+    /// nsqd's version.
+    pub version: &'static str,
+    /// "OK" or the health error.
+    pub health: String,
+    /// Unix seconds at start.
+    pub start_time: i64,
+    /// Topics (null when a filter matched nothing, as Go's nil slice).
+    pub topics: Option<Vec<TopicStats>>,
+    /// Go runtime memory numbers; omitted with `include_mem=false`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory: Option<MemoryStats>,
+    /// Clients that published (null with `include_clients=false`).
+    pub producers: Option<Vec<ClientStats>>,
+}
+
+/// Go's runtime memory block. Rust has no garbage collector and no equivalent numbers:
+/// every field is reported as 0 so parsers of Go's shape keep working.
+#[derive(Debug, Default, Serialize)]
+pub struct MemoryStats {
+    /// Go: live heap objects.
+    pub heap_objects: u64,
+    /// Go: idle heap bytes.
+    pub heap_idle_bytes: u64,
+    /// Go: heap bytes in use.
+    pub heap_in_use_bytes: u64,
+    /// Go: heap bytes released to the OS.
+    pub heap_released_bytes: u64,
+    /// Go: GC pause percentile.
+    pub gc_pause_usec_100: u64,
+    /// Go: GC pause percentile.
+    pub gc_pause_usec_99: u64,
+    /// Go: GC pause percentile.
+    pub gc_pause_usec_95: u64,
+    /// Go: next GC target.
+    pub next_gc_bytes: u64,
+    /// Go: GC runs.
+    pub gc_total_runs: u64,
+}
+
+/// One topic.
+#[derive(Debug, Serialize)]
+pub struct TopicStats {
+    /// Name.
+    pub topic_name: String,
+    /// Its channels, by name.
+    pub channels: Vec<ChannelStats>,
+    /// Messages held in memory plus on disk.
+    pub depth: u64,
+    /// Messages on disk.
+    pub backend_depth: u64,
+    /// Messages published.
+    pub message_count: u64,
+    /// Bytes published.
+    pub message_bytes: u64,
+    /// Paused?
+    pub paused: bool,
+    /// End-to-end latency (empty until percentiles are configurable).
+    pub e2e_processing_latency: E2eLatency,
+}
+
+/// One channel.
+#[derive(Debug, Serialize)]
+pub struct ChannelStats {
+    /// Name.
+    pub channel_name: String,
+    /// Messages waiting in memory plus on disk.
+    pub depth: u64,
+    /// Messages on disk.
+    pub backend_depth: u64,
+    /// Messages in flight.
+    pub in_flight_count: u64,
+    /// Messages deferred.
+    pub deferred_count: u64,
+    /// Messages put on the channel.
+    pub message_count: u64,
+    /// REQs.
+    pub requeue_count: u64,
+    /// Timeouts.
+    pub timeout_count: u64,
+    /// Subscribed clients.
+    pub client_count: u64,
+    /// The clients (null with `include_clients=false`).
+    pub clients: Option<Vec<ClientStats>>,
+    /// Paused?
+    pub paused: bool,
+    /// End-to-end latency.
+    pub e2e_processing_latency: E2eLatency,
+}
+
+/// Go's e2e latency block: `{"count":0,"percentiles":null}` when not configured.
+#[derive(Debug, Default, Serialize)]
+pub struct E2eLatency {
+    /// Samples.
+    pub count: u64,
+    /// Quantiles, or null.
+    pub percentiles: Option<Vec<Percentile>>,
+}
+
+/// One quantile.
+#[derive(Debug, Serialize)]
+pub struct Percentile {
+    /// e.g. 0.99.
+    pub quantile: f64,
+    /// Nanoseconds.
+    pub value: i64,
+}
+
+/// One client.
+#[derive(Debug, Serialize)]
+pub struct ClientStats {
+    /// IDENTIFY client_id.
+    pub client_id: String,
+    /// IDENTIFY hostname.
+    pub hostname: String,
+    /// Always "V2".
+    pub version: &'static str,
+    /// ip:port.
+    pub remote_address: String,
+    /// Protocol state number.
+    pub state: u8,
+    /// RDY.
+    pub ready_count: i64,
+    /// In flight.
+    pub in_flight_count: i64,
+    /// Messages sent.
+    pub message_count: u64,
+    /// FINs.
+    pub finish_count: u64,
+    /// REQs.
+    pub requeue_count: u64,
+    /// Unix seconds.
+    pub connect_ts: i64,
+    /// Sampling rate.
+    pub sample_rate: i64,
+    /// Deflate on?
+    pub deflate: bool,
+    /// Snappy on?
+    pub snappy: bool,
+    /// IDENTIFY user_agent.
+    pub user_agent: String,
+    /// Messages published per topic (omitted when none).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pub_counts: Vec<PubCount>,
+    /// TLS on?
+    pub tls: bool,
+    /// TLS cipher suite.
+    pub tls_cipher_suite: String,
+    /// TLS version.
+    pub tls_version: String,
+    /// ALPN protocol.
+    pub tls_negotiated_protocol: String,
+    /// ALPN mutual?
+    pub tls_negotiated_protocol_is_mutual: bool,
+}
+
+/// Messages a client published to one topic.
+#[derive(Debug, Serialize)]
+pub struct PubCount {
+    /// Topic.
+    pub topic: String,
+    /// Messages.
+    pub count: u64,
+}
+
+/// What `/stats` was asked for.
+#[derive(Debug, Clone, Default)]
+pub struct StatsFilter {
+    /// Only this topic.
+    pub topic: Option<String>,
+    /// Only this channel (with `topic`).
+    pub channel: Option<String>,
+    /// Include client lists and producers.
+    pub include_clients: bool,
+    /// Include the memory block.
+    pub include_mem: bool,
+}
+
+impl NsqdInner {
+    /// Builds the `/stats` answer.
+    pub(crate) fn stats(&self, filter: &StatsFilter) -> Stats {
+        let mut topics: Vec<TopicStats> = self
+            .topics()
+            .iter()
+            .filter(|t| filter.topic.as_deref().is_none_or(|name| name == t.name))
+            .map(|t| topic_stats(t.snapshot(), filter))
+            .collect();
+        if let Some(channel) = &filter.channel {
+            for topic in &mut topics {
+                topic.channels.retain(|c| &c.channel_name == channel);
+            }
+        }
+        let topics = if topics.is_empty() && filter.topic.is_some() {
+            None
+        } else {
+            Some(topics)
+        };
+        let producers = filter.include_clients.then(|| {
+            self.clients()
+                .iter()
+                .filter(|c| !c.pub_counts.lock().is_empty())
+                .map(|c| client_stats(c))
+                .collect()
+        });
+        Stats {
+            version: VERSION,
+            health: "OK".into(),
+            start_time: self.start_time,
+            topics,
+            memory: filter.include_mem.then(MemoryStats::default),
+            producers,
+        }
+    }
+}
+
+fn topic_stats(topic: TopicSnapshot, filter: &StatsFilter) -> TopicStats {
+    TopicStats {
+        topic_name: topic.name,
+        channels: topic
+            .channels
+            .iter()
+            .map(|c| channel_stats(c.snapshot(), filter))
+            .collect(),
+        depth: topic.depth,
+        backend_depth: 0,
+        message_count: topic.message_count,
+        message_bytes: topic.message_bytes,
+        paused: topic.paused,
+        e2e_processing_latency: E2eLatency::default(),
+    }
+}
+
+fn channel_stats(channel: ChannelSnapshot, filter: &StatsFilter) -> ChannelStats {
+    ChannelStats {
+        channel_name: channel.name,
+        depth: channel.depth,
+        backend_depth: 0,
+        in_flight_count: channel.in_flight_count,
+        deferred_count: channel.deferred_count,
+        message_count: channel.message_count,
+        requeue_count: channel.requeue_count,
+        timeout_count: channel.timeout_count,
+        client_count: channel.clients.len() as u64,
+        clients: filter
+            .include_clients
+            .then(|| channel.clients.iter().map(|c| client_stats(c)).collect()),
+        paused: channel.paused,
+        e2e_processing_latency: E2eLatency::default(),
+    }
+}
+
+fn client_stats(client: &ClientShared) -> ClientStats {
+    let settings = client.settings.lock().clone();
+    let pub_counts = client
+        .pub_counts
+        .lock()
+        .iter()
+        .map(|(topic, count)| PubCount {
+            topic: topic.clone(),
+            count: *count,
+        })
+        .collect();
+    ClientStats {
+        client_id: settings.client_id,
+        hostname: settings.hostname,
+        version: "V2",
+        remote_address: client.remote_addr.to_string(),
+        state: client.state() as u8,
+        ready_count: client.ready_count(),
+        in_flight_count: client.in_flight_count(),
+        message_count: client.message_count.load(Ordering::Relaxed),
+        finish_count: client.finish_count.load(Ordering::Relaxed),
+        requeue_count: client.requeue_count.load(Ordering::Relaxed),
+        connect_ts: client.connect_ts,
+        sample_rate: settings.sample_rate,
+        deflate: false,
+        snappy: false,
+        user_agent: settings.user_agent,
+        pub_counts,
+        tls: false,
+        tls_cipher_suite: String::new(),
+        tls_version: String::new(),
+        tls_negotiated_protocol: String::new(),
+        tls_negotiated_protocol_is_mutual: false,
+    }
+}

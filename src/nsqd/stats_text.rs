@@ -1,0 +1,190 @@
+//! `/stats` in Go's human text layout (the default format).
+
+use std::fmt::Write;
+use std::time::Duration;
+
+use super::stats::{ClientStats, E2eLatency, Stats};
+
+/// Renders `stats` as Go's `printStats` does; `now_ns` gives uptime and connection ages.
+pub(crate) fn render(stats: &Stats, now_ns: i64) -> String {
+    let now_s = now_ns / 1_000_000_000;
+    let mut w = String::new();
+    let _ = writeln!(w, "nsqd v{} (built w/rustc)", stats.version);
+    let start = std::time::UNIX_EPOCH + Duration::from_secs(stats.start_time.max(0) as u64);
+    let _ = writeln!(w, "start_time {}", humantime::format_rfc3339_seconds(start));
+    let uptime_ns = now_ns.saturating_sub(stats.start_time.saturating_mul(1_000_000_000));
+    let _ = writeln!(w, "uptime {}", go_duration(uptime_ns));
+    let _ = writeln!(w, "\nHealth: {}", stats.health);
+    if let Some(mem) = &stats.memory {
+        let _ = writeln!(w, "\nMemory:");
+        for (name, value) in [
+            ("heap_objects", mem.heap_objects),
+            ("heap_idle_bytes", mem.heap_idle_bytes),
+            ("heap_in_use_bytes", mem.heap_in_use_bytes),
+            ("heap_released_bytes", mem.heap_released_bytes),
+            ("gc_pause_usec_100", mem.gc_pause_usec_100),
+            ("gc_pause_usec_99", mem.gc_pause_usec_99),
+            ("gc_pause_usec_95", mem.gc_pause_usec_95),
+            ("next_gc_bytes", mem.next_gc_bytes),
+            ("gc_total_runs", mem.gc_total_runs),
+        ] {
+            let _ = writeln!(w, "   {name:<25}\t{value}");
+        }
+    }
+    let topics = stats.topics.as_deref().unwrap_or(&[]);
+    if topics.is_empty() {
+        let _ = writeln!(w, "\nTopics: None");
+    } else {
+        let _ = write!(w, "\nTopics:");
+    }
+    for topic in topics {
+        let prefix = if topic.paused { "*P " } else { "   " };
+        let _ = writeln!(
+            w,
+            "\n{prefix}[{:<15}] depth: {:<5} be-depth: {:<5} msgs: {:<8} e2e%: {}",
+            topic.topic_name,
+            topic.depth,
+            topic.backend_depth,
+            topic.message_count,
+            e2e(&topic.e2e_processing_latency)
+        );
+        for channel in &topic.channels {
+            let prefix = if channel.paused { "   *P " } else { "      " };
+            let _ = writeln!(
+                w,
+                "{prefix}[{:<25}] depth: {:<5} be-depth: {:<5} inflt: {:<4} def: {:<4} re-q: {:<5} timeout: {:<5} msgs: {:<8} e2e%: {}",
+                channel.channel_name,
+                channel.depth,
+                channel.backend_depth,
+                channel.in_flight_count,
+                channel.deferred_count,
+                channel.requeue_count,
+                channel.timeout_count,
+                channel.message_count,
+                e2e(&channel.e2e_processing_latency)
+            );
+            for client in channel.clients.as_deref().unwrap_or(&[]) {
+                let _ = writeln!(w, "        {}", client_line(client, now_s));
+            }
+        }
+    }
+    let producers = stats.producers.as_deref().unwrap_or(&[]);
+    if producers.is_empty() {
+        let _ = writeln!(w, "\nProducers: None");
+    } else {
+        let _ = writeln!(w, "\nProducers:");
+        for client in producers {
+            let _ = writeln!(w, "   {}", client_line(client, now_s));
+        }
+    }
+    w
+}
+
+fn e2e(latency: &E2eLatency) -> String {
+    let Some(percentiles) = &latency.percentiles else {
+        return String::new();
+    };
+    percentiles
+        .iter()
+        .map(|p| format!("{}%={}", p.quantile * 100.0, go_duration(p.value)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Go's `ClientStats.String()`.
+fn client_line(client: &ClientStats, now_s: i64) -> String {
+    let port = client
+        .remote_address
+        .rsplit_once(':')
+        .map(|(_, port)| port)
+        .unwrap_or("");
+    let mut identifier = format!("{}:{}", client.hostname, port);
+    if !client.user_agent.is_empty() {
+        identifier.push(' ');
+        identifier.push_str(&client.user_agent);
+    }
+    let connected = go_duration((now_s - client.connect_ts).max(0) * 1_000_000_000);
+    if !client.pub_counts.is_empty() {
+        let total: u64 = client.pub_counts.iter().map(|p| p.count).sum();
+        let topics: Vec<String> = client
+            .pub_counts
+            .iter()
+            .map(|p| format!("{}={}", p.topic, p.count))
+            .collect();
+        return format!(
+            "[{} {:<21}] msgs: {:<8} topics: {} connected: {}",
+            client.version,
+            identifier,
+            total,
+            topics.join(","),
+            connected
+        );
+    }
+    format!(
+        "[{} {:<21}] state: {} inflt: {:<4} rdy: {:<4} fin: {:<8} re-q: {:<8} msgs: {:<8} connected: {}",
+        client.version,
+        identifier,
+        client.state,
+        client.in_flight_count,
+        client.ready_count,
+        client.finish_count,
+        client.requeue_count,
+        client.message_count,
+        connected
+    )
+}
+
+/// Go's `time.Duration.String()`: `0s`, `1.5µs`, `752.445005ms`, `1m2.5s`, `2h0m0s`.
+pub(crate) fn go_duration(ns: i64) -> String {
+    if ns == 0 {
+        return "0s".into();
+    }
+    let negative = ns < 0;
+    let u = ns.unsigned_abs();
+    let sign = if negative { "-" } else { "" };
+    let fraction = |value: u64, unit: u64, digits: usize| -> String {
+        let whole = value / unit;
+        let rest = value % unit;
+        if rest == 0 {
+            return whole.to_string();
+        }
+        let frac = format!("{rest:0digits$}");
+        format!("{whole}.{}", frac.trim_end_matches('0'))
+    };
+    if u < 1_000 {
+        return format!("{sign}{u}ns");
+    }
+    if u < 1_000_000 {
+        return format!("{sign}{}µs", fraction(u, 1_000, 3));
+    }
+    if u < 1_000_000_000 {
+        return format!("{sign}{}ms", fraction(u, 1_000_000, 6));
+    }
+    let total_s = u / 1_000_000_000;
+    let sub_ns = u % 1_000_000_000;
+    let seconds = fraction((total_s % 60) * 1_000_000_000 + sub_ns, 1_000_000_000, 9);
+    let minutes = (total_s / 60) % 60;
+    let hours = total_s / 3600;
+    if hours > 0 {
+        format!("{sign}{hours}h{minutes}m{seconds}s")
+    } else if minutes > 0 {
+        format!("{sign}{minutes}m{seconds}s")
+    } else {
+        format!("{sign}{seconds}s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::go_duration;
+
+    #[test]
+    fn durations_print_like_go() {
+        assert_eq!(go_duration(0), "0s");
+        assert_eq!(go_duration(752_445_005), "752.445005ms");
+        assert_eq!(go_duration(1_500), "1.5µs");
+        assert_eq!(go_duration(62_500_000_000), "1m2.5s");
+        assert_eq!(go_duration(7_200_000_000_000), "2h0m0s");
+        assert_eq!(go_duration(5_000_000_000), "5s");
+    }
+}

@@ -1,0 +1,296 @@
+//! A topic: the stream producers publish to, copied to each of its channels.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+
+use super::channel::{Channel, ChannelRef};
+use crate::protocol::{names, GuidFactory, Message};
+
+/// Why a publish was refused; the text follows `PUB failed ` on the wire.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TopicError {
+    /// The topic is being deleted or nsqd is exiting.
+    #[error("exiting")]
+    Exiting,
+    /// Memory is full and there is no disk queue to overflow to yet.
+    #[error("memory queue full (mem-queue-size {0}) and no disk queue")]
+    QueueFull(usize),
+}
+
+/// A message waiting in the topic for a channel to take it, with its DPUB delay.
+#[derive(Debug, Clone)]
+struct Pending {
+    message: Message,
+    defer_ns: i64,
+}
+
+#[derive(Debug)]
+struct TopicState {
+    channels: BTreeMap<String, ChannelRef>,
+    /// Messages held while the topic has no channel or is paused.
+    pending: VecDeque<Pending>,
+    paused: bool,
+    exiting: bool,
+    guid: GuidFactory,
+}
+
+/// Numbers for `/stats`.
+#[derive(Debug, Clone)]
+pub struct TopicSnapshot {
+    /// Topic name.
+    pub name: String,
+    /// Messages held in the topic itself.
+    pub depth: u64,
+    /// Messages ever published.
+    pub message_count: u64,
+    /// Bytes ever published.
+    pub message_bytes: u64,
+    /// Whether it is paused.
+    pub paused: bool,
+    /// Its channels, by name.
+    pub channels: Vec<ChannelRef>,
+}
+
+/// One topic.
+#[derive(Debug)]
+pub struct Topic {
+    /// The topic's name.
+    pub name: String,
+    /// `#ephemeral` topics drop overflow and vanish with their last channel.
+    pub ephemeral: bool,
+    mem_queue_size: usize,
+    max_channel_consumers: i64,
+    state: Mutex<TopicState>,
+    message_count: AtomicU64,
+    message_bytes: AtomicU64,
+    /// Mirrors `!pending.is_empty()` so consumers can check it without the lock.
+    has_pending: AtomicBool,
+}
+
+impl Topic {
+    /// A new topic with no channels.
+    pub fn new(name: &str, node_id: i64, mem_queue_size: i64, max_channel_consumers: i64) -> Self {
+        Topic {
+            name: name.to_string(),
+            ephemeral: names::is_ephemeral(name),
+            mem_queue_size: usize::try_from(mem_queue_size).unwrap_or(0),
+            max_channel_consumers,
+            state: Mutex::new(TopicState {
+                channels: BTreeMap::new(),
+                pending: VecDeque::new(),
+                paused: false,
+                exiting: false,
+                guid: GuidFactory::new(node_id),
+            }),
+            message_count: AtomicU64::new(0),
+            message_bytes: AtomicU64::new(0),
+            has_pending: AtomicBool::new(false),
+        }
+    }
+
+    /// Publishes `bodies` as new messages created at `now_ns`, delivered after `defer_ns`
+    /// (0: at once). All or nothing: either every message is queued or none is.
+    pub fn publish(&self, bodies: &[Bytes], now_ns: i64, defer_ns: i64) -> Result<(), TopicError> {
+        let mut state = self.state.lock();
+        if state.exiting {
+            return Err(TopicError::Exiting);
+        }
+        self.flush_pending(&mut state, now_ns);
+        let deliver_now = state.pending.is_empty() && !state.paused && !state.channels.is_empty();
+        if deliver_now && (defer_ns > 0 || self.channels_have_room(&state, bodies.len())) {
+            let messages = self.new_messages(&mut state, bodies, now_ns);
+            fan_out(&state.channels, messages, defer_ns, now_ns);
+        } else if self.ephemeral || state.pending.len() + bodies.len() <= self.mem_queue_size {
+            let messages = self.new_messages(&mut state, bodies, now_ns);
+            for message in messages {
+                if self.ephemeral && state.pending.len() >= self.mem_queue_size {
+                    continue;
+                }
+                state.pending.push_back(Pending { message, defer_ns });
+            }
+        } else {
+            return Err(TopicError::QueueFull(self.mem_queue_size));
+        }
+        self.has_pending
+            .store(!state.pending.is_empty(), Ordering::Release);
+        drop(state);
+        self.message_count
+            .fetch_add(bodies.len() as u64, Ordering::Relaxed);
+        let bytes: usize = bodies.iter().map(Bytes::len).sum();
+        self.message_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn new_messages(&self, state: &mut TopicState, bodies: &[Bytes], now_ns: i64) -> Vec<Message> {
+        bodies
+            .iter()
+            .map(|body| Message::new(state.guid.next_id(now_ns), now_ns, body.clone()))
+            .collect()
+    }
+
+    fn channels_have_room(&self, state: &TopicState, n: usize) -> bool {
+        state.channels.values().all(|c| c.room() >= n)
+    }
+
+    /// Moves held messages to the channels while they have room, oldest first.
+    fn flush_pending(&self, state: &mut TopicState, now_ns: i64) {
+        if state.pending.is_empty() || state.paused || state.channels.is_empty() {
+            return;
+        }
+        let room = state
+            .channels
+            .values()
+            .map(|c| c.room())
+            .min()
+            .unwrap_or(0);
+        let mut batch = Vec::new();
+        let mut taken = 0usize;
+        while let Some(front) = state.pending.front() {
+            if front.defer_ns <= 0 {
+                if taken >= room {
+                    break;
+                }
+                taken += 1;
+            }
+            let Some(pending) = state.pending.pop_front() else {
+                break;
+            };
+            batch.push(pending);
+        }
+        for pending in batch {
+            fan_out(&state.channels, vec![pending.message], pending.defer_ns, now_ns);
+        }
+        self.has_pending
+            .store(!state.pending.is_empty(), Ordering::Release);
+    }
+
+    /// Retries moving held messages to the channels (after a channel drained).
+    pub fn retry_pending(&self, now_ns: i64) {
+        let mut state = self.state.lock();
+        self.flush_pending(&mut state, now_ns);
+    }
+
+    /// Whether messages are held in the topic.
+    pub fn has_pending(&self) -> bool {
+        self.has_pending.load(Ordering::Acquire)
+    }
+
+    /// The channel `name`, created if missing. Returns it and whether it was created.
+    pub fn get_or_create_channel(&self, name: &str, now_ns: i64) -> Result<ChannelRef, TopicError> {
+        let mut state = self.state.lock();
+        if state.exiting {
+            return Err(TopicError::Exiting);
+        }
+        if let Some(channel) = state.channels.get(name) {
+            return Ok(channel.clone());
+        }
+        let channel = Arc::new(Channel::new(
+            &self.name,
+            name,
+            self.mem_queue_size as i64,
+            self.max_channel_consumers,
+        ));
+        state.channels.insert(name.to_string(), channel.clone());
+        tracing::info!(topic = %self.name, channel = %name, "new channel");
+        self.flush_pending(&mut state, now_ns);
+        Ok(channel)
+    }
+
+    /// An existing channel.
+    pub fn channel(&self, name: &str) -> Option<ChannelRef> {
+        self.state.lock().channels.get(name).cloned()
+    }
+
+    /// Deletes a channel (closing its clients). Returns true when an ephemeral topic just
+    /// lost its last channel and must now be deleted.
+    pub fn delete_channel(&self, name: &str) -> bool {
+        let mut state = self.state.lock();
+        let Some(channel) = state.channels.remove(name) else {
+            return false;
+        };
+        channel.close();
+        tracing::info!(topic = %self.name, channel = %name, "deleted channel");
+        if self.ephemeral && state.channels.is_empty() && !state.exiting {
+            state.exiting = true;
+            return true;
+        }
+        false
+    }
+
+    /// Every channel, by name.
+    pub fn channels(&self) -> Vec<ChannelRef> {
+        self.state.lock().channels.values().cloned().collect()
+    }
+
+    /// Pauses or unpauses the flow from the topic to its channels.
+    pub fn set_paused(&self, paused: bool, now_ns: i64) {
+        let mut state = self.state.lock();
+        state.paused = paused;
+        self.flush_pending(&mut state, now_ns);
+    }
+
+    /// Whether the topic is being deleted.
+    pub fn is_exiting(&self) -> bool {
+        self.state.lock().exiting
+    }
+
+    /// Marks the topic deleted and closes every channel.
+    pub fn close(&self) {
+        let channels: Vec<ChannelRef> = {
+            let mut state = self.state.lock();
+            state.exiting = true;
+            state.channels.values().cloned().collect()
+        };
+        for channel in channels {
+            channel.close();
+        }
+    }
+
+    /// Numbers for `/stats`.
+    pub fn snapshot(&self) -> TopicSnapshot {
+        let state = self.state.lock();
+        TopicSnapshot {
+            name: self.name.clone(),
+            depth: state.pending.len() as u64,
+            message_count: self.message_count.load(Ordering::Relaxed),
+            message_bytes: self.message_bytes.load(Ordering::Relaxed),
+            paused: state.paused,
+            channels: state.channels.values().cloned().collect(),
+        }
+    }
+}
+
+/// Gives every channel its own copy of `messages` (same id, timestamp and body).
+fn fan_out(
+    channels: &BTreeMap<String, ChannelRef>,
+    messages: Vec<Message>,
+    defer_ns: i64,
+    now_ns: i64,
+) {
+    if defer_ns > 0 {
+        for message in messages {
+            for channel in channels.values() {
+                channel.put_deferred(message.clone(), now_ns.saturating_add(defer_ns));
+            }
+        }
+        return;
+    }
+    let count = channels.len();
+    let mut messages = Some(messages);
+    for (i, channel) in channels.values().enumerate() {
+        if i + 1 == count {
+            if let Some(last) = messages.take() {
+                channel.put_messages(last);
+            }
+        } else if let Some(shared) = messages.as_ref() {
+            channel.put_messages(shared.iter().cloned());
+        }
+    }
+}
+
+/// A handle to a topic.
+pub type TopicRef = Arc<Topic>;
