@@ -1,5 +1,6 @@
 //! The nsqd daemon.
 
+pub mod cli;
 pub mod options;
 
 pub use options::Options;
