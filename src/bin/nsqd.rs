@@ -1,1 +1,157 @@
-fn main() {}
+//! The `nsqd` binary: Go nsqd's command line and exit codes around [`nsq::nsqd::Nsqd`].
+//!
+//! Parse flags and config (help and version exit 0, a bad command line exits 2), set up
+//! logging, start nsqd, serve until SIGINT or SIGTERM, shut down gracefully, exit 0. Any
+//! startup failure prints one `FATAL` line and exits 1.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use nsq::env::Env;
+use nsq::nsqd::cli::{self, CliAction, CliError};
+use nsq::nsqd::{Nsqd, Options};
+use tokio::signal::unix::{signal, SignalKind};
+use tracing::level_filters::LevelFilter;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args_os()
+        .skip(1)
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let options = match cli::parse_args(args).and_then(|action| {
+        if let CliAction::Run(options) = &action {
+            cli::check_supported(options)?;
+        }
+        Ok(action)
+    }) {
+        Ok(CliAction::Run(options)) => *options,
+        Ok(CliAction::Help(text)) => {
+            eprint!("{text}");
+            return ExitCode::SUCCESS;
+        }
+        Ok(CliAction::Version(line)) => {
+            println!("{line}");
+            return ExitCode::SUCCESS;
+        }
+        Err(err) => return report(&err),
+    };
+    let options = match with_data_path(options) {
+        Ok(options) => options,
+        Err(message) => return fatal(&message),
+    };
+    init_logging(&options);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => return fatal(&format!("failed to start the tokio runtime - {e}")),
+    };
+    runtime.block_on(serve(options))
+}
+
+/// Starts nsqd and serves until a signal (exit 0) or until it fails (exit 1).
+async fn serve(options: Options) -> ExitCode {
+    let mut interrupt = match signal(SignalKind::interrupt()) {
+        Ok(s) => s,
+        Err(e) => return fatal(&format!("failed to watch SIGINT - {e}")),
+    };
+    let mut terminate = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => return fatal(&format!("failed to watch SIGTERM - {e}")),
+    };
+    let nsqd = match Nsqd::new(options, Env::real()).await {
+        Ok(nsqd) => nsqd,
+        Err(e) => return fatal(&format!("failed to instantiate nsqd - {e}")),
+    };
+    let server = nsqd.clone();
+    let mut running = tokio::spawn(async move { server.run().await });
+    let finished_early = tokio::select! {
+        biased;
+        _ = interrupt.recv() => None,
+        _ = terminate.recv() => None,
+        result = &mut running => Some(result),
+    };
+    if let Some(result) = finished_early {
+        nsqd.shutdown().await;
+        return match result {
+            Ok(Ok(())) => {
+                tracing::info!("nsqd stopped");
+                ExitCode::SUCCESS
+            }
+            Ok(Err(e)) => fatal(&e.to_string()),
+            Err(e) => fatal(&format!("nsqd task failed - {e}")),
+        };
+    }
+    tracing::info!("received a signal, shutting down");
+    nsqd.shutdown().await;
+    match running.await {
+        Ok(Ok(())) => ExitCode::SUCCESS,
+        Ok(Err(e)) => fatal(&e.to_string()),
+        Err(e) => fatal(&format!("nsqd task failed - {e}")),
+    }
+}
+
+/// Go's `--data-path` default: the current working directory.
+fn with_data_path(mut options: Options) -> Result<Options, String> {
+    if options.data_path.is_empty() {
+        let cwd = std::env::current_dir()
+            .map_err(|e| format!("failed to read the current directory - {e}"))?;
+        options.data_path = cwd.to_string_lossy().into_owned();
+    }
+    Ok(options)
+}
+
+/// Prints a parse error as Go does and picks Go's exit status.
+fn report(err: &CliError) -> ExitCode {
+    match err {
+        CliError::Usage { .. } => {
+            eprint!("{err}");
+            ExitCode::from(err.exit_code())
+        }
+        _ => fatal(&err.to_string()),
+    }
+}
+
+/// One fatal line on stderr (Go's `[nsqd] FATAL: ...`), exit 1.
+fn fatal(message: &str) -> ExitCode {
+    eprintln!("[nsqd] FATAL: {message}");
+    ExitCode::from(1)
+}
+
+/// Logs to stderr at `--log-level`, every line starting with `--log-prefix` as in Go.
+/// (`fatal` keeps errors too: tracing has no level above error.)
+fn init_logging(options: &Options) {
+    let level = match options.log_level.as_str() {
+        "debug" => LevelFilter::DEBUG,
+        "warn" => LevelFilter::WARN,
+        "error" | "fatal" => LevelFilter::ERROR,
+        _ => LevelFilter::INFO,
+    };
+    let prefix = options.log_prefix.clone();
+    tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_ansi(false)
+        .with_writer(move || PrefixedStderr {
+            prefix: prefix.clone(),
+        })
+        .init();
+}
+
+/// Stderr with a prefix before each write; the fmt layer writes one event per call.
+struct PrefixedStderr {
+    prefix: String,
+}
+
+impl Write for PrefixedStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let mut stderr = std::io::stderr().lock();
+        stderr.write_all(self.prefix.as_bytes())?;
+        stderr.write_all(buf)?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}

@@ -1,0 +1,210 @@
+//! nsqd's command line and config file: turns argv and an optional TOML file into
+//! [`Options`], the way Go nsqd v1.3.0 does, so scripts written for Go nsqd start ours
+//! unchanged.
+//!
+//! Precedence: a flag on the command line > the config file > the default. (Go's resolver
+//! also has a "deprecated flag" tier, but v1.3.0 maps no deprecated flag onto an option:
+//! `--worker-id` and `--verbose` are accepted booleans with no effect.)
+//!
+//! Layout: `flags` is the table of every flag; `go_syntax` reads argv as Go's `flag`
+//! package does; `config_file` reads the TOML file; `validate` holds the startup checks
+//! and [`unsupported_options`]; `duration` and `go_values` are Go's value syntaxes.
+
+mod config_file;
+mod duration;
+mod flags;
+mod go_syntax;
+mod go_values;
+mod validate;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeSet;
+
+pub use config_file::ConfigError;
+pub use duration::{format_go_duration, parse_go_duration, DurationError};
+pub use validate::{unsupported_options, StartupError};
+
+use crate::nsqd::options::VERSION;
+use crate::nsqd::Options;
+use flags::Target;
+use go_syntax::{Occurrence, Scan};
+
+/// What the command line asks the binary to do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CliAction {
+    /// Start nsqd with these options (already through Go's startup checks).
+    Run(Box<Options>),
+    /// `-h`/`--help`: print this text to stderr and exit 0.
+    Help(String),
+    /// `--version`: print this line to stdout and exit 0.
+    Version(String),
+}
+
+/// Why nsqd will not start. Print a [`CliError::Usage`] to stderr as it is (it already
+/// holds Go's usage text); print the others as one fatal log line. Exit with
+/// [`CliError::exit_code`].
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// A bad command line: Go's message line, then the usage text.
+    #[error("{message}\n{usage}")]
+    Usage {
+        /// The line Go prints, e.g. `flag provided but not defined: -x`.
+        message: String,
+        /// The usage text that follows it.
+        usage: String,
+    },
+    /// The config file could not be read.
+    #[error("failed to load config file {path} - {source}")]
+    ConfigRead {
+        /// The `--config` path.
+        path: String,
+        /// The IO error.
+        source: std::io::Error,
+    },
+    /// The config file is not TOML, or has an unknown key or a bad value.
+    #[error("failed to load config file {path} - {source}")]
+    Config {
+        /// The `--config` path.
+        path: String,
+        /// What is wrong in it.
+        source: ConfigError,
+    },
+    /// The options fail Go's startup checks.
+    #[error("failed to instantiate nsqd - {0}")]
+    Startup(#[from] StartupError),
+    /// The options ask for features nsq-rs does not have yet.
+    #[error("not supported yet by nsq-rs: {}", flag_list(.0))]
+    Unsupported(Vec<&'static str>),
+}
+
+impl CliError {
+    /// Go's exit status: 2 for a bad command line (the `flag` package), 1 otherwise.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CliError::Usage { .. } => 2,
+            _ => 1,
+        }
+    }
+}
+
+/// `--a, --b` for an error message.
+fn flag_list(names: &[&str]) -> String {
+    names
+        .iter()
+        .map(|name| format!("--{name}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Go nsqd's usage text (`Usage of nsqd:` and every flag), with this host's defaults.
+pub fn usage() -> String {
+    flags::render_usage(&Options::default())
+}
+
+/// The `--version` line. Tools read only the `nsqd v1.3.0` prefix.
+pub fn version_line() -> String {
+    format!("nsqd v{VERSION} (built w/rustc)")
+}
+
+/// Parses `args` (argv without the program name), reading `--config` from disk.
+pub fn parse_args<I, S>(args: I) -> Result<CliAction, CliError>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<str>,
+{
+    parse_args_with(args, read_config_file)
+}
+
+/// [`parse_args`] with the config file read by `read_file(path)`, so tests need no disk.
+pub fn parse_args_with<I, S>(
+    args: I,
+    read_file: impl FnOnce(&str) -> std::io::Result<String>,
+) -> Result<CliAction, CliError>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<str>,
+{
+    let args: Vec<String> = args.into_iter().map(|a| a.as_ref().to_string()).collect();
+    let occurrences = match go_syntax::scan(&args) {
+        Ok(Scan::Flags(found)) => found,
+        Ok(Scan::Help) => return Ok(CliAction::Help(usage())),
+        Err(message) => {
+            return Err(CliError::Usage {
+                message,
+                usage: usage(),
+            })
+        }
+    };
+    if last_value(&occurrences, "version").and_then(go_values::parse_go_bool) == Some(true) {
+        return Ok(CliAction::Version(version_line()));
+    }
+    let mut options = Options::default();
+    if let Some(path) = last_value(&occurrences, "config").filter(|p| !p.is_empty()) {
+        let text = read_file(path).map_err(|source| CliError::ConfigRead {
+            path: path.to_string(),
+            source,
+        })?;
+        config_file::apply(&text, &mut options).map_err(|source| CliError::Config {
+            path: path.to_string(),
+            source,
+        })?;
+    }
+    apply_command_line(&occurrences, &mut options)?;
+    validate::startup_checks(&mut options)?;
+    Ok(CliAction::Run(Box::new(options)))
+}
+
+/// Refuses options that need features nsq-rs does not have yet (see
+/// [`unsupported_options`]). A separate step from parsing, so tests and tools can parse
+/// every Go option; the binary applies it before starting.
+pub fn check_supported(options: &Options) -> Result<(), CliError> {
+    let unsupported = unsupported_options(options);
+    if unsupported.is_empty() {
+        Ok(())
+    } else {
+        Err(CliError::Unsupported(unsupported))
+    }
+}
+
+/// The value of the last occurrence of flag `name`.
+fn last_value<'a>(occurrences: &'a [Occurrence], name: &str) -> Option<&'a str> {
+    occurrences
+        .iter()
+        .rev()
+        .find(|o| o.flag.name == name)
+        .map(|o| o.value.as_str())
+}
+
+/// Applies command-line flags over the config file's values. A repeatable flag given on
+/// the command line replaces the config file's list rather than adding to it.
+fn apply_command_line(occurrences: &[Occurrence], options: &mut Options) -> Result<(), CliError> {
+    let mut replaced = BTreeSet::new();
+    for occurrence in occurrences {
+        let flag = occurrence.flag;
+        if replaced.insert(flag.name) {
+            match flag.target {
+                Target::StrList(field) => field(options).clear(),
+                Target::FloatList(field) => field(options).clear(),
+                _ => {}
+            }
+        }
+        flags::set_from_text(flag.target, options, &occurrence.value).map_err(|reason| {
+            let value = go_values::go_quote(&occurrence.value);
+            let message = format!("invalid value {value} for flag -{}: {reason}", flag.name);
+            CliError::Usage {
+                message,
+                usage: usage(),
+            }
+        })?;
+    }
+    Ok(())
+}
+
+/// Reads the `--config` file. The one file read outside `env/`: it happens once, before
+/// any daemon exists, in the real binary only (simulations build `Options` directly).
+#[allow(clippy::disallowed_methods)]
+fn read_config_file(path: &str) -> std::io::Result<String> {
+    std::fs::read_to_string(path)
+}

@@ -1,0 +1,213 @@
+//! The checks Go nsqd makes on its options before it starts, and the list of options
+//! whose features nsq-rs does not have yet.
+
+use std::time::Duration;
+
+use crate::nsqd::Options;
+
+/// An option combination Go nsqd (or nsq-rs) refuses to start with.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum StartupError {
+    /// `--max-deflate-level` outside 1..=9.
+    #[error("--max-deflate-level must be [1,9]")]
+    MaxDeflateLevel,
+    /// `--node-id` outside 0..1024 (it fills 10 bits of every message id).
+    #[error("--node-id must be [0,1024)")]
+    NodeId,
+    /// Only one of `--tls-cert` and `--tls-key`.
+    #[error("failed to build TLS config - --tls-cert and --tls-key must be given together")]
+    TlsKeyPair,
+    /// `--tls-required` (or `--tls-client-auth-policy`) with no certificate.
+    #[error("cannot require TLS client connections without TLS key and cert")]
+    TlsWithoutCert,
+    /// A percentile outside (0, 1].
+    #[error("invalid E2E processing latency percentile: {0}")]
+    E2ePercentile(f64),
+    /// Go v1.3.0 panics at the first statsd push when the interval is 1 s or less.
+    #[error("--statsd-interval must be more than 1s when --statsd-address is set")]
+    StatsdInterval,
+}
+
+/// Go's startup checks, in Go's order. `--tls-client-auth-policy` turns on
+/// `--tls-required` (value 2) as it does in Go, which is why this takes `&mut`.
+pub fn startup_checks(options: &mut Options) -> Result<(), StartupError> {
+    if !(1..=9).contains(&options.max_deflate_level) {
+        return Err(StartupError::MaxDeflateLevel);
+    }
+    if !(0..1024).contains(&options.id) {
+        return Err(StartupError::NodeId);
+    }
+    if !options.tls_client_auth_policy.is_empty() && options.tls_required == 0 {
+        options.tls_required = 2;
+    }
+    if options.tls_cert.is_empty() != options.tls_key.is_empty() {
+        return Err(StartupError::TlsKeyPair);
+    }
+    if options.tls_required != 0 && options.tls_cert.is_empty() {
+        return Err(StartupError::TlsWithoutCert);
+    }
+    if let Some(bad) = options
+        .e2e_processing_latency_percentiles
+        .iter()
+        .find(|p| !(**p > 0.0 && **p <= 1.0))
+    {
+        return Err(StartupError::E2ePercentile(*bad));
+    }
+    if !options.statsd_address.is_empty() && options.statsd_interval <= Duration::from_secs(1) {
+        return Err(StartupError::StatsdInterval);
+    }
+    Ok(())
+}
+
+/// The flags set in `options` whose features nsq-rs does not implement yet. Starting with
+/// any of them would silently behave unlike Go nsqd, so the binary refuses. Delete an
+/// entry here when its feature lands.
+pub fn unsupported_options(options: &Options) -> Vec<&'static str> {
+    let checks = [
+        ("tls-cert", !options.tls_cert.is_empty()),
+        ("tls-key", !options.tls_key.is_empty()),
+        ("tls-root-ca-file", !options.tls_root_ca_file.is_empty()),
+        (
+            "tls-client-auth-policy",
+            !options.tls_client_auth_policy.is_empty(),
+        ),
+        ("tls-required", options.tls_required != 0),
+        ("auth-http-address", !options.auth_http_addresses.is_empty()),
+        (
+            "lookupd-tcp-address",
+            !options.nsqlookupd_tcp_addresses.is_empty(),
+        ),
+        ("statsd-address", !options.statsd_address.is_empty()),
+        (
+            "e2e-processing-latency-percentile",
+            !options.e2e_processing_latency_percentiles.is_empty(),
+        ),
+    ];
+    checks
+        .into_iter()
+        .filter(|(_, set)| *set)
+        .map(|(name, _)| name)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn checked(change: impl FnOnce(&mut Options)) -> Result<Options, StartupError> {
+        let mut options = Options::default();
+        change(&mut options);
+        startup_checks(&mut options).map(|()| options)
+    }
+
+    #[test]
+    fn defaults_pass() {
+        assert!(checked(|_| {}).is_ok());
+    }
+
+    #[test]
+    fn max_deflate_level_is_one_to_nine() {
+        assert_eq!(
+            checked(|o| o.max_deflate_level = 0).unwrap_err(),
+            StartupError::MaxDeflateLevel
+        );
+        assert_eq!(
+            checked(|o| o.max_deflate_level = 10).unwrap_err(),
+            StartupError::MaxDeflateLevel
+        );
+        assert!(checked(|o| o.max_deflate_level = 1).is_ok());
+        assert!(checked(|o| o.max_deflate_level = 9).is_ok());
+    }
+
+    #[test]
+    fn node_id_fits_ten_bits() {
+        assert_eq!(checked(|o| o.id = -1).unwrap_err(), StartupError::NodeId);
+        assert_eq!(checked(|o| o.id = 1024).unwrap_err(), StartupError::NodeId);
+        assert!(checked(|o| o.id = 0).is_ok());
+        assert!(checked(|o| o.id = 1023).is_ok());
+    }
+
+    #[test]
+    fn tls_rules() {
+        assert_eq!(
+            checked(|o| o.tls_required = 2).unwrap_err(),
+            StartupError::TlsWithoutCert
+        );
+        assert_eq!(
+            checked(|o| o.tls_required = 1).unwrap_err(),
+            StartupError::TlsWithoutCert
+        );
+        assert_eq!(
+            checked(|o| o.tls_cert = "c.pem".into()).unwrap_err(),
+            StartupError::TlsKeyPair
+        );
+        assert_eq!(
+            checked(|o| o.tls_client_auth_policy = "require".into()).unwrap_err(),
+            StartupError::TlsWithoutCert,
+            "an auth policy forces tls-required"
+        );
+        let forced = checked(|o| {
+            o.tls_client_auth_policy = "require-verify".into();
+            o.tls_cert = "c.pem".into();
+            o.tls_key = "k.pem".into();
+        })
+        .unwrap();
+        assert_eq!(forced.tls_required, 2);
+        let kept = checked(|o| {
+            o.tls_client_auth_policy = "require".into();
+            o.tls_required = 1;
+            o.tls_cert = "c.pem".into();
+            o.tls_key = "k.pem".into();
+        })
+        .unwrap();
+        assert_eq!(kept.tls_required, 1, "tcp-https stays tcp-https");
+    }
+
+    #[test]
+    fn percentiles_are_in_zero_one() {
+        assert!(checked(|o| o.e2e_processing_latency_percentiles = vec![1.0, 0.5, 0.001]).is_ok());
+        for bad in [0.0, -0.5, 1.01, f64::NAN] {
+            let err =
+                checked(|o| o.e2e_processing_latency_percentiles = vec![0.5, bad]).unwrap_err();
+            assert!(matches!(err, StartupError::E2ePercentile(_)), "{bad}");
+        }
+        assert_eq!(
+            StartupError::E2ePercentile(1.5).to_string(),
+            "invalid E2E processing latency percentile: 1.5"
+        );
+    }
+
+    #[test]
+    fn statsd_interval_must_exceed_one_second_only_with_statsd() {
+        let one_second = |o: &mut Options| o.statsd_interval = Duration::from_secs(1);
+        assert!(
+            checked(one_second).is_ok(),
+            "no statsd address: the loop never runs"
+        );
+        let err = checked(|o| {
+            one_second(o);
+            o.statsd_address = "127.0.0.1:8125".into();
+        })
+        .unwrap_err();
+        assert_eq!(err, StartupError::StatsdInterval);
+        assert!(checked(|o| {
+            o.statsd_interval = Duration::from_millis(1001);
+            o.statsd_address = "127.0.0.1:8125".into();
+        })
+        .is_ok());
+    }
+
+    #[test]
+    fn unsupported_lists_only_what_is_set() {
+        assert!(unsupported_options(&Options::default()).is_empty());
+        let options = Options {
+            nsqlookupd_tcp_addresses: vec!["127.0.0.1:4160".into()],
+            tls_required: 1,
+            ..Options::default()
+        };
+        assert_eq!(
+            unsupported_options(&options),
+            vec!["tls-required", "lookupd-tcp-address"]
+        );
+    }
+}
