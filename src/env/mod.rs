@@ -71,3 +71,11 @@ pub fn os_hostname() -> String {
         .or_else(|| std::env::var("HOSTNAME").ok())
         .unwrap_or_else(|| "localhost".to_string())
 }
+
+/// Reads a config file (`--config`). It happens once, before any daemon exists, in the
+/// real binaries only: simulations build their options directly.
+pub fn read_config_file(path: &str) -> std::io::Result<String> {
+    #[allow(clippy::disallowed_methods)]
+    let text = std::fs::read_to_string(path);
+    text
+}

@@ -114,7 +114,7 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<str>,
 {
-    parse_args_with(args, read_config_file)
+    parse_args_with(args, crate::env::read_config_file)
 }
 
 /// [`parse_args`] with the config file read by `read_file(path)`, so tests need no disk.
@@ -200,11 +200,4 @@ fn apply_command_line(occurrences: &[Occurrence], options: &mut Options) -> Resu
         })?;
     }
     Ok(())
-}
-
-/// Reads the `--config` file. The one file read outside `env/`: it happens once, before
-/// any daemon exists, in the real binary only (simulations build `Options` directly).
-#[allow(clippy::disallowed_methods)]
-fn read_config_file(path: &str) -> std::io::Result<String> {
-    std::fs::read_to_string(path)
 }
