@@ -4,9 +4,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use nsq::env::{
-    BoxFuture, BoxStream, Clock, Datagram, Env, Listener, MemFs, Net, SeededRng,
-};
+use nsq::env::{BoxFuture, BoxStream, Clock, Datagram, Env, Listener, MemFs, Net, SeededRng};
 
 /// turmoil's simulated network for the host the calling task runs on.
 #[derive(Debug, Clone, Copy, Default)]

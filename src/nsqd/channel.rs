@@ -200,7 +200,9 @@ impl Channel {
             drop(state);
             self.new_messages.notify_one();
         } else {
-            let _ = state.deferred.push(entry.message, now_ns.saturating_add(delay_ns));
+            let _ = state
+                .deferred
+                .push(entry.message, now_ns.saturating_add(delay_ns));
         }
         Ok(())
     }
@@ -214,15 +216,18 @@ impl Channel {
         msg_timeout_ns: i64,
         max_msg_timeout_ns: i64,
     ) -> Result<(), InFlightError> {
-        self.state.lock().in_flight.reschedule(id, client_id, |entry| {
-            let wanted = now_ns.saturating_add(msg_timeout_ns);
-            let cap = entry.delivered_ns.saturating_add(max_msg_timeout_ns);
-            if wanted - entry.delivered_ns >= max_msg_timeout_ns {
-                cap
-            } else {
-                wanted
-            }
-        })
+        self.state
+            .lock()
+            .in_flight
+            .reschedule(id, client_id, |entry| {
+                let wanted = now_ns.saturating_add(msg_timeout_ns);
+                let cap = entry.delivered_ns.saturating_add(max_msg_timeout_ns);
+                if wanted - entry.delivered_ns >= max_msg_timeout_ns {
+                    cap
+                } else {
+                    wanted
+                }
+            })
     }
 
     /// Queue scan work: times out expired in-flight messages (back to the queue, the

@@ -63,7 +63,12 @@ pub struct ClientShared {
 
 impl ClientShared {
     /// A freshly connected client in state `init` with nsqd's defaults.
-    pub fn new(id: u64, remote_addr: SocketAddr, connect_ts: i64, settings: ClientSettings) -> Self {
+    pub fn new(
+        id: u64,
+        remote_addr: SocketAddr,
+        connect_ts: i64,
+        settings: ClientSettings,
+    ) -> Self {
         ClientShared {
             id,
             remote_addr,
@@ -128,7 +133,9 @@ impl ClientShared {
     pub fn in_flight_done(&self) {
         let _ = self
             .in_flight_count
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| Some((n - 1).max(0)));
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                Some((n - 1).max(0))
+            });
         self.ready_changed.notify_one();
     }
 

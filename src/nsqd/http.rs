@@ -6,7 +6,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Buf, Bytes};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, ALLOW, CONTENT_LENGTH, CONTENT_TYPE, DATE};
@@ -16,7 +16,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use super::stats::StatsFilter;
 use super::NsqdInner;
 use crate::env::Listener;
-use crate::protocol::names;
+use crate::protocol::{names, ClientState, Command, Decoded, ErrorCode, ParseContext};
 
 type HttpResponse = Response<Full<Bytes>>;
 
@@ -189,7 +189,7 @@ fn content_length(request: &Request<Incoming>) -> Option<u64> {
 }
 
 /// The `topic` parameter, validated: Go's MISSING_ARG_TOPIC / INVALID_TOPIC.
-fn topic_param<'a>(query: &'a BTreeMap<String, String>) -> Result<&'a str, &'static str> {
+fn topic_param(query: &BTreeMap<String, String>) -> Result<&str, &'static str> {
     let topic = query.get("topic").ok_or("MISSING_ARG_TOPIC")?;
     if !names::is_valid_topic_name(topic) {
         return Err("INVALID_TOPIC");
@@ -267,10 +267,10 @@ async fn multi_publish(
         Err(()) => return error(nsqd, StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_ERROR"),
     };
     let bodies = if binary {
-        match crate::protocol::parse_mpub_body(&body, nsqd.opts.max_msg_size, nsqd.opts.max_body_size) {
+        match binary_mpub_bodies(nsqd, &body) {
             Ok(bodies) => bodies,
-            Err(e) => {
-                let code = e.code.as_str().trim_start_matches("E_");
+            Err(code) => {
+                let code = code.as_str().trim_start_matches("E_");
                 return error(nsqd, StatusCode::PAYLOAD_TOO_LARGE, code);
             }
         }
@@ -302,6 +302,31 @@ async fn multi_publish(
     }
 }
 
+/// Splits a binary `/mpub` body (`[i32 count]` then count x `[i32 size][bytes]`) with
+/// the very parser TCP's MPUB uses, so both give the same verdicts. A body that ends
+/// early is Go's "failed to read": BAD_BODY before the count, BAD_MESSAGE after it.
+fn binary_mpub_bodies(nsqd: &NsqdInner, body: &Bytes) -> Result<Vec<Bytes>, ErrorCode> {
+    const LINE: &[u8] = b"MPUB t\n";
+    let size = i32::try_from(body.len()).map_err(|_| ErrorCode::BadBody)?;
+    let mut frame = BytesMut::with_capacity(LINE.len() + 4 + body.len());
+    frame.extend_from_slice(LINE);
+    frame.put_i32(size);
+    frame.extend_from_slice(body);
+    let limits = nsqd.limits();
+    let ctx = ParseContext {
+        state: ClientState::Init,
+        limits: &limits,
+        heartbeats_enabled: true,
+        tls_pending: false,
+    };
+    match crate::protocol::decode(&mut frame, &ctx) {
+        Ok(Decoded::Complete(Command::Mpub { bodies, .. })) => Ok(bodies),
+        Ok(Decoded::Incomplete { needed }) if needed <= LINE.len() + 8 => Err(ErrorCode::BadBody),
+        Ok(_) => Err(ErrorCode::BadMessage),
+        Err(failure) => Err(failure.error.code),
+    }
+}
+
 fn method_not_allowed(nsqd: &NsqdInner, allow: &'static str) -> HttpResponse {
     let mut response = error(nsqd, StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED");
     let headers = response.headers_mut();
@@ -326,7 +351,10 @@ fn json<T: serde::Serialize>(nsqd: &NsqdInner, status: StatusCode, body: &T) -> 
     *response.status_mut() = status;
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static(JSON));
-    headers.insert("X-Nsq-Content-Type", HeaderValue::from_static("nsq; version=1.0"));
+    headers.insert(
+        "X-Nsq-Content-Type",
+        HeaderValue::from_static("nsq; version=1.0"),
+    );
     headers.insert(DATE, date_header(nsqd));
     response
 }
@@ -336,7 +364,10 @@ fn plain(nsqd: &NsqdInner, status: StatusCode, text: &str, v1: bool) -> HttpResp
     *response.status_mut() = status;
     let headers = response.headers_mut();
     if v1 {
-        headers.insert("X-Nsq-Content-Type", HeaderValue::from_static("nsq; version=1.0"));
+        headers.insert(
+            "X-Nsq-Content-Type",
+            HeaderValue::from_static("nsq; version=1.0"),
+        );
     }
     headers.insert(DATE, date_header(nsqd));
     headers.insert(CONTENT_LENGTH, HeaderValue::from(text.len()));

@@ -154,8 +154,14 @@ mod tests {
         q.push(msg(2), 7, 0, 100).unwrap();
         q.push(msg(3), 7, 0, 200).unwrap();
         assert!(q.pop_expired(50).is_none());
-        assert_eq!(q.pop_expired(250).unwrap().message.id, MessageId::from_u64(2));
-        assert_eq!(q.pop_expired(250).unwrap().message.id, MessageId::from_u64(3));
+        assert_eq!(
+            q.pop_expired(250).unwrap().message.id,
+            MessageId::from_u64(2)
+        );
+        assert_eq!(
+            q.pop_expired(250).unwrap().message.id,
+            MessageId::from_u64(3)
+        );
         assert!(q.pop_expired(250).is_none());
         assert_eq!(q.len(), 1);
     }
@@ -164,8 +170,14 @@ mod tests {
     fn only_the_owner_may_remove() {
         let mut q = InFlightQueue::default();
         q.push(msg(1), 7, 0, 100).unwrap();
-        assert_eq!(q.remove(&MessageId::from_u64(1), 8).unwrap_err(), InFlightError::NotOwner);
-        assert_eq!(q.remove(&MessageId::from_u64(9), 7).unwrap_err(), InFlightError::NotInFlight);
+        assert_eq!(
+            q.remove(&MessageId::from_u64(1), 8).unwrap_err(),
+            InFlightError::NotOwner
+        );
+        assert_eq!(
+            q.remove(&MessageId::from_u64(9), 7).unwrap_err(),
+            InFlightError::NotInFlight
+        );
         assert!(q.remove(&MessageId::from_u64(1), 7).is_ok());
         assert!(q.is_empty());
         assert!(q.pop_expired(i64::MAX).is_none());
@@ -175,14 +187,18 @@ mod tests {
     fn duplicate_ids_are_refused() {
         let mut q = InFlightQueue::default();
         q.push(msg(1), 7, 0, 100).unwrap();
-        assert_eq!(q.push(msg(1), 7, 0, 100).unwrap_err(), InFlightError::AlreadyInFlight);
+        assert_eq!(
+            q.push(msg(1), 7, 0, 100).unwrap_err(),
+            InFlightError::AlreadyInFlight
+        );
     }
 
     #[test]
     fn reschedule_moves_the_deadline() {
         let mut q = InFlightQueue::default();
         q.push(msg(1), 7, 0, 100).unwrap();
-        q.reschedule(&MessageId::from_u64(1), 7, |e| e.delivered_ns + 500).unwrap();
+        q.reschedule(&MessageId::from_u64(1), 7, |e| e.delivered_ns + 500)
+            .unwrap();
         assert!(q.pop_expired(400).is_none());
         assert!(q.pop_expired(500).is_some());
     }

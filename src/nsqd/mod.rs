@@ -219,11 +219,6 @@ impl NsqdInner {
         topic
     }
 
-    /// An existing topic.
-    pub(crate) fn topic(&self, name: &str) -> Option<TopicRef> {
-        self.topics.lock().get(name).cloned()
-    }
-
     /// Every topic, by name.
     pub(crate) fn topics(&self) -> Vec<TopicRef> {
         self.topics.lock().values().cloned().collect()

@@ -62,7 +62,8 @@ pub(crate) async fn queue_scan_loop(nsqd: Arc<NsqdInner>) {
                 }
             }
             let dirty_fraction = dirty as f64 / selection as f64;
-            if dirty_fraction <= nsqd.opts.queue_scan_dirty_percent || nsqd.shutdown.is_cancelled() {
+            if dirty_fraction <= nsqd.opts.queue_scan_dirty_percent || nsqd.shutdown.is_cancelled()
+            {
                 break;
             }
             tokio::task::yield_now().await;

@@ -121,7 +121,8 @@ impl Topic {
         self.message_count
             .fetch_add(bodies.len() as u64, Ordering::Relaxed);
         let bytes: usize = bodies.iter().map(Bytes::len).sum();
-        self.message_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+        self.message_bytes
+            .fetch_add(bytes as u64, Ordering::Relaxed);
         Ok(())
     }
 
@@ -141,12 +142,7 @@ impl Topic {
         if state.pending.is_empty() || state.paused || state.channels.is_empty() {
             return;
         }
-        let room = state
-            .channels
-            .values()
-            .map(|c| c.room())
-            .min()
-            .unwrap_or(0);
+        let room = state.channels.values().map(|c| c.room()).min().unwrap_or(0);
         let mut batch = Vec::new();
         let mut taken = 0usize;
         while let Some(front) = state.pending.front() {
@@ -162,7 +158,12 @@ impl Topic {
             batch.push(pending);
         }
         for pending in batch {
-            fan_out(&state.channels, vec![pending.message], pending.defer_ns, now_ns);
+            fan_out(
+                &state.channels,
+                vec![pending.message],
+                pending.defer_ns,
+                now_ns,
+            );
         }
         self.has_pending
             .store(!state.pending.is_empty(), Ordering::Release);

@@ -486,7 +486,7 @@ fn config_that_is_not_toml_or_missing() {
 #[test]
 fn example_config_with_every_key_parses() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/nsqd.cfg.example");
-    let text = std::fs::read_to_string(path).unwrap();
+    let text = crate::env::read_config_file(path).unwrap();
     let table: toml::Table = toml::from_str(&text).unwrap();
     for flag in flags::FLAGS {
         if let Some(key) = flag.cfg_key {
@@ -522,7 +522,7 @@ fn help_matches_go_golden_transcript() {
         env!("CARGO_MANIFEST_DIR"),
         "/../shared/golden/nsqd-help.txt"
     );
-    let Ok(golden) = std::fs::read_to_string(path) else {
+    let Ok(golden) = crate::env::read_config_file(path) else {
         println!("note: {path} is absent; skipping the golden help comparison");
         return;
     };

@@ -43,10 +43,9 @@ async fn identify(reader: &mut Reader, body: &[u8]) -> Outcome {
     let limits = reader.nsqd.identify_limits();
     let negotiated = identify::negotiate(body, &limits)?;
     {
-        let peer_ip = reader.client.remote_addr.ip().to_string();
         let mut settings = reader.client.settings.lock();
-        settings.client_id = negotiated.client_id.clone().unwrap_or_else(|| peer_ip.clone());
-        settings.hostname = negotiated.hostname.clone().unwrap_or(peer_ip);
+        settings.client_id = negotiated.client_id.clone().unwrap_or_default();
+        settings.hostname = negotiated.hostname.clone().unwrap_or_default();
         settings.user_agent = negotiated.user_agent.clone();
         settings.heartbeat_interval_ms = negotiated.heartbeat_interval_ms;
         settings.output_buffer_size = negotiated.output_buffer_size;
@@ -123,7 +122,12 @@ fn requeue(reader: &mut Reader, id: &MessageId, timeout_ms: i64) -> Outcome {
     };
     let now = reader.nsqd.now_ns();
     channel
-        .requeue(reader.client.id, id, now, timeout_ms.saturating_mul(1_000_000))
+        .requeue(
+            reader.client.id,
+            id,
+            now,
+            timeout_ms.saturating_mul(1_000_000),
+        )
         .map_err(|e| ProtocolError::new(ErrorCode::ReqFailed, format!("REQ {id} failed {e}")))?;
     reader
         .client
@@ -137,11 +141,24 @@ fn touch(reader: &mut Reader, id: &MessageId) -> Outcome {
     let Some((_, channel)) = &reader.subscription else {
         return Err(not_in_flight(ErrorCode::TouchFailed, "TOUCH", id));
     };
-    let msg_timeout_ns = reader.client.settings.lock().msg_timeout_ms.saturating_mul(1_000_000);
+    let msg_timeout_ns = reader
+        .client
+        .settings
+        .lock()
+        .msg_timeout_ms
+        .saturating_mul(1_000_000);
     let max_ns = millis(reader.nsqd.opts.max_msg_timeout).saturating_mul(1_000_000);
     channel
-        .touch(reader.client.id, id, reader.nsqd.now_ns(), msg_timeout_ns, max_ns)
-        .map_err(|e| ProtocolError::new(ErrorCode::TouchFailed, format!("TOUCH {id} failed {e}")))?;
+        .touch(
+            reader.client.id,
+            id,
+            reader.nsqd.now_ns(),
+            msg_timeout_ns,
+            max_ns,
+        )
+        .map_err(|e| {
+            ProtocolError::new(ErrorCode::TouchFailed, format!("TOUCH {id} failed {e}"))
+        })?;
     Ok(None)
 }
 
@@ -149,7 +166,13 @@ fn not_in_flight(code: ErrorCode, name: &str, id: &MessageId) -> ProtocolError {
     ProtocolError::new(code, format!("{name} {id} failed ID not in flight"))
 }
 
-fn publish(reader: &mut Reader, name: &str, topic_name: &str, bodies: &[Bytes], defer_ms: i64) -> Outcome {
+fn publish(
+    reader: &mut Reader,
+    name: &str,
+    topic_name: &str,
+    bodies: &[Bytes],
+    defer_ms: i64,
+) -> Outcome {
     let topic = reader.nsqd.get_or_create_topic(topic_name);
     let now = reader.nsqd.now_ns();
     topic

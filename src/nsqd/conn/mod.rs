@@ -52,7 +52,10 @@ pub(crate) async fn serve(nsqd: Arc<NsqdInner>, mut stream: BoxStream, peer: Soc
     if &magic != protocol::frame::MAGIC_V2 {
         tracing::warn!(%peer, magic = ?magic, "bad protocol magic");
         let mut out = BytesMut::new();
-        frame::write_error(&mut out, &ProtocolError::new(protocol::ErrorCode::BadProtocol, ""));
+        frame::write_error(
+            &mut out,
+            &ProtocolError::new(protocol::ErrorCode::BadProtocol, ""),
+        );
         let _ = stream.write_all(&out).await;
         let _ = stream.shutdown().await;
         return;
