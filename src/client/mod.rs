@@ -1,1 +1,29 @@
-//! A small async NSQ client for tests, tools, benches and simulations.
+//! A small async NSQ V2 client for tests, tools, benches and simulations.
+//!
+//! It speaks plain V2 over any [`BoxStream`](crate::env::BoxStream), so the same code runs
+//! on a real socket, an in-memory `tokio::io::duplex` pipe or a turmoil stream. All wire
+//! bytes come from [`crate::protocol`]; this module only adds buffering and the
+//! request/answer choreography. TLS, snappy, deflate and AUTH are not spoken: a caller
+//! must not ask for them in IDENTIFY.
+//!
+//! # Layout
+//! - [`Connection`] (`connection.rs`): magic, buffered command writes, bounded frame reads,
+//!   automatic heartbeat answers. Use it directly for raw or pipelined traffic.
+//! - [`Producer`] (`producer.rs`): PUB, MPUB and DPUB, each waiting for its `OK`.
+//! - [`Consumer`] (`consumer.rs`): SUB, RDY, FIN, REQ, TOUCH, CLS and a message stream.
+//! - [`ClientError`] (`error.rs`): everything that can go wrong, server errors included.
+//!
+//! Neither type runs a background task: heartbeats are answered only while the caller
+//! reads, so a connection left unread for two heartbeat intervals is closed by nsqd.
+
+mod connection;
+mod consumer;
+mod error;
+mod producer;
+#[cfg(test)]
+mod test_server;
+
+pub use connection::{Connection, ConnectionOptions, Frame, DEFAULT_MAX_FRAME_SIZE};
+pub use consumer::Consumer;
+pub use error::ClientError;
+pub use producer::Producer;
