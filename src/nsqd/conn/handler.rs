@@ -58,7 +58,7 @@ async fn identify(reader: &mut Reader, body: &[u8]) -> Outcome {
         return Ok(None);
     }
     if !negotiated.feature_negotiation {
-        return Ok(Some(Reader::response(crate::protocol::frame::OK)));
+        return Ok(Some(Reader::ok()));
     }
     let json = identify::response_json(&negotiated, &limits, super::super::options::VERSION);
     Ok(Some(Reader::response(&json)))
@@ -92,7 +92,7 @@ async fn subscribe(reader: &mut Reader, topic_name: &str, channel_name: &str) ->
         if !reader.send(ToPump::Subscribed(topic, channel)).await {
             return Ok(None);
         }
-        return Ok(Some(Reader::response(crate::protocol::frame::OK)));
+        return Ok(Some(Reader::ok()));
     }
     Err(sub_failed("failed to deleted topic/channel"))
 }
@@ -186,5 +186,5 @@ fn publish(
             ProtocolError::new(code, format!("{name} failed {e}"))
         })?;
     reader.client.published(topic_name, bodies.len() as u64);
-    Ok(Some(Reader::response(crate::protocol::frame::OK)))
+    Ok(Some(Reader::ok()))
 }

@@ -230,6 +230,11 @@ impl Reader {
         self.to_pump.send(what).await.is_ok()
     }
 
+    /// The `OK` response frame, built once: it answers every publish.
+    fn ok() -> Bytes {
+        Bytes::from_static(b"\x00\x00\x00\x06\x00\x00\x00\x00OK")
+    }
+
     fn response(data: &[u8]) -> Bytes {
         let mut out = BytesMut::with_capacity(8 + data.len());
         frame::write_frame(&mut out, FrameType::Response, data);
@@ -272,5 +277,15 @@ impl NsqdInner {
             max_deflate_level: opts.max_deflate_level,
             auth_required: false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_prebuilt_ok_frame_is_the_encoded_ok_response() {
+        assert_eq!(Reader::ok(), Reader::response(frame::OK));
     }
 }
