@@ -3,8 +3,8 @@
 use bytes::{BufMut, BytesMut};
 
 use super::{
-    put_sized, read_i32, take_body, ClientState, Command, Decoded, ErrorCode, Line, ParseContext,
-    ParseError,
+    incomplete_body, put_sized, read_i32, take_body, ClientState, Command, Decoded, ErrorCode,
+    Line, ParseContext, ParseError,
 };
 
 /// Go checks "too big" before "<= 0" here (PUB does the opposite).
@@ -34,10 +34,12 @@ pub(super) fn parse(
             format!("IDENTIFY invalid body size {size}"),
         ));
     }
-    match take_body(src, line, size as usize) {
-        Ok(body) => Ok(Decoded::Complete(Command::Identify { body })),
-        Err(incomplete) => Ok(incomplete),
+    let len = size as usize;
+    if let Some(incomplete) = incomplete_body(src, line, len) {
+        return Ok(incomplete);
     }
+    let body = take_body(src, line, len);
+    Ok(Decoded::Complete(Command::Identify { body }))
 }
 
 pub(super) fn encode(dst: &mut BytesMut, body: &[u8]) {
