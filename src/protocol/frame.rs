@@ -90,7 +90,6 @@ pub fn decode_frame(
     let kind = FrameType::from_i32(raw_type).ok_or(FrameError::BadType(raw_type))?;
     let total = 4 + size as usize;
     if src.len() < total {
-        src.reserve(total - src.len());
         return Ok(None);
     }
     src.advance(FRAME_HEADER_LENGTH);

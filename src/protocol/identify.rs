@@ -260,11 +260,11 @@ pub fn response_json(n: &Negotiated, limits: &IdentifyLimits, version: &str) -> 
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// nsqd's defaults, as in the golden transcripts.
-    fn go_defaults() -> IdentifyLimits {
+    pub(crate) fn go_defaults() -> IdentifyLimits {
         IdentifyLimits {
             default_heartbeat_interval_ms: 30_000,
             max_heartbeat_interval_ms: 60_000,

@@ -19,6 +19,9 @@ pub mod identify;
 pub mod message;
 pub mod names;
 
+#[cfg(test)]
+mod proptests;
+
 pub use commands::{
     decode, ClientState, Command, Decoded, Limits, ParseContext, ParseError, MAX_LINE_LENGTH,
 };

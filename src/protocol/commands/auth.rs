@@ -3,8 +3,8 @@
 use bytes::{BufMut, BytesMut};
 
 use super::{
-    put_sized, read_i32, take_body, ClientState, Command, Decoded, ErrorCode, Line, ParseContext,
-    ParseError,
+    incomplete_body, put_sized, read_i32, take_body, ClientState, Command, Decoded, ErrorCode,
+    Line, ParseContext, ParseError,
 };
 
 /// The checks up to reading the body; "already set", "disabled" and the auth server's
@@ -38,10 +38,12 @@ pub(super) fn parse(
             format!("AUTH invalid body size {size}"),
         ));
     }
-    match take_body(src, line, size as usize) {
-        Ok(secret) => Ok(Decoded::Complete(Command::Auth { secret })),
-        Err(incomplete) => Ok(incomplete),
+    let len = size as usize;
+    if let Some(incomplete) = incomplete_body(src, line, len) {
+        return Ok(incomplete);
     }
+    let secret = take_body(src, line, len);
+    Ok(Decoded::Complete(Command::Auth { secret }))
 }
 
 pub(super) fn encode(dst: &mut BytesMut, secret: &[u8]) {

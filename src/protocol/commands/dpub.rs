@@ -4,8 +4,9 @@ use bytes::{BufMut, BytesMut};
 
 use super::publish::message_size;
 use super::{
-    bad_topic, byte_to_base10, limit_ms_to_ns, ms_to_ns_wrapping, put_decimal, put_sized, read_i32,
-    take_body, valid_name, Command, Decoded, Line, ParseContext, ParseError,
+    bad_topic, byte_to_base10, incomplete_body, limit_ms_to_ns, ms_to_ns_wrapping, name_string,
+    put_decimal, put_sized, read_i32, take_body, valid_name, Command, Decoded, Line, ParseContext,
+    ParseError,
 };
 
 /// Unlike REQ, an out-of-range defer is an error, checked before the body size is read.
@@ -43,15 +44,16 @@ pub(super) fn parse(
         });
     };
     let len = message_size("DPUB", size, ctx.limits.max_msg_size)?;
-    let topic = String::from_utf8_lossy(line.param(src, 1)).into_owned();
-    match take_body(src, line, len) {
-        Ok(body) => Ok(Decoded::Complete(Command::Dpub {
-            topic,
-            defer_ms: defer_ns / 1_000_000,
-            body,
-        })),
-        Err(incomplete) => Ok(incomplete),
+    if let Some(incomplete) = incomplete_body(src, line, len) {
+        return Ok(incomplete);
     }
+    let topic = name_string(line.param(src, 1));
+    let body = take_body(src, line, len);
+    Ok(Decoded::Complete(Command::Dpub {
+        topic,
+        defer_ms: defer_ns / 1_000_000,
+        body,
+    }))
 }
 
 pub(super) fn encode(dst: &mut BytesMut, topic: &str, defer_ms: i64, body: &[u8]) {

@@ -318,7 +318,7 @@ fn read_i32(src: &[u8], at: usize) -> Option<i32> {
     Some(i32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]))
 }
 
-/// A validated topic or channel name as an owned String; None if the rule rejects it.
+/// The name as text if it follows the topic/channel rule.
 fn valid_name(raw: &[u8]) -> Option<&str> {
     if !is_valid_name(raw) {
         return None;
@@ -339,15 +339,21 @@ fn message_id(raw: &[u8]) -> Result<MessageId, ParseError> {
     MessageId::from_slice(raw).ok_or_else(|| ParseError::invalid("invalid message ID"))
 }
 
-/// Either `Incomplete` until `line + 4 + len` bytes are buffered, or the body (consuming
-/// the line, the size and the body).
-fn take_body(src: &mut BytesMut, line: &Line, len: usize) -> Result<Bytes, Decoded> {
+/// `Incomplete` until the line, the size and `len` body bytes are all buffered.
+fn incomplete_body(src: &[u8], line: &Line, len: usize) -> Option<Decoded> {
     let needed = line.len + 4 + len;
-    if src.len() < needed {
-        return Err(Decoded::Incomplete { needed });
-    }
+    (src.len() < needed).then_some(Decoded::Incomplete { needed })
+}
+
+/// Consumes the line, the size and the body (checked complete) and returns the body.
+fn take_body(src: &mut BytesMut, line: &Line, len: usize) -> Bytes {
     src.advance(line.len + 4);
-    Ok(src.split_to(len).freeze())
+    src.split_to(len).freeze()
+}
+
+/// An owned copy of a name that passed [`valid_name`] (so it is ASCII).
+fn name_string(raw: &[u8]) -> String {
+    String::from_utf8_lossy(raw).into_owned()
 }
 
 /// Consumes a body-less command's line.

@@ -8,8 +8,8 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::{
-    bad_topic, read_i32, valid_name, Command, Decoded, ErrorCode, Limits, Line, ParseContext,
-    ParseError,
+    bad_topic, name_string, read_i32, take_body, valid_name, Command, Decoded, ErrorCode, Limits,
+    Line, ParseContext, ParseError,
 };
 
 /// Bytes of the count field at the start of the body.
@@ -31,7 +31,7 @@ pub(super) fn parse(
         return Err(bad_topic("E_BAD_TOPIC MPUB", raw_topic));
     }
     // From here on Go has created the topic, even if the body turns out bad.
-    let topic = || String::from_utf8_lossy(line.param(src, 1)).into_owned();
+    let topic = || name_string(line.param(src, 1));
     let (inner_len, count) = match scan(src, line.len, ctx.limits) {
         Ok(Scan::Incomplete(needed)) => return Ok(Decoded::Incomplete { needed }),
         Ok(Scan::Complete { inner_len, count }) => (inner_len, count),
@@ -41,8 +41,7 @@ pub(super) fn parse(
         }
     };
     let topic = topic();
-    bytes::Buf::advance(src, line.len + 4);
-    let body = src.split_to(inner_len).freeze();
+    let body = take_body(src, line, inner_len);
     let bodies = split_messages(&body, count);
     Ok(Decoded::Complete(Command::Mpub { topic, bodies }))
 }

@@ -3,8 +3,8 @@
 use bytes::{BufMut, BytesMut};
 
 use super::{
-    bad_topic, put_sized, read_i32, take_body, valid_name, Command, Decoded, ErrorCode, Line,
-    ParseContext, ParseError,
+    bad_topic, incomplete_body, name_string, put_sized, read_i32, take_body, valid_name, Command,
+    Decoded, ErrorCode, Line, ParseContext, ParseError,
 };
 
 pub(super) fn parse(
@@ -25,12 +25,12 @@ pub(super) fn parse(
         });
     };
     let len = message_size("PUB", size, ctx.limits.max_msg_size)?;
-    // Validated ASCII above; the String is built only once the body is here.
-    let topic = String::from_utf8_lossy(line.param(src, 1)).into_owned();
-    match take_body(src, line, len) {
-        Ok(body) => Ok(Decoded::Complete(Command::Pub { topic, body })),
-        Err(incomplete) => Ok(incomplete),
+    if let Some(incomplete) = incomplete_body(src, line, len) {
+        return Ok(incomplete);
     }
+    let topic = name_string(line.param(src, 1));
+    let body = take_body(src, line, len);
+    Ok(Decoded::Complete(Command::Pub { topic, body }))
 }
 
 /// PUB's and DPUB's body-size checks: "<= 0" first, then the maximum.
