@@ -44,8 +44,8 @@ pub struct ReaderConfig {
     pub runfor: Duration,
     /// `--connections`.
     pub connections: usize,
-    /// How long to wait between preparing the connections and starting (`--deadline`).
-    pub wait_before_start: Duration,
+    /// When to start once the connections are prepared (`--deadline`); None: at once.
+    pub start_at: Option<Instant>,
     /// `--fin-flush`.
     pub flush_policy: FlushPolicy,
 }
@@ -59,7 +59,9 @@ pub async fn run_reader(net: Arc<dyn Net>, config: &ReaderConfig) -> Result<Summ
             .map_err(on_connection(index))?;
         prepared.push(conn);
     }
-    tokio::time::sleep(config.wait_before_start).await;
+    if let Some(start_at) = config.start_at {
+        tokio::time::sleep_until(start_at).await;
+    }
 
     let start = Instant::now();
     let workers: Vec<_> = prepared
@@ -87,7 +89,7 @@ pub async fn run_reader(net: Arc<dyn Net>, config: &ReaderConfig) -> Result<Summ
 
 /// Connects and queues IDENTIFY and SUB (sent with RDY when the run starts, like Go).
 async fn prepare(net: &dyn Net, config: &ReaderConfig) -> Result<Connection, ClientError> {
-    let mut conn = Connection::connect(net, &config.address).await?;
+    let mut conn = super::connect(net, &config.address).await?;
     let identify = json!({
         "client_id": "reader",
         "hostname": "reader",
@@ -177,7 +179,7 @@ mod tests {
             rdy: 8,
             runfor: Duration::from_millis(50),
             connections: 2,
-            wait_before_start: Duration::ZERO,
+            start_at: None,
             flush_policy,
         }
     }

@@ -31,8 +31,8 @@ pub struct WriterConfig {
     pub runfor: Duration,
     /// `--connections`.
     pub connections: usize,
-    /// How long to wait between preparing the connections and starting (`--deadline`).
-    pub wait_before_start: Duration,
+    /// When to start once the connections are prepared (`--deadline`); None: at once.
+    pub start_at: Option<Instant>,
 }
 
 /// Runs the writer and reports the messages published by all connections.
@@ -45,7 +45,9 @@ pub async fn run_writer(net: Arc<dyn Net>, config: &WriterConfig) -> Result<Summ
             .map_err(on_connection(index))?;
         prepared.push(conn);
     }
-    tokio::time::sleep(config.wait_before_start).await;
+    if let Some(start_at) = config.start_at {
+        tokio::time::sleep_until(start_at).await;
+    }
 
     let start = Instant::now();
     let workers: Vec<_> = prepared
@@ -85,7 +87,7 @@ fn encoded_mpub(config: &WriterConfig) -> Bytes {
 
 /// Connects and queues IDENTIFY (sent when the run starts, like Go).
 async fn prepare(net: &dyn Net, address: &str) -> Result<Connection, ClientError> {
-    let mut conn = Connection::connect(net, address).await?;
+    let mut conn = super::connect(net, address).await?;
     let identify = json!({
         "client_id": "writer",
         "hostname": "writer",
@@ -143,7 +145,7 @@ mod tests {
             batch_size: 7,
             runfor: Duration::from_millis(50),
             connections: 2,
-            wait_before_start: Duration::ZERO,
+            start_at: None,
         }
     }
 

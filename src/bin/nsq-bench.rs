@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use tokio::time::Instant;
 
 use nsq::bench::go_time::{format_go_duration, parse_deadline, parse_go_duration};
 use nsq::bench::{run_reader, run_writer, FlushPolicy, ReaderConfig, Summary, WriterConfig};
@@ -92,10 +93,10 @@ fn parse_runfor(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_nanos(u64::try_from(ns).unwrap_or(0)))
 }
 
-/// How long to wait for `--deadline`; Go sleeps for a negative wait not at all.
-fn wait_for_deadline(deadline: Option<&str>) -> Result<Duration, String> {
+/// When `--deadline` falls on the runtime's clock; one in the past starts at once, as in Go.
+fn start_at(deadline: Option<&str>) -> Result<Option<Instant>, String> {
     let Some(text) = deadline else {
-        return Ok(Duration::ZERO);
+        return Ok(None);
     };
     let start_s = parse_deadline(text).map_err(|e| e.to_string())?;
     let wait_ns = start_s.saturating_mul(1_000_000_000) - RealClock.now_ns();
@@ -103,7 +104,8 @@ fn wait_for_deadline(deadline: Option<&str>) -> Result<Duration, String> {
         "[nsq-bench] sleeping until {text} +0000 UTC ({})",
         format_go_duration(wait_ns)
     );
-    Ok(Duration::from_nanos(u64::try_from(wait_ns).unwrap_or(0)))
+    let wait = Duration::from_nanos(u64::try_from(wait_ns).unwrap_or(0));
+    Ok(Some(Instant::now() + wait))
 }
 
 fn connections(common: &CommonArgs) -> usize {
@@ -124,7 +126,7 @@ async fn run(mode: Mode) -> Result<Summary, String> {
                 batch_size: args.batch_size,
                 runfor: args.common.runfor,
                 connections: connections(&args.common),
-                wait_before_start: wait_for_deadline(args.common.deadline.as_deref())?,
+                start_at: start_at(args.common.deadline.as_deref())?,
             };
             run_writer(net, &config).await.map_err(|e| e.to_string())
         }
@@ -137,7 +139,7 @@ async fn run(mode: Mode) -> Result<Summary, String> {
                 rdy: args.rdy,
                 runfor: args.common.runfor,
                 connections: connections(&args.common),
-                wait_before_start: wait_for_deadline(args.common.deadline.as_deref())?,
+                start_at: start_at(args.common.deadline.as_deref())?,
                 flush_policy: match args.fin_flush {
                     FinFlush::Go => FlushPolicy::Go,
                     FinFlush::Drained => FlushPolicy::Drained,
