@@ -8,8 +8,10 @@
 //! - [`nsqd`]: the nsqd daemon: options, topics, channels, queues, client connections,
 //!   the queue scan loop, the HTTP API and stats.
 //! - [`client`]: a small async producer/consumer used by tests, tools and benches.
+//! - [`bench`]: the `nsq-bench` writer and reader (Go's bench_writer and bench_reader).
 //! - `bin/`: thin mains for `nsqd` and `nsq-bench`.
 
+pub mod bench;
 pub mod client;
 pub mod env;
 pub mod nsqd;

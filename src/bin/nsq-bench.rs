@@ -1,1 +1,175 @@
-fn main() {}
+//! `nsq-bench writer|reader`: Go's bench_writer and bench_reader against any nsqd.
+//!
+//! Prints Go's result line on stdout:
+//! `duration: <D> - <X>mb/s - <Y>ops/s - <Z>us/op` (mb/s is MiB/s).
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use tokio::time::Instant;
+
+use nsq::bench::go_time::{format_go_duration, parse_deadline, parse_go_duration};
+use nsq::bench::{run_reader, run_writer, FlushPolicy, ReaderConfig, Summary, WriterConfig};
+use nsq::env::{Clock, RealClock, RealNet};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "nsq-bench",
+    version,
+    about = "NSQ throughput benchmark (Go's bench_writer and bench_reader)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    mode: Mode,
+}
+
+#[derive(Subcommand, Debug)]
+enum Mode {
+    /// Publish synchronous MPUB batches (bench_writer).
+    Writer(WriterArgs),
+    /// Subscribe and FIN every message (bench_reader).
+    Reader(ReaderArgs),
+}
+
+/// Flags both modes share, with Go's names and defaults.
+#[derive(Args, Debug)]
+struct CommonArgs {
+    /// Duration of time to run (Go syntax: 10s, 1m30s, 500ms).
+    #[arg(long, default_value = "10s", value_parser = parse_runfor)]
+    runfor: Duration,
+    /// <addr>:<port> to connect to nsqd.
+    #[arg(long, default_value = "127.0.0.1:4150")]
+    nsqd_tcp_address: String,
+    /// Size of messages in bytes.
+    #[arg(long, default_value_t = 200)]
+    size: usize,
+    /// Topic to publish to or receive messages on.
+    #[arg(long, default_value = "sub_bench")]
+    topic: String,
+    /// Connections to open (default: the number of CPUs, like Go's GOMAXPROCS workers).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    connections: Option<u32>,
+    /// Deadline to start the benchmark run, "2006-01-02 15:04:05" in UTC.
+    #[arg(long)]
+    deadline: Option<String>,
+}
+
+#[derive(Args, Debug)]
+struct WriterArgs {
+    #[command(flatten)]
+    common: CommonArgs,
+    /// Messages per MPUB.
+    #[arg(long, default_value_t = 200)]
+    batch_size: usize,
+}
+
+#[derive(Args, Debug)]
+struct ReaderArgs {
+    #[command(flatten)]
+    common: CommonArgs,
+    /// Channel to receive messages on.
+    #[arg(long, default_value = "ch")]
+    channel: String,
+    /// RDY count to use.
+    #[arg(long, default_value_t = 2500)]
+    rdy: i64,
+    /// When FINs are flushed: `go` (when count % rdy > 0.75*rdy, as Go does) or `drained`
+    /// (whenever no received frame is left to handle).
+    #[arg(long, value_enum, default_value_t = FinFlush::Go)]
+    fin_flush: FinFlush,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum FinFlush {
+    Go,
+    Drained,
+}
+
+/// Go's `flag.Duration`; a negative duration runs one round, as in Go.
+fn parse_runfor(text: &str) -> Result<Duration, String> {
+    let ns = parse_go_duration(text).map_err(|e| e.to_string())?;
+    Ok(Duration::from_nanos(u64::try_from(ns).unwrap_or(0)))
+}
+
+/// When `--deadline` falls on the runtime's clock; one in the past starts at once, as in Go.
+fn start_at(deadline: Option<&str>) -> Result<Option<Instant>, String> {
+    let Some(text) = deadline else {
+        return Ok(None);
+    };
+    let start_s = parse_deadline(text).map_err(|e| e.to_string())?;
+    let wait_ns = start_s.saturating_mul(1_000_000_000) - RealClock.now_ns();
+    eprintln!(
+        "[nsq-bench] sleeping until {text} +0000 UTC ({})",
+        format_go_duration(wait_ns)
+    );
+    let wait = Duration::from_nanos(u64::try_from(wait_ns).unwrap_or(0));
+    Ok(Some(Instant::now() + wait))
+}
+
+fn connections(common: &CommonArgs) -> usize {
+    match common.connections {
+        Some(n) => n as usize,
+        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+    }
+}
+
+async fn run(mode: Mode) -> Result<Summary, String> {
+    let net = Arc::new(RealNet);
+    match mode {
+        Mode::Writer(args) => {
+            let config = WriterConfig {
+                address: args.common.nsqd_tcp_address.clone(),
+                topic: args.common.topic.clone(),
+                size: args.common.size,
+                batch_size: args.batch_size,
+                runfor: args.common.runfor,
+                connections: connections(&args.common),
+                start_at: start_at(args.common.deadline.as_deref())?,
+            };
+            run_writer(net, &config).await.map_err(|e| e.to_string())
+        }
+        Mode::Reader(args) => {
+            let config = ReaderConfig {
+                address: args.common.nsqd_tcp_address.clone(),
+                topic: args.common.topic.clone(),
+                channel: args.channel,
+                size: args.common.size,
+                rdy: args.rdy,
+                runfor: args.common.runfor,
+                connections: connections(&args.common),
+                start_at: start_at(args.common.deadline.as_deref())?,
+                flush_policy: match args.fin_flush {
+                    FinFlush::Go => FlushPolicy::Go,
+                    FinFlush::Drained => FlushPolicy::Drained,
+                },
+            };
+            run_reader(net, &config).await.map_err(|e| e.to_string())
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("[nsq-bench] cannot start the runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.mode)) {
+        Ok(summary) => {
+            println!("{summary}");
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("[nsq-bench] {err}");
+            ExitCode::FAILURE
+        }
+    }
+}

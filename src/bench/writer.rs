@@ -1,0 +1,178 @@
+//! The writer: Go's bench_writer. Each connection IDENTIFYs, then sends one MPUB of
+//! `batch_size` copies of a `size`-byte body at a time, waiting for each `OK`, until
+//! `runfor` has passed.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use serde_json::json;
+use tokio::time::Instant;
+
+use super::error::{on_connection, BenchError};
+use super::report::Summary;
+use crate::client::{ClientError, Connection, Frame};
+use crate::env::Net;
+use crate::protocol::commands::Command;
+use crate::protocol::frame::OK;
+
+/// The writer's flags.
+#[derive(Debug, Clone)]
+pub struct WriterConfig {
+    /// `--nsqd-tcp-address`.
+    pub address: String,
+    /// `--topic`.
+    pub topic: String,
+    /// `--size`: bytes per message body.
+    pub size: usize,
+    /// `--batch-size`: messages per MPUB.
+    pub batch_size: usize,
+    /// `--runfor`: a connection stops after the first batch answered past this.
+    pub runfor: Duration,
+    /// `--connections`.
+    pub connections: usize,
+    /// When to start once the connections are prepared (`--deadline`); None: at once.
+    pub start_at: Option<Instant>,
+}
+
+/// Runs the writer and reports the messages published by all connections.
+pub async fn run_writer(net: Arc<dyn Net>, config: &WriterConfig) -> Result<Summary, BenchError> {
+    let mpub = encoded_mpub(config);
+    let mut prepared = Vec::with_capacity(config.connections);
+    for index in 0..config.connections {
+        let conn = prepare(net.as_ref(), &config.address)
+            .await
+            .map_err(on_connection(index))?;
+        prepared.push(conn);
+    }
+    if let Some(start_at) = config.start_at {
+        tokio::time::sleep_until(start_at).await;
+    }
+
+    let start = Instant::now();
+    let workers: Vec<_> = prepared
+        .into_iter()
+        .enumerate()
+        .map(|(index, conn)| {
+            let (mpub, runfor, batch) = (mpub.clone(), config.runfor, config.batch_size);
+            tokio::spawn(async move {
+                publish_until(conn, mpub, batch, runfor)
+                    .await
+                    .map_err(on_connection(index))
+            })
+        })
+        .collect();
+    let mut messages = 0;
+    for worker in workers {
+        messages += worker.await??;
+    }
+    Ok(Summary {
+        duration: start.elapsed(),
+        messages,
+        message_size: config.size,
+    })
+}
+
+/// The MPUB command, encoded once: every batch is the same bytes.
+fn encoded_mpub(config: &WriterConfig) -> Bytes {
+    let body = Bytes::from(vec![0u8; config.size]);
+    let command = Command::Mpub {
+        topic: config.topic.clone(),
+        bodies: vec![body; config.batch_size],
+    };
+    let mut buf = BytesMut::new();
+    command.encode(&mut buf);
+    buf.freeze()
+}
+
+/// Connects and queues IDENTIFY (sent when the run starts, like Go).
+async fn prepare(net: &dyn Net, address: &str) -> Result<Connection, ClientError> {
+    let mut conn = super::connect(net, address).await?;
+    let identify = json!({
+        "client_id": "writer",
+        "hostname": "writer",
+        "user_agent": super::user_agent(),
+    });
+    conn.send(&Command::Identify {
+        body: Bytes::from(identify.to_string()),
+    });
+    Ok(conn)
+}
+
+/// One connection's loop; returns the number of messages nsqd acknowledged.
+async fn publish_until(
+    mut conn: Connection,
+    mpub: Bytes,
+    batch_size: usize,
+    runfor: Duration,
+) -> Result<u64, ClientError> {
+    conn.flush().await?;
+    conn.read_response().await?;
+    let end = Instant::now() + runfor;
+    let mut published = 0u64;
+    loop {
+        conn.send_raw(&mpub);
+        conn.flush().await?;
+        let answer = conn.read_response().await?;
+        if answer.as_ref() != OK {
+            return Err(ClientError::UnexpectedFrame {
+                expected: "OK",
+                got: Frame::Response(answer).describe(),
+            });
+        }
+        published += batch_size as u64;
+        if Instant::now() > end {
+            return Ok(published);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::{run_writer, WriterConfig};
+    use crate::bench::fake_nsqd::FakeNsqd;
+    use crate::bench::BenchError;
+    use crate::env::RealNet;
+
+    fn config(address: String) -> WriterConfig {
+        WriterConfig {
+            address,
+            topic: "sub_bench".into(),
+            size: 10,
+            batch_size: 7,
+            runfor: Duration::from_millis(50),
+            connections: 2,
+            start_at: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn every_acknowledged_batch_is_counted() {
+        let nsqd = FakeNsqd::start().await;
+        let summary = run_writer(Arc::new(RealNet), &config(nsqd.address()))
+            .await
+            .unwrap();
+        assert!(summary.messages > 0);
+        assert_eq!(summary.messages % 7, 0);
+        assert_eq!(summary.messages, nsqd.published());
+        assert_eq!(summary.message_size, 10);
+        assert!(summary.duration >= Duration::from_millis(50));
+    }
+
+    #[tokio::test]
+    async fn a_server_error_names_the_connection() {
+        let nsqd = FakeNsqd::start().await;
+        let mut bad = config(nsqd.address());
+        bad.topic = "bad!topic".into();
+        let err = run_writer(Arc::new(RealNet), &bad).await.unwrap_err();
+        match err {
+            BenchError::Connection { source, .. } => {
+                assert_eq!(source.server_code(), Some("E_BAD_TOPIC"))
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
