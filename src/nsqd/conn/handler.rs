@@ -89,10 +89,11 @@ async fn subscribe(reader: &mut Reader, topic_name: &str, channel_name: &str) ->
         }
         reader.client.set_state(ClientState::Subscribed);
         reader.subscription = Some((topic.clone(), channel.clone()));
-        if !reader.send(ToPump::Subscribed(topic, channel)).await {
-            return Ok(None);
-        }
-        return Ok(Some(Reader::ok()));
+        // The OK travels with the subscription so that no message can overtake it.
+        reader
+            .send(ToPump::Subscribed(topic, channel, Reader::ok()))
+            .await;
+        return Ok(None);
     }
     Err(sub_failed("failed to deleted topic/channel"))
 }

@@ -36,8 +36,8 @@ pub(crate) enum ToPump {
     Frame(Bytes),
     /// Write this error frame, flush and close the connection.
     Fatal(Bytes),
-    /// The client subscribed: start delivering from this channel.
-    Subscribed(TopicRef, ChannelRef),
+    /// The client subscribed: write SUB's answer, then start delivering from this channel.
+    Subscribed(TopicRef, ChannelRef, Bytes),
     /// IDENTIFY changed the settings (heartbeat, buffering, sampling, msg timeout).
     SettingsChanged,
 }

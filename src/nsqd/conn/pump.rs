@@ -72,7 +72,10 @@ pub(super) async fn run(
                     let _ = pump.flush().await;
                     break;
                 }
-                Some(ToPump::Subscribed(topic, channel)) => pump.subscription = Some((topic, channel)),
+                Some(ToPump::Subscribed(topic, channel, answer)) => {
+                    pump.out.extend_from_slice(&answer);
+                    pump.subscription = Some((topic, channel));
+                }
                 Some(ToPump::SettingsChanged) => {
                     pump.settings = client.settings.lock().clone();
                     heartbeat = heartbeat_interval(pump.settings.heartbeat_interval_ms);
