@@ -1,7 +1,8 @@
 //! The in-flight queue of a channel: messages sent to a client and not yet finished,
 //! ordered by the deadline at which they time out.
 
-use std::collections::BTreeMap;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 
 use rustc_hash::FxHashMap;
 
@@ -38,14 +39,20 @@ pub enum InFlightError {
 
 /// Messages in flight, by id and by deadline.
 ///
-/// Go keeps an indexed binary heap; an ordered map keyed by (deadline, seq) gives the
-/// same O(log n) push, removal and earliest-first pop with less code.
+/// Go keeps an indexed binary heap. Here a plain binary heap of `(deadline, seq)` keys
+/// is paired with the map: FIN and REQ only remove from the map (O(1)), and a heap
+/// entry whose `seq` no longer matches its map entry is stale and skipped when popped.
+/// The heap is rebuilt from the map once stale entries outnumber live ones, so memory
+/// stays proportional to what is really in flight.
 #[derive(Debug, Default)]
 pub struct InFlightQueue {
     by_id: FxHashMap<MessageId, InFlight>,
-    by_deadline: BTreeMap<(i64, u64), MessageId>,
+    by_deadline: BinaryHeap<Reverse<(i64, u64, MessageId)>>,
     next_seq: u64,
 }
+
+/// Stale heap entries tolerated beyond the live ones before a rebuild.
+const STALE_SLACK: usize = 1024;
 
 impl InFlightQueue {
     /// Number of messages in flight.
@@ -69,9 +76,9 @@ impl InFlightQueue {
         if self.by_id.contains_key(&message.id) {
             return Err(InFlightError::AlreadyInFlight);
         }
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        self.by_deadline.insert((deadline_ns, seq), message.id);
+        let seq = self.take_seq();
+        self.by_deadline
+            .push(Reverse((deadline_ns, seq, message.id)));
         self.by_id.insert(
             message.id,
             InFlight {
@@ -82,6 +89,7 @@ impl InFlightQueue {
                 seq,
             },
         );
+        self.compact_if_stale();
         Ok(())
     }
 
@@ -91,9 +99,7 @@ impl InFlightQueue {
         if entry.client_id != client_id {
             return Err(InFlightError::NotOwner);
         }
-        let entry = self.by_id.remove(id).ok_or(InFlightError::NotInFlight)?;
-        self.by_deadline.remove(&(entry.deadline_ns, entry.seq));
-        Ok(entry)
+        self.by_id.remove(id).ok_or(InFlightError::NotInFlight)
     }
 
     /// Moves the deadline of `id` (owned by `client_id`) to `deadline_fn(entry)`.
@@ -103,38 +109,56 @@ impl InFlightQueue {
         client_id: u64,
         deadline_fn: impl FnOnce(&InFlight) -> i64,
     ) -> Result<(), InFlightError> {
+        let seq = self.take_seq();
         let entry = self.by_id.get_mut(id).ok_or(InFlightError::NotInFlight)?;
         if entry.client_id != client_id {
             return Err(InFlightError::NotOwner);
         }
-        let new_deadline = deadline_fn(entry);
-        self.by_deadline.remove(&(entry.deadline_ns, entry.seq));
-        entry.deadline_ns = new_deadline;
-        self.by_deadline.insert((new_deadline, entry.seq), *id);
+        entry.deadline_ns = deadline_fn(entry);
+        entry.seq = seq;
+        self.by_deadline
+            .push(Reverse((entry.deadline_ns, seq, *id)));
+        self.compact_if_stale();
         Ok(())
     }
 
     /// Removes and returns the earliest message whose deadline is `<= now_ns`.
     pub fn pop_expired(&mut self, now_ns: i64) -> Option<InFlight> {
-        let (&(deadline, seq), _) = self.by_deadline.first_key_value()?;
-        if deadline > now_ns {
-            return None;
+        while let Some(Reverse((deadline, seq, id))) = self.by_deadline.peek().copied() {
+            if deadline > now_ns {
+                return None;
+            }
+            self.by_deadline.pop();
+            if self.by_id.get(&id).is_some_and(|entry| entry.seq == seq) {
+                return self.by_id.remove(&id);
+            }
         }
-        let id = self.by_deadline.remove(&(deadline, seq))?;
-        self.by_id.remove(&id)
+        None
     }
 
     /// Removes everything, in deadline order (used when a channel is emptied or closed).
     pub fn drain(&mut self) -> Vec<InFlight> {
-        let order = std::mem::take(&mut self.by_deadline);
-        let mut out = Vec::with_capacity(order.len());
-        for id in order.into_values() {
-            if let Some(entry) = self.by_id.remove(&id) {
-                out.push(entry);
-            }
-        }
-        self.by_id.clear();
+        self.by_deadline.clear();
+        let mut out: Vec<InFlight> = self.by_id.drain().map(|(_, entry)| entry).collect();
+        out.sort_by_key(|entry| (entry.deadline_ns, entry.seq));
         out
+    }
+
+    fn take_seq(&mut self) -> u64 {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        seq
+    }
+
+    fn compact_if_stale(&mut self) {
+        if self.by_deadline.len() <= 2 * self.by_id.len() + STALE_SLACK {
+            return;
+        }
+        self.by_deadline = self
+            .by_id
+            .iter()
+            .map(|(id, entry)| Reverse((entry.deadline_ns, entry.seq, *id)))
+            .collect();
     }
 }
 
@@ -191,6 +215,22 @@ mod tests {
             q.push(msg(1), 7, 0, 100).unwrap_err(),
             InFlightError::AlreadyInFlight
         );
+    }
+
+    #[test]
+    fn finished_messages_never_pop_and_stale_entries_are_compacted() {
+        let mut q = InFlightQueue::default();
+        for n in 0..10_000u64 {
+            q.push(msg(n), 7, 0, 100 + n as i64).unwrap();
+            q.remove(&MessageId::from_u64(n), 7).unwrap();
+        }
+        assert!(q.by_deadline.len() <= STALE_SLACK + 1);
+        q.push(msg(99_999), 7, 0, 5).unwrap();
+        assert_eq!(
+            q.pop_expired(i64::MAX).unwrap().message.id,
+            MessageId::from_u64(99_999)
+        );
+        assert!(q.pop_expired(i64::MAX).is_none());
     }
 
     #[test]
