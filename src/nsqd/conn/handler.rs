@@ -89,10 +89,13 @@ async fn subscribe(reader: &mut Reader, topic_name: &str, channel_name: &str) ->
         }
         reader.client.set_state(ClientState::Subscribed);
         reader.subscription = Some((topic.clone(), channel.clone()));
-        if !reader.send(ToPump::Subscribed(topic, channel)).await {
-            return Ok(None);
+        // The OK goes to the pump before the subscription, so no message can overtake it
+        // (Go writes the answer before it reads the next command, e.g. a pipelined RDY).
+        let ok = Reader::response(crate::protocol::frame::OK);
+        if reader.send(ToPump::Frame(ok)).await {
+            reader.send(ToPump::Subscribed(topic, channel)).await;
         }
-        return Ok(Some(Reader::response(crate::protocol::frame::OK)));
+        return Ok(None);
     }
     Err(sub_failed("failed to deleted topic/channel"))
 }
