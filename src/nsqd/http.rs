@@ -145,8 +145,9 @@ fn stats(nsqd: &NsqdInner, query: &BTreeMap<String, String>) -> HttpResponse {
         return error(nsqd, StatusCode::BAD_REQUEST, "INVALID_REQUEST");
     };
     let filter = StatsFilter {
-        topic: query.get("topic").cloned(),
-        channel: query.get("channel").cloned(),
+        // An empty value filters nothing, as Go's `topic == ""` check.
+        topic: query.get("topic").filter(|t| !t.is_empty()).cloned(),
+        channel: query.get("channel").filter(|c| !c.is_empty()).cloned(),
         include_clients,
         include_mem,
     };
@@ -218,6 +219,8 @@ async fn publish(
         Ok(topic) => topic,
         Err(text) => return error(nsqd, StatusCode::BAD_REQUEST, text),
     };
+    // Go looks the topic up (creating it) before it parses `defer`.
+    let topic = nsqd.get_or_create_topic(topic_name);
     let max_defer_ms = super::conn::millis(nsqd.opts.max_req_timeout);
     let defer_ms = match query.get("defer") {
         None => 0,
@@ -226,7 +229,6 @@ async fn publish(
             _ => return error(nsqd, StatusCode::BAD_REQUEST, "INVALID_DEFER"),
         },
     };
-    let topic = nsqd.get_or_create_topic(topic_name);
     match topic.publish(&[body], nsqd.now_ns(), defer_ms.saturating_mul(1_000_000)) {
         Ok(()) => plain(nsqd, StatusCode::OK, "OK", true),
         Err(super::topic::TopicError::Exiting) => {
@@ -253,6 +255,9 @@ async fn multi_publish(
         Ok(topic) => topic.to_string(),
         Err(text) => return error(nsqd, StatusCode::BAD_REQUEST, text),
     };
+    // Go looks the topic up (creating it) before it reads the body, so a malformed
+    // body still leaves the topic behind.
+    let topic = nsqd.get_or_create_topic(&topic_name);
     let binary = match query.get("binary").map(String::as_str) {
         None | Some("false") | Some("0") => false,
         Some("true") | Some("1") => true,
@@ -286,7 +291,6 @@ async fn multi_publish(
         }
         bodies
     };
-    let topic = nsqd.get_or_create_topic(&topic_name);
     if bodies.is_empty() {
         return plain(nsqd, StatusCode::OK, "OK", true);
     }

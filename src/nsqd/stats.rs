@@ -193,29 +193,36 @@ pub struct StatsFilter {
 impl NsqdInner {
     /// Builds the `/stats` answer.
     pub(crate) fn stats(&self, filter: &StatsFilter) -> Stats {
-        let mut topics: Vec<TopicStats> = self
+        let matching: Vec<_> = self
             .topics()
-            .iter()
+            .into_iter()
             .filter(|t| filter.topic.as_deref().is_none_or(|name| name == t.name))
+            .collect();
+        // Go returns early, with topics and producers both nil, for an unknown topic.
+        let topic_missing = matching.is_empty() && filter.topic.is_some();
+        let mut topics: Vec<TopicStats> = matching
+            .iter()
             .map(|t| topic_stats(t.snapshot(), filter))
             .collect();
         if let Some(channel) = &filter.channel {
-            for topic in &mut topics {
+            // Go leaves out a topic that lacks the channel.
+            topics.retain_mut(|topic| {
                 topic.channels.retain(|c| &c.channel_name == channel);
-            }
+                !topic.channels.is_empty()
+            });
         }
-        let topics = if topics.is_empty() && filter.topic.is_some() {
-            None
-        } else {
-            Some(topics)
-        };
-        let producers = filter.include_clients.then(|| {
+        let topics = (!topic_missing).then_some(topics);
+        let producers: Vec<ClientStats> = if filter.include_clients && !topic_missing {
             self.clients()
                 .iter()
                 .filter(|c| !c.pub_counts.lock().is_empty())
-                .map(|c| client_stats(c))
+                .map(|c| client_stats(c, filter))
                 .collect()
-        });
+        } else {
+            Vec::new()
+        };
+        // Go's nil slice: no producers is `null`, not `[]`.
+        let producers = (!producers.is_empty()).then_some(producers);
         Stats {
             version: VERSION,
             health: "OK".into(),
@@ -255,20 +262,26 @@ fn channel_stats(channel: ChannelSnapshot, filter: &StatsFilter) -> ChannelStats
         requeue_count: channel.requeue_count,
         timeout_count: channel.timeout_count,
         client_count: channel.clients.len() as u64,
-        clients: filter
-            .include_clients
-            .then(|| channel.clients.iter().map(|c| client_stats(c)).collect()),
+        clients: filter.include_clients.then(|| {
+            channel
+                .clients
+                .iter()
+                .map(|c| client_stats(c, filter))
+                .collect()
+        }),
         paused: channel.paused,
         e2e_processing_latency: E2eLatency::default(),
     }
 }
 
-fn client_stats(client: &ClientShared) -> ClientStats {
+/// One client; with a topic filter, `pub_counts` lists only that topic, as Go's does.
+fn client_stats(client: &ClientShared, filter: &StatsFilter) -> ClientStats {
     let settings = client.settings.lock().clone();
     let pub_counts = client
         .pub_counts
         .lock()
         .iter()
+        .filter(|(topic, _)| filter.topic.as_deref().is_none_or(|only| only == *topic))
         .map(|(topic, count)| PubCount {
             topic: topic.clone(),
             count: *count,

@@ -1,0 +1,16 @@
+//! Black-box tests of nsqd over real loopback sockets, one module per feature, gathered
+//! into one test binary so it links once.
+//!
+//! - `support`: start an nsqd, a raw V2 connection, a tiny HTTP client, asserts.
+//! - `tcp_commands`: V2 commands that succeed, byte for byte as Go answers them.
+//! - `tcp_errors`: every V2 error case, its text, and fatal vs non-fatal.
+//! - `delivery`: RDY, timeouts, REQ, TOUCH, DPUB, CLS, heartbeats, ephemeral, fan-out.
+//! - `http_api`: the HTTP API and `/stats` against Go's golden answers.
+//! - `third_party`: the `tokio-nsq` client publishing and consuming against us.
+
+mod delivery;
+mod http_api;
+mod support;
+mod tcp_commands;
+mod tcp_errors;
+mod third_party;
