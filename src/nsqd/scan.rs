@@ -110,11 +110,42 @@ async fn worker(nsqd: Arc<NsqdInner>, work_rx: WorkQueue, done_tx: mpsc::Sender<
 
 /// `count` distinct indices in `0..len`, drawn from the nsqd's seeded RNG (Go's UniqRands).
 fn distinct_random_indices(nsqd: &NsqdInner, count: usize, len: usize) -> Vec<usize> {
+    pick_distinct(&*nsqd.env.rng, count, len)
+}
+
+/// A partial Fisher-Yates shuffle: the first `count` of a random permutation of `0..len`.
+fn pick_distinct(rng: &dyn crate::env::Rng, count: usize, len: usize) -> Vec<usize> {
+    let count = count.min(len);
     let mut indices: Vec<usize> = (0..len).collect();
-    for i in 0..count.min(len) {
-        let j = i + nsqd.env.rng.below((len - i) as u64) as usize;
+    for i in 0..count {
+        let j = i + rng.below((len - i) as u64) as usize;
         indices.swap(i, j);
     }
-    indices.truncate(count.min(len));
+    indices.truncate(count);
     indices
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::env::SeededRng;
+
+    #[test]
+    fn distinct_indices_are_distinct_in_range_and_seeded() {
+        let rng = SeededRng::new(3);
+        let draw = |count, len| pick_distinct(&rng, count, len);
+        for len in 0..30usize {
+            for count in 0..=len {
+                let mut picked = draw(count, len);
+                assert_eq!(picked.len(), count);
+                assert!(picked.iter().all(|&i| i < len));
+                picked.sort_unstable();
+                picked.dedup();
+                assert_eq!(picked.len(), count, "no index twice");
+            }
+        }
+        let again = SeededRng::new(3);
+        let first = pick_distinct(&SeededRng::new(3), 5, 20);
+        assert_eq!(first, pick_distinct(&again, 5, 20));
+    }
 }
