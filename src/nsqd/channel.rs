@@ -161,11 +161,14 @@ impl Channel {
                 }
                 message.attempts = message.attempts.saturating_add(1);
                 let deadline = now_ns.saturating_add(msg_timeout_ns);
-                if state
-                    .in_flight
-                    .push(message.clone(), client.id, now_ns, deadline)
-                    .is_err()
+                if let Err(error) =
+                    state
+                        .in_flight
+                        .push(message.clone(), client.id, now_ns, deadline)
                 {
+                    // Unreachable while a message lives in exactly one queue of its
+                    // channel; should it happen, the copy in flight is the one kept.
+                    tracing::error!(topic = %self.topic_name, channel = %self.name, id = %message.id, %error, "duplicate delivery skipped");
                     continue;
                 }
                 out.push(message);

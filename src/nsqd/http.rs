@@ -22,6 +22,8 @@ type HttpResponse = Response<Full<Bytes>>;
 
 const JSON: &str = "application/json; charset=utf-8";
 const TEXT: &str = "text/plain; charset=utf-8";
+/// How long an open HTTP exchange may take to finish once nsqd is exiting.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
 /// Serves HTTP until shutdown.
 pub(crate) async fn serve(nsqd: Arc<NsqdInner>, listener: Box<dyn Listener>) {
@@ -58,7 +60,9 @@ pub(crate) async fn serve(nsqd: Arc<NsqdInner>, listener: Box<dyn Listener>) {
                 _ = shutdown.cancelled() => connection.as_mut().graceful_shutdown(),
                 _ = connection.as_mut() => return,
             }
-            let _ = connection.await;
+            // A request still being read or answered gets a moment to finish; a peer
+            // that trickles its body must not hold up the exit.
+            let _ = tokio::time::timeout(SHUTDOWN_GRACE, connection).await;
         });
     }
     tracing::info!("HTTP: closing listener");

@@ -139,12 +139,25 @@ impl Pump {
         if self.out.is_empty() {
             return Ok(());
         }
-        let write = self.writer.write_all(&self.out);
-        let result = match u64::try_from(self.settings.heartbeat_interval_ms) {
-            Ok(ms) if ms > 0 => tokio::time::timeout(Duration::from_millis(ms), write)
+        let deadline_ms = u64::try_from(self.settings.heartbeat_interval_ms)
+            .ok()
+            .filter(|ms| *ms > 0);
+        let write = async {
+            match deadline_ms {
+                Some(ms) => tokio::time::timeout(
+                    Duration::from_millis(ms),
+                    self.writer.write_all(&self.out),
+                )
                 .await
                 .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into())),
-            _ => write.await,
+                None => self.writer.write_all(&self.out).await,
+            }
+        };
+        // A client that never reads must not hold up a shutdown or a channel deletion.
+        let result = tokio::select! {
+            biased;
+            _ = self.client.close.cancelled() => Err(std::io::ErrorKind::ConnectionAborted.into()),
+            result = write => result,
         };
         self.out.clear();
         result
