@@ -8,11 +8,14 @@
 //! - [`nsqd`]: the nsqd daemon: options, topics, channels, queues, client connections,
 //!   the queue scan loop, the HTTP API and stats.
 //! - [`client`]: a small async producer/consumer used by tests, tools and benches.
+//! - [`go_time`]: Go's duration syntax (`time.ParseDuration`, `Duration.String`) and the
+//!   bench's `--deadline` layout, shared by nsqd's flags, config file and stats and the bench.
 //! - [`bench`]: the `nsq-bench` writer and reader (Go's bench_writer and bench_reader).
 //! - `bin/`: thin mains for `nsqd` and `nsq-bench`.
 
 pub mod bench;
 pub mod client;
 pub mod env;
+pub mod go_time;
 pub mod nsqd;
 pub mod protocol;

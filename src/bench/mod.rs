@@ -8,13 +8,11 @@
 //! - `writer.rs`: synchronous MPUB batches, one in flight per connection.
 //! - `reader.rs`: SUB + RDY, FIN every message, with Go's flush rule or flush-on-drain.
 //! - `report.rs`: the `duration: ... - ...mb/s - ...ops/s - ...us/op` line.
-//! - `go_time.rs`: Go duration and deadline syntax for the flags and the report.
 //! - `error.rs`: [`BenchError`].
 
 mod error;
 #[cfg(test)]
 mod fake_nsqd;
-pub mod go_time;
 mod reader;
 mod report;
 mod writer;

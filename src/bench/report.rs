@@ -3,7 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use super::go_time::format_go_duration;
+use crate::go_time::{format_go_duration, go_nanos};
 
 /// What a bench run measured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,11 +39,10 @@ impl Summary {
 impl fmt::Display for Summary {
     /// Go: `"duration: %s - %.03fmb/s - %.03fops/s - %.03fus/op"`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let ns = i64::try_from(self.duration.as_nanos()).unwrap_or(i64::MAX);
         write!(
             f,
             "duration: {} - {}mb/s - {}ops/s - {}us/op",
-            format_go_duration(ns),
+            format_go_duration(go_nanos(self.duration)),
             go_fixed3(self.mib_per_s()),
             go_fixed3(self.ops_per_s()),
             go_fixed3(self.us_per_op()),

@@ -10,9 +10,9 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use tokio::time::Instant;
 
-use nsq::bench::go_time::{format_go_duration, parse_deadline, parse_go_duration};
 use nsq::bench::{run_reader, run_writer, FlushPolicy, ReaderConfig, Summary, WriterConfig};
 use nsq::env::{Clock, RealClock, RealNet};
+use nsq::go_time::{format_go_duration, parse_deadline, parse_go_duration};
 
 #[derive(Parser, Debug)]
 #[command(

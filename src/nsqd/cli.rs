@@ -8,10 +8,10 @@
 //!
 //! Layout: `flags` is the table of every flag; `go_syntax` reads argv as Go's `flag`
 //! package does; `config_file` reads the TOML file; `validate` holds the startup checks
-//! and [`unsupported_options`]; `duration` and `go_values` are Go's value syntaxes.
+//! and [`unsupported_options`]; `go_values` is Go's value syntax (durations are in
+//! [`crate::go_time`]).
 
 mod config_file;
-mod duration;
 mod flags;
 mod go_syntax;
 mod go_values;
@@ -23,7 +23,7 @@ mod tests;
 use std::collections::BTreeSet;
 
 pub use config_file::ConfigError;
-pub use duration::{format_go_duration, parse_go_duration, DurationError};
+pub(crate) use go_values::go_quote;
 pub use validate::{unsupported_options, StartupError};
 
 use crate::nsqd::options::VERSION;

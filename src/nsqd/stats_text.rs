@@ -4,6 +4,7 @@ use std::fmt::Write;
 use std::time::Duration;
 
 use super::stats::{ClientStats, E2eLatency, Stats};
+use crate::go_time::format_go_duration;
 
 /// Renders `stats` as Go's `printStats` does; `now_ns` gives uptime and connection ages.
 pub(crate) fn render(stats: &Stats, now_ns: i64) -> String {
@@ -13,7 +14,7 @@ pub(crate) fn render(stats: &Stats, now_ns: i64) -> String {
     let start = std::time::UNIX_EPOCH + Duration::from_secs(stats.start_time.max(0) as u64);
     let _ = writeln!(w, "start_time {}", humantime::format_rfc3339_seconds(start));
     let uptime_ns = now_ns.saturating_sub(stats.start_time.saturating_mul(1_000_000_000));
-    let _ = writeln!(w, "uptime {}", go_duration(uptime_ns));
+    let _ = writeln!(w, "uptime {}", format_go_duration(uptime_ns));
     let _ = writeln!(w, "\nHealth: {}", stats.health);
     if let Some(mem) = &stats.memory {
         let _ = writeln!(w, "\nMemory:");
@@ -86,7 +87,7 @@ fn e2e(latency: &E2eLatency) -> String {
     };
     percentiles
         .iter()
-        .map(|p| format!("{}%={}", p.quantile * 100.0, go_duration(p.value)))
+        .map(|p| format!("{}%={}", p.quantile * 100.0, format_go_duration(p.value)))
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -103,7 +104,7 @@ fn client_line(client: &ClientStats, now_s: i64) -> String {
         identifier.push(' ');
         identifier.push_str(&client.user_agent);
     }
-    let connected = go_duration((now_s - client.connect_ts).max(0) * 1_000_000_000);
+    let connected = format_go_duration((now_s - client.connect_ts).max(0) * 1_000_000_000);
     if !client.pub_counts.is_empty() {
         let total: u64 = client.pub_counts.iter().map(|p| p.count).sum();
         let topics: Vec<String> = client
@@ -132,59 +133,4 @@ fn client_line(client: &ClientStats, now_s: i64) -> String {
         client.message_count,
         connected
     )
-}
-
-/// Go's `time.Duration.String()`: `0s`, `1.5µs`, `752.445005ms`, `1m2.5s`, `2h0m0s`.
-pub(crate) fn go_duration(ns: i64) -> String {
-    if ns == 0 {
-        return "0s".into();
-    }
-    let negative = ns < 0;
-    let u = ns.unsigned_abs();
-    let sign = if negative { "-" } else { "" };
-    let fraction = |value: u64, unit: u64, digits: usize| -> String {
-        let whole = value / unit;
-        let rest = value % unit;
-        if rest == 0 {
-            return whole.to_string();
-        }
-        let frac = format!("{rest:0digits$}");
-        format!("{whole}.{}", frac.trim_end_matches('0'))
-    };
-    if u < 1_000 {
-        return format!("{sign}{u}ns");
-    }
-    if u < 1_000_000 {
-        return format!("{sign}{}µs", fraction(u, 1_000, 3));
-    }
-    if u < 1_000_000_000 {
-        return format!("{sign}{}ms", fraction(u, 1_000_000, 6));
-    }
-    let total_s = u / 1_000_000_000;
-    let sub_ns = u % 1_000_000_000;
-    let seconds = fraction((total_s % 60) * 1_000_000_000 + sub_ns, 1_000_000_000, 9);
-    let minutes = (total_s / 60) % 60;
-    let hours = total_s / 3600;
-    if hours > 0 {
-        format!("{sign}{hours}h{minutes}m{seconds}s")
-    } else if minutes > 0 {
-        format!("{sign}{minutes}m{seconds}s")
-    } else {
-        format!("{sign}{seconds}s")
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::go_duration;
-
-    #[test]
-    fn durations_print_like_go() {
-        assert_eq!(go_duration(0), "0s");
-        assert_eq!(go_duration(752_445_005), "752.445005ms");
-        assert_eq!(go_duration(1_500), "1.5µs");
-        assert_eq!(go_duration(62_500_000_000), "1m2.5s");
-        assert_eq!(go_duration(7_200_000_000_000), "2h0m0s");
-        assert_eq!(go_duration(5_000_000_000), "5s");
-    }
 }

@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use toml::Value;
 
-use super::duration::parse_go_duration;
 use super::flags::{self, Target};
-use super::go_values::parse_go_bool;
+use super::go_values::{go_quote, parse_go_bool};
+use crate::go_time::parse_go_duration;
 use crate::nsqd::Options;
 
 /// Why a config file was refused.
@@ -102,7 +102,13 @@ fn toml_int(value: &Value) -> Result<i64, String> {
 /// A Go duration string, or an integer number of milliseconds (go-options' rule).
 fn toml_duration(value: &Value) -> Result<Duration, String> {
     match value {
-        Value::String(s) => parse_go_duration(s).map_err(|e| e.to_string()),
+        Value::String(s) => {
+            let ns = parse_go_duration(s).map_err(|e| e.to_string())?;
+            // Go accepts negative durations; no nsqd option means anything by one.
+            let ns = u64::try_from(ns)
+                .map_err(|_| format!("negative duration {} is not allowed", go_quote(s)))?;
+            Ok(Duration::from_nanos(ns))
+        }
         Value::Integer(ms) => {
             let ms = u64::try_from(*ms)
                 .map_err(|_| format!("negative duration {ms}ms is not allowed"))?;

@@ -6,8 +6,8 @@
 
 use std::time::Duration;
 
-use super::duration::{format_go_duration, parse_go_duration};
 use super::go_values::{go_quote, parse_go_bool, parse_go_float, parse_go_int, IntError};
+use crate::go_time::{format_go_duration, go_nanos, parse_go_duration};
 use crate::nsqd::Options;
 
 /// What a flag writes into, and therefore how its value is parsed.
@@ -416,11 +416,10 @@ pub fn parse_port(text: &str) -> Result<u16, IntError> {
 
 /// Go's `flag.Duration` says only "parse error"; a negative one gets its own reason.
 fn parse_flag_duration(text: &str) -> Result<Duration, String> {
-    match parse_go_duration(text) {
-        Ok(d) => Ok(d),
-        Err(super::duration::DurationError::Negative(_)) => Err("negative duration".to_string()),
-        Err(_) => Err("parse error".to_string()),
-    }
+    let ns = parse_go_duration(text).map_err(|_| "parse error".to_string())?;
+    // Go accepts negative durations; no nsqd option means anything by one.
+    let ns = u64::try_from(ns).map_err(|_| "negative duration".to_string())?;
+    Ok(Duration::from_nanos(ns))
 }
 
 /// `1.0,0.99,0.95` (spaces around items are allowed).
@@ -488,7 +487,7 @@ pub fn shown_default(target: Target, options: &mut Options) -> Option<String> {
             .map(|v| v.to_string()),
         Target::Duration(field) => Some(*field(options))
             .filter(|d| !d.is_zero())
-            .map(format_go_duration),
+            .map(|d| format_go_duration(go_nanos(d))),
         Target::Str(field) => Some(field(options).clone())
             .filter(|s| !s.is_empty())
             .map(|s| go_quote(&s)),

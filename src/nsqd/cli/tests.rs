@@ -101,6 +101,8 @@ fn durations_in_go_syntax() {
         ("300us", Duration::from_micros(300)),
         ("10ns", Duration::from_nanos(10)),
         ("0", Duration::ZERO),
+        ("-0", Duration::ZERO),
+        ("-0s", Duration::ZERO),
     ];
     for (text, want) in cases {
         assert_eq!(run(&["-msg-timeout", text]).msg_timeout, want, "{text}");
@@ -410,6 +412,10 @@ fn config_errors_name_the_key() {
         (
             "msg_timeout = \"60\"",
             "key \"msg_timeout\": time: missing unit in duration \"60\"",
+        ),
+        (
+            "msg_timeout = \"-1s\"",
+            "key \"msg_timeout\": negative duration \"-1s\" is not allowed",
         ),
         (
             "msg_timeout = true",
