@@ -10,6 +10,7 @@
 
 mod delivery;
 mod http_api;
+mod metrics;
 mod support;
 mod tcp_commands;
 mod tcp_errors;

@@ -6,8 +6,10 @@
 //! - `body`: bounded request-body reading.
 //! - `status`: `/info` and `/stats`.
 //! - `publish`: `/pub` and `/mpub`.
+//! - `metrics`: `/metrics` in the Prometheus text format (beyond Go).
 
 mod body;
+mod metrics;
 mod publish;
 mod respond;
 mod status;
@@ -83,7 +85,8 @@ async fn route(nsqd: &NsqdInner, request: Request<Incoming>) -> HttpResponse {
         "/stats" if get_only(&method) => status::stats(nsqd, &query),
         "/pub" if post_only(&method) => publish::publish(nsqd, &query, request).await,
         "/mpub" if post_only(&method) => publish::multi_publish(nsqd, &query, request).await,
-        "/ping" | "/info" | "/stats" => method_not_allowed(nsqd, "GET, OPTIONS"),
+        "/metrics" if get_only(&method) => metrics::metrics(nsqd),
+        "/ping" | "/info" | "/stats" | "/metrics" => method_not_allowed(nsqd, "GET, OPTIONS"),
         "/pub" | "/mpub" => method_not_allowed(nsqd, "OPTIONS, POST"),
         _ => error(nsqd, StatusCode::NOT_FOUND, "NOT_FOUND"),
     };
