@@ -9,6 +9,7 @@
 //! - `tcp`: the V2 listener; `conn`: one connection (command reader and message pump).
 //! - `scan`: the queue scan loop (timeouts and deferred messages).
 //! - `http`: the HTTP API; `stats`: the `/stats` shapes.
+//! - `statsd`: the statsd push loop (runs only with `--statsd-address`).
 
 pub mod channel;
 pub mod cli;
@@ -21,6 +22,7 @@ pub mod options;
 mod scan;
 pub mod stats;
 mod stats_text;
+mod statsd;
 mod tcp;
 pub mod topic;
 
@@ -141,6 +143,9 @@ impl Nsqd {
             inner.tasks.spawn(http::serve(inner.clone(), listener));
         }
         inner.tasks.spawn(scan::queue_scan_loop(inner.clone()));
+        if !inner.opts.statsd_address.is_empty() {
+            inner.tasks.spawn(statsd::statsd_loop(inner.clone()));
+        }
         inner.shutdown.cancelled().await;
         Ok(())
     }
@@ -172,6 +177,12 @@ fn validate(opts: &Options) -> Result<(), NsqdError> {
     if !(1..=9).contains(&opts.max_deflate_level) {
         return Err(NsqdError::InvalidOption(
             "--max-deflate-level must be [1,9]".into(),
+        ));
+    }
+    // The CLI refuses 1 s or less (Go's limit); the library only needs a timer period.
+    if !opts.statsd_address.is_empty() && opts.statsd_interval.is_zero() {
+        return Err(NsqdError::InvalidOption(
+            "--statsd-interval must be positive".into(),
         ));
     }
     Ok(())

@@ -6,11 +6,13 @@
 //! - `tcp_errors`: every V2 error case, its text, and fatal vs non-fatal.
 //! - `delivery`: RDY, timeouts, REQ, TOUCH, DPUB, CLS, heartbeats, ephemeral, fan-out.
 //! - `http_api`: the HTTP API and `/stats` against Go's golden answers.
+//! - `statsd`: the statsd push loop against Go's golden packets.
 //! - `third_party`: the `tokio-nsq` client publishing and consuming against us.
 
 mod delivery;
 mod http_api;
 mod metrics;
+mod statsd;
 mod support;
 mod tcp_commands;
 mod tcp_errors;
