@@ -30,7 +30,7 @@ fn fan_out(c: &mut Criterion) {
     group.throughput(Throughput::Elements(BATCH as u64));
     for channels in [1usize, 4] {
         group.bench_with_input(BenchmarkId::from_parameter(channels), &channels, |b, &n| {
-            let topic = Topic::new("bench", 1, 1_000_000_000, 0);
+            let topic = Topic::new("bench", 1, 1_000_000_000, 0, None);
             let addr: SocketAddr = "127.0.0.1:1".parse().expect("addr");
             let client = Arc::new(ClientShared::new(1, addr, 0, settings()));
             client.set_ready_count(i64::MAX / 2);
@@ -51,7 +51,7 @@ fn fan_out(c: &mut Criterion) {
                 for channel in &chans {
                     channel.take_for_client(&client, BATCH, now, 60_000_000_000, || true, &mut out);
                     for message in out.drain(..) {
-                        let _ = channel.finish(client.id, &message.id);
+                        let _ = channel.finish(client.id, &message.id, || now);
                     }
                 }
             });

@@ -10,7 +10,9 @@ use tokio::sync::Notify;
 
 use super::client::ClientRef;
 use super::deferred::DeferredQueue;
+use super::e2e::{E2eConfig, LatencyWindow};
 use super::in_flight::{InFlight, InFlightError, InFlightQueue};
+use super::stats::E2eLatency;
 use crate::protocol::{names, Message, MessageId};
 
 /// Why a channel refused a client.
@@ -81,11 +83,21 @@ pub struct Channel {
     message_count: AtomicU64,
     requeue_count: AtomicU64,
     timeout_count: AtomicU64,
+    /// Publish-to-FIN latencies, when percentiles are configured. Its own lock, taken
+    /// after the state lock is released, so `/stats` merging it never stalls delivery.
+    e2e: Option<Mutex<LatencyWindow>>,
 }
 
 impl Channel {
-    /// A new, empty channel.
-    pub fn new(topic_name: &str, name: &str, mem_queue_size: i64, max_consumers: i64) -> Self {
+    /// A new, empty channel created at `now_ns`; `e2e` turns latency tracking on.
+    pub fn new(
+        topic_name: &str,
+        name: &str,
+        mem_queue_size: i64,
+        max_consumers: i64,
+        e2e: Option<&E2eConfig>,
+        now_ns: i64,
+    ) -> Self {
         Channel {
             name: name.to_string(),
             topic_name: topic_name.to_string(),
@@ -97,6 +109,7 @@ impl Channel {
             message_count: AtomicU64::new(0),
             requeue_count: AtomicU64::new(0),
             timeout_count: AtomicU64::new(0),
+            e2e: e2e.map(|config| Mutex::new(LatencyWindow::new(config, now_ns))),
         }
     }
 
@@ -182,9 +195,21 @@ impl Channel {
         }
     }
 
-    /// FIN: the client is done with the message.
-    pub fn finish(&self, client_id: u64, id: &MessageId) -> Result<InFlight, InFlightError> {
-        self.state.lock().in_flight.remove(id, client_id)
+    /// FIN: the client is done with the message. With latency tracking on, its age
+    /// (`now_ns()` − its timestamp) is recorded; the clock is read only then.
+    pub fn finish(
+        &self,
+        client_id: u64,
+        id: &MessageId,
+        now_ns: impl FnOnce() -> i64,
+    ) -> Result<InFlight, InFlightError> {
+        let entry = self.state.lock().in_flight.remove(id, client_id)?;
+        if let Some(e2e) = &self.e2e {
+            let now = now_ns();
+            e2e.lock()
+                .insert(now.saturating_sub(entry.message.timestamp_ns), now);
+        }
+        Ok(entry)
     }
 
     /// REQ: back to the queue now (`delay_ns == 0`) or after `delay_ns`.
@@ -358,6 +383,22 @@ impl Channel {
         }
     }
 
+    /// End-to-end latency over the window as of `now_ns`; `{"count":0,"percentiles":null}`
+    /// when tracking is off.
+    pub fn e2e_latency(&self, now_ns: i64) -> E2eLatency {
+        match &self.e2e {
+            Some(window) => window.lock().query(now_ns),
+            None => E2eLatency::default(),
+        }
+    }
+
+    /// Adds this channel's latency window, as of `now_ns`, to a topic's `total`.
+    pub fn merge_e2e_into(&self, total: &mut LatencyWindow, now_ns: i64) {
+        if let Some(window) = &self.e2e {
+            total.merge(&mut window.lock(), now_ns);
+        }
+    }
+
     /// Numbers for `/stats`.
     pub fn snapshot(&self) -> ChannelSnapshot {
         let state = self.state.lock();
@@ -377,3 +418,68 @@ impl Channel {
 
 /// A handle to a channel.
 pub type ChannelRef = Arc<Channel>;
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::nsqd::client::{ClientSettings, ClientShared};
+
+    const SEC: i64 = 1_000_000_000;
+
+    fn client() -> ClientRef {
+        let settings = ClientSettings {
+            client_id: "c".into(),
+            hostname: "h".into(),
+            user_agent: String::new(),
+            heartbeat_interval_ms: 30_000,
+            output_buffer_size: 16_384,
+            output_buffer_timeout_ms: 250,
+            sample_rate: 0,
+            msg_timeout_ms: 60_000,
+        };
+        let addr = "127.0.0.1:1".parse().unwrap();
+        Arc::new(ClientShared::new(1, addr, 0, settings))
+    }
+
+    /// Puts a message published at `published_ns` and hands it to `client`.
+    fn deliver(channel: &Channel, client: &ClientRef, n: u64, published_ns: i64) -> MessageId {
+        let id = MessageId::from_u64(n);
+        channel.put_messages([Message::new(id, published_ns, Bytes::from_static(b"x"))]);
+        let mut out = Vec::new();
+        channel.take_for_client(client, 1, published_ns, 60 * SEC, || true, &mut out);
+        assert_eq!(out.len(), 1);
+        id
+    }
+
+    #[test]
+    fn fin_reads_no_clock_and_reports_null_when_tracking_is_off() {
+        let channel = Channel::new("t", "c", 100, 0, None, 0);
+        let client = client();
+        let id = deliver(&channel, &client, 1, SEC);
+        channel
+            .finish(client.id, &id, || panic!("the clock is not read"))
+            .unwrap();
+        assert_eq!(channel.e2e_latency(2 * SEC), E2eLatency::default());
+    }
+
+    #[test]
+    fn fin_records_age_since_publish_and_a_failed_fin_records_nothing() {
+        let config = E2eConfig::new(&[1.0], Duration::from_secs(600)).unwrap();
+        let channel = Channel::new("t", "c", 100, 0, Some(&config), 0);
+        let client = client();
+        let id = deliver(&channel, &client, 1, SEC);
+        assert!(channel.finish(client.id + 1, &id, || 2 * SEC).is_err());
+        channel.finish(client.id, &id, || SEC + 200).unwrap();
+        assert!(channel.finish(client.id, &id, || 3 * SEC).is_err());
+        let latency = channel.e2e_latency(SEC + 200);
+        assert_eq!(latency.count, 1);
+        assert_eq!(latency.percentiles.unwrap()[0].value, 200);
+        let mut total = LatencyWindow::new(&config, SEC);
+        channel.merge_e2e_into(&mut total, SEC + 200);
+        assert_eq!(total.query(SEC + 200).count, 1);
+    }
+}

@@ -10,12 +10,14 @@
 //! - `scan`: the queue scan loop (timeouts and deferred messages).
 //! - `http`: the HTTP API; `stats`: the `/stats` shapes.
 //! - `statsd`: the statsd push loop (runs only with `--statsd-address`).
+//! - `e2e`: end-to-end latency quantiles over a sliding window (per channel, per topic).
 
 pub mod channel;
 pub mod cli;
 pub mod client;
 mod conn;
 pub mod deferred;
+pub mod e2e;
 mod http;
 pub mod in_flight;
 pub mod options;
@@ -224,6 +226,7 @@ impl NsqdInner {
             self.opts.id,
             self.opts.mem_queue_size,
             self.opts.max_channel_consumers,
+            e2e::E2eConfig::from_options(&self.opts),
         ));
         topics.insert(name.to_string(), topic.clone());
         tracing::info!(topic = %name, "new topic");

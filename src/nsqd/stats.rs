@@ -2,10 +2,11 @@
 
 use std::sync::atomic::Ordering;
 
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 
-use super::channel::ChannelSnapshot;
+use super::channel::{ChannelRef, ChannelSnapshot};
 use super::client::ClientShared;
+use super::e2e::{E2eConfig, LatencyWindow};
 use super::options::VERSION;
 use super::topic::TopicSnapshot;
 use super::NsqdInner;
@@ -69,7 +70,7 @@ pub struct TopicStats {
     pub message_bytes: u64,
     /// Paused?
     pub paused: bool,
-    /// End-to-end latency (empty until percentiles are configurable).
+    /// End-to-end latency merged over its channels.
     pub e2e_processing_latency: E2eLatency,
 }
 
@@ -102,22 +103,34 @@ pub struct ChannelStats {
     pub e2e_processing_latency: E2eLatency,
 }
 
-/// Go's e2e latency block: `{"count":0,"percentiles":null}` when not configured.
-#[derive(Debug, Default, Serialize)]
+/// Go's e2e latency block: `{"count":0,"percentiles":null}` when not configured (and for
+/// a topic without channels).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct E2eLatency {
-    /// Samples.
+    /// FINs in the window.
     pub count: u64,
-    /// Quantiles, or null.
+    /// The configured quantiles in their configured order, or null.
     pub percentiles: Option<Vec<Percentile>>,
 }
 
 /// One quantile.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Percentile {
     /// e.g. 0.99.
+    #[serde(serialize_with = "go_float")]
     pub quantile: f64,
     /// Nanoseconds.
     pub value: i64,
+}
+
+/// A float as Go's `encoding/json` writes it where that differs from serde_json: a whole
+/// number has no fraction (`1`, not `1.0`).
+fn go_float<S: Serializer>(value: &f64, serializer: S) -> Result<S::Ok, S::Error> {
+    if value.fract() == 0.0 && value.abs() < 1e15 {
+        serializer.serialize_i64(*value as i64)
+    } else {
+        serializer.serialize_f64(*value)
+    }
 }
 
 /// One client.
@@ -200,9 +213,11 @@ impl NsqdInner {
             .collect();
         // Go returns early, with topics and producers both nil, for an unknown topic.
         let topic_missing = matching.is_empty() && filter.topic.is_some();
+        let e2e = E2eConfig::from_options(&self.opts);
+        let now_ns = self.now_ns();
         let mut topics: Vec<TopicStats> = matching
             .iter()
-            .map(|t| topic_stats(t.snapshot(), filter))
+            .map(|t| topic_stats(t.snapshot(), e2e.as_ref(), now_ns, filter))
             .collect();
         if let Some(channel) = &filter.channel {
             // Go leaves out a topic that lacks the channel.
@@ -234,24 +249,47 @@ impl NsqdInner {
     }
 }
 
-fn topic_stats(topic: TopicSnapshot, filter: &StatsFilter) -> TopicStats {
+fn topic_stats(
+    topic: TopicSnapshot,
+    e2e: Option<&E2eConfig>,
+    now_ns: i64,
+    filter: &StatsFilter,
+) -> TopicStats {
     TopicStats {
+        e2e_processing_latency: topic_e2e(&topic.channels, e2e, now_ns),
         topic_name: topic.name,
         channels: topic
             .channels
             .iter()
-            .map(|c| channel_stats(c.snapshot(), filter))
+            .map(|c| channel_stats(c.snapshot(), c.e2e_latency(now_ns), filter))
             .collect(),
         depth: topic.depth,
         backend_depth: 0,
         message_count: topic.message_count,
         message_bytes: topic.message_bytes,
         paused: topic.paused,
-        e2e_processing_latency: E2eLatency::default(),
     }
 }
 
-fn channel_stats(channel: ChannelSnapshot, filter: &StatsFilter) -> ChannelStats {
+/// The topic's latency: every channel's window merged, as Go's
+/// `AggregateChannelE2eProcessingLatency`. Null percentiles when tracking is off or the
+/// topic has no channel (Go has no stream to report then).
+fn topic_e2e(channels: &[ChannelRef], e2e: Option<&E2eConfig>, now_ns: i64) -> E2eLatency {
+    let Some(config) = e2e.filter(|_| !channels.is_empty()) else {
+        return E2eLatency::default();
+    };
+    let mut total = LatencyWindow::new(config, now_ns);
+    for channel in channels {
+        channel.merge_e2e_into(&mut total, now_ns);
+    }
+    total.query(now_ns)
+}
+
+fn channel_stats(
+    channel: ChannelSnapshot,
+    e2e_processing_latency: E2eLatency,
+    filter: &StatsFilter,
+) -> ChannelStats {
     ChannelStats {
         channel_name: channel.name,
         depth: channel.depth,
@@ -270,7 +308,7 @@ fn channel_stats(channel: ChannelSnapshot, filter: &StatsFilter) -> ChannelStats
                 .collect()
         }),
         paused: channel.paused,
-        e2e_processing_latency: E2eLatency::default(),
+        e2e_processing_latency,
     }
 }
 

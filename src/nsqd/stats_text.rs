@@ -81,15 +81,31 @@ pub(crate) fn render(stats: &Stats, now_ns: i64) -> String {
     w
 }
 
+/// Go's `quantile.Result.String()`: each value in human units, no quantile labels,
+/// joined by `, `; empty when tracking is off.
 fn e2e(latency: &E2eLatency) -> String {
-    let Some(percentiles) = &latency.percentiles else {
-        return String::new();
-    };
-    percentiles
+    latency
+        .percentiles
         .iter()
-        .map(|p| format!("{}%={}", p.quantile * 100.0, format_go_duration(p.value)))
+        .flatten()
+        .map(|p| nanos_to_human(p.value))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// Go's `stringy.NanoSecondToHuman`: one decimal in the largest unit the value exceeds.
+fn nanos_to_human(ns: i64) -> String {
+    let v = ns as f64;
+    let (scaled, unit) = if v > 1e9 {
+        (v / 1e9, "s")
+    } else if v > 1e6 {
+        (v / 1e6, "ms")
+    } else if v > 1e3 {
+        (v / 1e3, "us")
+    } else {
+        (v, "ns")
+    };
+    format!("{scaled:.1}{unit}")
 }
 
 /// Go's `ClientStats.String()`.
@@ -133,4 +149,46 @@ fn client_line(client: &ClientStats, now_s: i64) -> String {
         client.message_count,
         connected
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nsqd::stats::Percentile;
+
+    #[test]
+    fn nanos_to_human_matches_go_units_and_boundaries() {
+        for (ns, text) in [
+            (0, "0.0ns"),
+            (999, "999.0ns"),
+            (1_000, "1000.0ns"),
+            (1_001, "1.0us"),
+            (1_250, "1.2us"),
+            (1_000_000, "1000.0us"),
+            (2_345_678, "2.3ms"),
+            (1_000_000_000, "1000.0ms"),
+            (90_000_000_000, "90.0s"),
+        ] {
+            assert_eq!(nanos_to_human(ns), text, "{ns}");
+        }
+    }
+
+    #[test]
+    fn e2e_lists_values_only_or_nothing_when_off() {
+        assert_eq!(e2e(&E2eLatency::default()), "");
+        let latency = E2eLatency {
+            count: 3,
+            percentiles: Some(vec![
+                Percentile {
+                    quantile: 1.0,
+                    value: 12_300_000,
+                },
+                Percentile {
+                    quantile: 0.5,
+                    value: 450,
+                },
+            ]),
+        };
+        assert_eq!(e2e(&latency), "12.3ms, 450.0ns");
+    }
 }

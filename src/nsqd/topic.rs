@@ -8,6 +8,7 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 
 use super::channel::{Channel, ChannelRef};
+use super::e2e::E2eConfig;
 use crate::protocol::{names, GuidFactory, Message};
 
 /// Why a publish was refused; the text follows `PUB failed ` on the wire.
@@ -64,6 +65,8 @@ pub struct Topic {
     pub ephemeral: bool,
     mem_queue_size: usize,
     max_channel_consumers: i64,
+    /// Latency tracking for every channel it creates (None: off).
+    e2e: Option<E2eConfig>,
     state: Mutex<TopicState>,
     message_count: AtomicU64,
     message_bytes: AtomicU64,
@@ -72,13 +75,20 @@ pub struct Topic {
 }
 
 impl Topic {
-    /// A new topic with no channels.
-    pub fn new(name: &str, node_id: i64, mem_queue_size: i64, max_channel_consumers: i64) -> Self {
+    /// A new topic with no channels; its channels track end-to-end latency per `e2e`.
+    pub fn new(
+        name: &str,
+        node_id: i64,
+        mem_queue_size: i64,
+        max_channel_consumers: i64,
+        e2e: Option<E2eConfig>,
+    ) -> Self {
         Topic {
             name: name.to_string(),
             ephemeral: names::is_ephemeral(name),
             mem_queue_size: usize::try_from(mem_queue_size).unwrap_or(0),
             max_channel_consumers,
+            e2e,
             state: Mutex::new(TopicState {
                 channels: BTreeMap::new(),
                 pending: VecDeque::new(),
@@ -194,6 +204,8 @@ impl Topic {
             name,
             self.mem_queue_size as i64,
             self.max_channel_consumers,
+            self.e2e.as_ref(),
+            now_ns,
         ));
         state.channels.insert(name.to_string(), channel.clone());
         tracing::info!(topic = %self.name, channel = %name, "new channel");

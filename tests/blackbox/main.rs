@@ -5,11 +5,13 @@
 //! - `tcp_commands`: V2 commands that succeed, byte for byte as Go answers them.
 //! - `tcp_errors`: every V2 error case, its text, and fatal vs non-fatal.
 //! - `delivery`: RDY, timeouts, REQ, TOUCH, DPUB, CLS, heartbeats, ephemeral, fan-out.
+//! - `e2e`: end-to-end processing latency quantiles in `/stats`.
 //! - `http_api`: the HTTP API and `/stats` against Go's golden answers.
 //! - `statsd`: the statsd push loop against Go's golden packets.
 //! - `third_party`: the `tokio-nsq` client publishing and consuming against us.
 
 mod delivery;
+mod e2e;
 mod http_api;
 mod metrics;
 mod statsd;

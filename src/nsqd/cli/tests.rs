@@ -332,6 +332,16 @@ fn unsupported_features_are_refused_by_a_separate_step() {
 }
 
 #[test]
+fn e2e_latency_percentiles_are_supported() {
+    let options = run(&[
+        "--e2e-processing-latency-percentile=0.99,0.5",
+        "--e2e-processing-latency-window-time=1m",
+    ]);
+    assert_eq!(options.e2e_processing_latency_percentiles, vec![0.99, 0.5]);
+    assert!(check_supported(&options).is_ok());
+}
+
+#[test]
 fn precedence_flag_over_config_over_default() {
     let config =
         "mem_queue_size = 5\nmsg_timeout = \"30s\"\nnsqlookupd_tcp_addresses = [\"cfg:4160\"]\n";
@@ -516,7 +526,7 @@ fn example_config_with_every_key_parses() {
     assert_eq!(options.max_output_buffer_timeout, Duration::from_secs(30));
     assert_eq!(
         unsupported_options(&options),
-        vec!["lookupd-tcp-address", "e2e-processing-latency-percentile"],
+        vec!["lookupd-tcp-address"],
         "the example uses features nsq-rs lacks; only the binary refuses them"
     );
 }

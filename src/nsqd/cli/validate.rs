@@ -77,10 +77,6 @@ pub fn unsupported_options(options: &Options) -> Vec<&'static str> {
             "lookupd-tcp-address",
             !options.nsqlookupd_tcp_addresses.is_empty(),
         ),
-        (
-            "e2e-processing-latency-percentile",
-            !options.e2e_processing_latency_percentiles.is_empty(),
-        ),
     ];
     checks
         .into_iter()

@@ -106,8 +106,9 @@ fn finish(reader: &mut Reader, id: &MessageId) -> Outcome {
     let Some((_, channel)) = &reader.subscription else {
         return Err(not_in_flight(ErrorCode::FinFailed, "FIN", id));
     };
+    let nsqd = &reader.nsqd;
     channel
-        .finish(reader.client.id, id)
+        .finish(reader.client.id, id, || nsqd.now_ns())
         .map_err(|e| ProtocolError::new(ErrorCode::FinFailed, format!("FIN {id} failed {e}")))?;
     reader
         .client
