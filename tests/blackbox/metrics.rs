@@ -4,6 +4,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use nsq::nsqd::Options;
+
 use crate::support::*;
 
 /// Every sample of a scrape, keyed by metric name and sorted label pairs.
@@ -84,5 +86,48 @@ async fn metrics_is_get_only() {
     let response = server.http("POST", "/metrics", Some(b"")).await;
     assert_eq!(response.status, 405);
     assert_eq!(response.header("Allow"), Some("GET, OPTIONS"));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn metrics_carry_e2e_percentiles_in_seconds() {
+    let server = start_with(Options {
+        e2e_processing_latency_percentiles: vec![0.99, 0.5],
+        ..fast_options()
+    })
+    .await;
+    let mut consumer = server.subscriber("timed", "ch", 10).await;
+    server.publish("timed", &[b"a", b"b"]).await;
+    for _ in 0..2 {
+        let msg = consumer.message().await;
+        consumer.fin(&msg).await;
+    }
+    server
+        .wait_for_stats("two finished", |stats| {
+            stats["topics"][0]["channels"][0]["e2e_processing_latency"]["count"] == 2
+        })
+        .await;
+    let samples = scrape(&server.http("GET", "/metrics", None).await.body);
+    for quantile in ["0.99", "0.5"] {
+        let mut labels = channel_labels("timed", "ch");
+        labels.push(("quantile".to_string(), quantile.to_string()));
+        labels.sort();
+        let seconds = samples
+            .get(&(
+                "nsq_channel_e2e_processing_latency_seconds".to_string(),
+                labels,
+            ))
+            .copied()
+            .unwrap_or_else(|| panic!("no channel e2e sample for {quantile}: {samples:?}"));
+        assert!((0.0..5.0).contains(&seconds), "{seconds}");
+        let topic_labels = vec![
+            ("quantile".to_string(), quantile.to_string()),
+            ("topic".to_string(), "timed".to_string()),
+        ];
+        assert!(samples.contains_key(&(
+            "nsq_topic_e2e_processing_latency_seconds".to_string(),
+            topic_labels
+        )));
+    }
     server.stop().await;
 }
