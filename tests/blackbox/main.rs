@@ -6,9 +6,11 @@
 //! - `tcp_errors`: every V2 error case, its text, and fatal vs non-fatal.
 //! - `delivery`: RDY, timeouts, REQ, TOUCH, DPUB, CLS, heartbeats, ephemeral, fan-out.
 //! - `http_api`: the HTTP API and `/stats` against Go's golden answers.
+//! - `http_admin`: topic/channel administration, `/config`, routing and debug endpoints.
 //! - `third_party`: the `tokio-nsq` client publishing and consuming against us.
 
 mod delivery;
+mod http_admin;
 mod http_api;
 mod support;
 mod tcp_commands;
