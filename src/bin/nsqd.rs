@@ -6,12 +6,17 @@
 
 use std::io::Write;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use nsq::env::Env;
 use nsq::nsqd::cli::{self, CliAction, CliError};
+use nsq::nsqd::runtime_options::LogLevel;
 use nsq::nsqd::{Nsqd, Options};
 use tokio::signal::unix::{signal, SignalKind};
 use tracing::level_filters::LevelFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{reload, Registry};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args_os()
@@ -39,7 +44,7 @@ fn main() -> ExitCode {
         Ok(options) => options,
         Err(message) => return fatal(&message),
     };
-    init_logging(&options);
+    let log_filter = init_logging(&options);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -47,11 +52,11 @@ fn main() -> ExitCode {
         Ok(runtime) => runtime,
         Err(e) => return fatal(&format!("failed to start the tokio runtime - {e}")),
     };
-    runtime.block_on(serve(options))
+    runtime.block_on(serve(options, log_filter))
 }
 
 /// Starts nsqd and serves until a signal (exit 0) or until it fails (exit 1).
-async fn serve(options: Options) -> ExitCode {
+async fn serve(options: Options, log_filter: LogFilterHandle) -> ExitCode {
     let mut interrupt = match signal(SignalKind::interrupt()) {
         Ok(s) => s,
         Err(e) => return fatal(&format!("failed to watch SIGINT - {e}")),
@@ -64,6 +69,11 @@ async fn serve(options: Options) -> ExitCode {
         Ok(nsqd) => nsqd,
         Err(e) => return fatal(&format!("failed to instantiate nsqd - {e}")),
     };
+    nsqd.set_log_level_hook(Arc::new(move |level: LogLevel| {
+        if let Err(error) = log_filter.reload(level_filter(level.name())) {
+            tracing::warn!(%error, "could not change the log level");
+        }
+    }));
     let server = nsqd.clone();
     let mut running = tokio::spawn(async move { server.run().await });
     let finished_early = tokio::select! {
@@ -119,23 +129,35 @@ fn fatal(message: &str) -> ExitCode {
     ExitCode::from(1)
 }
 
-/// Logs to stderr at `--log-level`, every line starting with `--log-prefix` as in Go.
-/// (`fatal` keeps errors too: tracing has no level above error.)
-fn init_logging(options: &Options) {
-    let level = match options.log_level.as_str() {
+/// Changes the level of the installed log filter (`PUT /config/log_level`).
+type LogFilterHandle = reload::Handle<LevelFilter, Registry>;
+
+/// Logs to stderr at `--log-level`, every line starting with `--log-prefix` as in Go. The
+/// level sits behind a reload layer so `PUT /config/log_level` can change it.
+fn init_logging(options: &Options) -> LogFilterHandle {
+    let (filter, handle) = reload::Layer::new(level_filter(&options.log_level));
+    let prefix = options.log_prefix.clone();
+    let output = tracing_subscriber::fmt::layer()
+        .with_ansi(false)
+        .with_writer(move || PrefixedStderr {
+            prefix: prefix.clone(),
+        });
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(output)
+        .init();
+    handle
+}
+
+/// The tracing filter for a Go level name (`fatal` keeps errors too: tracing has no level
+/// above error).
+fn level_filter(level: &str) -> LevelFilter {
+    match level {
         "debug" => LevelFilter::DEBUG,
         "warn" => LevelFilter::WARN,
         "error" | "fatal" => LevelFilter::ERROR,
         _ => LevelFilter::INFO,
-    };
-    let prefix = options.log_prefix.clone();
-    tracing_subscriber::fmt()
-        .with_max_level(level)
-        .with_ansi(false)
-        .with_writer(move || PrefixedStderr {
-            prefix: prefix.clone(),
-        })
-        .init();
+    }
 }
 
 /// Stderr with a prefix before each write; the fmt layer writes one event per call.

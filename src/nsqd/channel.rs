@@ -352,6 +352,13 @@ impl Channel {
         }
     }
 
+    /// Deletes the channel (Go's `Channel.Delete`): closes its clients' connections and
+    /// drops every message. The topic has already forgotten it.
+    pub fn delete(&self) {
+        self.close();
+        self.empty();
+    }
+
     /// Pauses or unpauses delivery.
     pub fn set_paused(&self, paused: bool) {
         let clients: Vec<ClientRef> = {

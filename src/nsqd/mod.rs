@@ -11,6 +11,7 @@
 //! - `http`: the HTTP API; `stats`: the `/stats` shapes.
 //! - `statsd`: the statsd push loop (runs only with `--statsd-address`).
 //! - `e2e`: end-to-end latency quantiles over a sliding window (per channel, per topic).
+//! - `runtime_options`: the options `PUT /config/:opt` changes while nsqd runs.
 
 pub mod channel;
 pub mod cli;
@@ -21,6 +22,7 @@ pub mod e2e;
 mod http;
 pub mod in_flight;
 pub mod options;
+pub mod runtime_options;
 mod scan;
 pub mod stats;
 mod stats_text;
@@ -40,6 +42,7 @@ use tokio_util::task::TaskTracker;
 use crate::env::{Env, Listener};
 use channel::ChannelRef;
 use client::ClientRef;
+use runtime_options::{LogLevelHook, LookupdAddresses, RuntimeOptions};
 use topic::{Topic, TopicRef};
 
 pub use options::Options;
@@ -62,7 +65,11 @@ pub enum NsqdError {
 
 /// The shared state of one nsqd.
 pub(crate) struct NsqdInner {
+    /// The options nsqd started with. `log_level` and `nsqlookupd_tcp_addresses` keep
+    /// their start values here: their current values are in `runtime`.
     pub(crate) opts: Options,
+    /// The options `PUT /config/:opt` changes.
+    pub(crate) runtime: RuntimeOptions,
     pub(crate) env: Env,
     /// Unix seconds at start.
     pub(crate) start_time: i64,
@@ -109,6 +116,7 @@ impl Nsqd {
         tracing::info!(version = options::VERSION, tcp = %tcp_addr, http = ?http_addr, "nsqd starting");
         Ok(Nsqd {
             inner: Arc::new(NsqdInner {
+                runtime: RuntimeOptions::new(&opts),
                 opts,
                 env,
                 start_time,
@@ -133,6 +141,18 @@ impl Nsqd {
     /// The address the HTTP API listens on, if enabled.
     pub fn http_addr(&self) -> Option<SocketAddr> {
         self.inner.http_addr
+    }
+
+    /// Installs what applies a log level changed by `PUT /config/log_level` to the
+    /// process's logging. Without a hook the change is only stored (and shown by `GET`).
+    pub fn set_log_level_hook(&self, hook: LogLevelHook) {
+        self.inner.runtime.set_log_level_hook(hook);
+    }
+
+    /// The nsqlookupd addresses, marked changed on every `PUT
+    /// /config/nsqlookupd_tcp_addresses`; the lookupd loop reconnects on a change.
+    pub fn watch_lookupd_addresses(&self) -> tokio::sync::watch::Receiver<LookupdAddresses> {
+        self.inner.runtime.watch_lookupd_addresses()
     }
 
     /// Serves until [`Nsqd::shutdown`] is called.
@@ -231,6 +251,37 @@ impl NsqdInner {
         topics.insert(name.to_string(), topic.clone());
         tracing::info!(topic = %name, "new topic");
         topic
+    }
+
+    /// The topic `name` if it exists (Go's `GetExistingTopic`).
+    pub(crate) fn existing_topic(&self, name: &str) -> Option<TopicRef> {
+        self.topics.lock().get(name).cloned()
+    }
+
+    /// Deletes the topic `name` (Go's `DeleteExistingTopic`): its channels go, their
+    /// clients are disconnected and every message is dropped. False when there is none.
+    pub(crate) fn delete_topic(&self, name: &str) -> bool {
+        let Some(topic) = self.topics.lock().remove(name) else {
+            return false;
+        };
+        topic.delete();
+        tracing::info!(topic = %name, "deleted topic");
+        true
+    }
+
+    /// Deletes `topic`'s channel `name` (Go's `DeleteExistingChannel`), and the topic too
+    /// when it is ephemeral and that was its last channel. False when there is none.
+    pub(crate) fn delete_channel(&self, topic: &TopicRef, name: &str) -> bool {
+        match topic.delete_channel(name) {
+            None => false,
+            Some(last_of_ephemeral_topic) => {
+                if last_of_ephemeral_topic {
+                    topic.delete();
+                    self.remove_topic(topic);
+                }
+                true
+            }
+        }
     }
 
     /// Every topic, by name.

@@ -218,20 +218,19 @@ impl Topic {
         self.state.lock().channels.get(name).cloned()
     }
 
-    /// Deletes a channel (closing its clients). Returns true when an ephemeral topic just
-    /// lost its last channel and must now be deleted.
-    pub fn delete_channel(&self, name: &str) -> bool {
+    /// Deletes a channel: its clients are disconnected and its messages dropped. `None`
+    /// when there is no such channel; `Some(true)` when an ephemeral topic just lost its
+    /// last channel and must now be deleted too.
+    pub fn delete_channel(&self, name: &str) -> Option<bool> {
         let mut state = self.state.lock();
-        let Some(channel) = state.channels.remove(name) else {
-            return false;
-        };
-        channel.close();
+        let channel = state.channels.remove(name)?;
+        channel.delete();
         tracing::info!(topic = %self.name, channel = %name, "deleted channel");
         if self.ephemeral && state.channels.is_empty() && !state.exiting {
             state.exiting = true;
-            return true;
+            return Some(true);
         }
-        false
+        Some(false)
     }
 
     /// Every channel, by name.
@@ -249,6 +248,29 @@ impl Topic {
     /// Whether the topic is being deleted.
     pub fn is_exiting(&self) -> bool {
         self.state.lock().exiting
+    }
+
+    /// Drops every message held in the topic itself (Go's `Topic.Empty`); its channels
+    /// keep theirs.
+    pub fn empty(&self) {
+        let mut state = self.state.lock();
+        state.pending.clear();
+        self.has_pending.store(false, Ordering::Release);
+    }
+
+    /// Deletes the topic (Go's `Topic.Delete`): no more publishes, every channel deleted
+    /// (their clients disconnected) and every message dropped. The caller forgets it.
+    pub fn delete(&self) {
+        let channels = {
+            let mut state = self.state.lock();
+            state.exiting = true;
+            state.pending.clear();
+            self.has_pending.store(false, Ordering::Release);
+            std::mem::take(&mut state.channels)
+        };
+        for channel in channels.values() {
+            channel.delete();
+        }
     }
 
     /// Marks the topic deleted and closes every channel.

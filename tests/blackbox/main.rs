@@ -8,10 +8,13 @@
 //! - `e2e`: end-to-end processing latency quantiles in `/stats`.
 //! - `http_api`: the HTTP API and `/stats` against Go's golden answers.
 //! - `statsd`: the statsd push loop against Go's golden packets.
+//! - `http_admin`: topic/channel administration, `/config`, routing and debug endpoints.
+//! - `metrics`: `/metrics` read back with a Prometheus parser.
 //! - `third_party`: the `tokio-nsq` client publishing and consuming against us.
 
 mod delivery;
 mod e2e;
+mod http_admin;
 mod http_api;
 mod metrics;
 mod statsd;

@@ -92,9 +92,8 @@ pub(crate) async fn serve(nsqd: Arc<NsqdInner>, mut stream: BoxStream, peer: Soc
 
 /// Removes the client from its channel, deleting an ephemeral channel (and topic) left empty.
 fn unsubscribe(nsqd: &NsqdInner, client: &ClientShared, topic: &TopicRef, channel: &ChannelRef) {
-    if channel.remove_client(client.id) && topic.delete_channel(&channel.name) {
-        topic.close();
-        nsqd.remove_topic(topic);
+    if channel.remove_client(client.id) {
+        nsqd.delete_channel(topic, &channel.name);
     }
 }
 

@@ -30,6 +30,24 @@ pub(super) async fn read_body(
     Ok(Some(collected.freeze()))
 }
 
+/// Reads and drops a request body Go reads but ignores (the admin endpoints), at most
+/// `limit` bytes of it: past that nsqd answers without reading on, and hyper closes the
+/// connection instead of draining the rest. `Err` when the body could not be read.
+pub(super) async fn discard_body(request: Request<Incoming>, limit: usize) -> Result<(), ()> {
+    let mut body = request.into_body();
+    let mut read = 0usize;
+    while read <= limit {
+        let Some(frame) = body.frame().await else {
+            break;
+        };
+        let frame = frame.map_err(|_| ())?;
+        if let Some(data) = frame.data_ref() {
+            read = read.saturating_add(data.remaining());
+        }
+    }
+    Ok(())
+}
+
 pub(super) fn content_length(request: &Request<Incoming>) -> Option<u64> {
     request
         .headers()

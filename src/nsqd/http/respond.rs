@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
+use hyper::ext::ReasonPhrase;
 use hyper::header::{HeaderValue, ALLOW, CONTENT_LENGTH, CONTENT_TYPE, DATE};
 use hyper::{Response, StatusCode};
 
@@ -16,16 +17,45 @@ pub(super) type HttpResponse = Response<Full<Bytes>>;
 const JSON: &str = "application/json; charset=utf-8";
 const TEXT: &str = "text/plain; charset=utf-8";
 
-pub(super) fn method_not_allowed(nsqd: &NsqdInner, allow: &'static str) -> HttpResponse {
+/// Go's 405: `Allow` first, then the V1 error.
+pub(super) fn method_not_allowed(nsqd: &NsqdInner, allow: &str) -> HttpResponse {
     let mut response = error(nsqd, StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED");
     let headers = response.headers_mut();
     let rest: Vec<_> = headers.drain().collect();
-    headers.insert(ALLOW, HeaderValue::from_static(allow));
+    headers.insert(ALLOW, allow_value(allow));
     for (name, value) in rest {
         if let Some(name) = name {
             headers.insert(name, value);
         }
     }
+    response
+}
+
+/// httprouter's automatic answer to `OPTIONS` on a known path: 200, `Allow`, no body
+/// and none of the V1 headers (no nsq handler runs).
+pub(super) fn options(nsqd: &NsqdInner, allow: &str) -> HttpResponse {
+    let mut response = Response::new(Full::new(Bytes::new()));
+    let headers = response.headers_mut();
+    headers.insert(ALLOW, allow_value(allow));
+    headers.insert(DATE, date_header(nsqd));
+    headers.insert(CONTENT_LENGTH, HeaderValue::from(0));
+    response
+}
+
+fn allow_value(allow: &str) -> HeaderValue {
+    HeaderValue::from_str(allow).unwrap_or(HeaderValue::from_static("OPTIONS"))
+}
+
+/// Go's V1 answer to a handler that returns nothing: 200, an empty body, no Content-Type.
+pub(super) fn empty(nsqd: &NsqdInner) -> HttpResponse {
+    let mut response = Response::new(Full::new(Bytes::new()));
+    let headers = response.headers_mut();
+    headers.insert(
+        "X-Nsq-Content-Type",
+        HeaderValue::from_static("nsq; version=1.0"),
+    );
+    headers.insert(DATE, date_header(nsqd));
+    headers.insert(CONTENT_LENGTH, HeaderValue::from(0));
     response
 }
 
@@ -39,9 +69,14 @@ pub(super) fn json<T: serde::Serialize>(
     status: StatusCode,
     body: &T,
 ) -> HttpResponse {
-    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    json_bytes(nsqd, status, serde_json::to_vec(body).unwrap_or_default())
+}
+
+/// A V1 JSON answer whose body is already encoded (values Go's encoder writes in ways
+/// serde's does not, such as `/config`'s).
+pub(super) fn json_bytes(nsqd: &NsqdInner, status: StatusCode, bytes: Vec<u8>) -> HttpResponse {
     let mut response = Response::new(Full::new(Bytes::from(bytes)));
-    *response.status_mut() = status;
+    set_status(&mut response, status);
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static(JSON));
     headers.insert(
@@ -54,7 +89,7 @@ pub(super) fn json<T: serde::Serialize>(
 
 pub(super) fn plain(nsqd: &NsqdInner, status: StatusCode, text: &str, v1: bool) -> HttpResponse {
     let mut response = Response::new(Full::new(Bytes::from(text.to_string())));
-    *response.status_mut() = status;
+    set_status(&mut response, status);
     let headers = response.headers_mut();
     if v1 {
         headers.insert(
@@ -66,6 +101,17 @@ pub(super) fn plain(nsqd: &NsqdInner, status: StatusCode, text: &str, v1: bool) 
     headers.insert(CONTENT_LENGTH, HeaderValue::from(text.len()));
     headers.insert(CONTENT_TYPE, HeaderValue::from_static(TEXT));
     response
+}
+
+/// Sets the status, with Go's reason phrase where it differs from hyper's (413 is
+/// `Request Entity Too Large` in Go, `Payload Too Large` in hyper).
+fn set_status(response: &mut HttpResponse, status: StatusCode) {
+    *response.status_mut() = status;
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        response
+            .extensions_mut()
+            .insert(ReasonPhrase::from_static(b"Request Entity Too Large"));
+    }
 }
 
 /// The `Date` header from the env clock, so simulated runs stay deterministic.
