@@ -11,6 +11,7 @@
 //! - `http`: the HTTP API; `stats`: the `/stats` shapes.
 //! - `statsd`: the statsd push loop (runs only with `--statsd-address`).
 //! - `e2e`: end-to-end latency quantiles over a sliding window (per channel, per topic).
+//! - `metadata`: `nsqd.dat` (load and persist, Go's bytes) and the `--data-path` lock.
 
 pub mod channel;
 pub mod cli;
@@ -20,6 +21,7 @@ pub mod deferred;
 pub mod e2e;
 mod http;
 pub mod in_flight;
+pub mod metadata;
 pub mod options;
 mod scan;
 pub mod stats;
