@@ -3,7 +3,7 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::BoxFuture;
+use super::{BoxFuture, DirLock};
 
 /// File access for the disk queue and `nsqd.dat`.
 ///
@@ -37,6 +37,22 @@ pub trait Fs: Send + Sync {
     fn list<'a>(&'a self, dir: &'a Path) -> BoxFuture<'a, io::Result<Vec<PathBuf>>>;
     /// The length of a file in bytes.
     fn len<'a>(&'a self, path: &'a Path) -> BoxFuture<'a, io::Result<u64>>;
+    /// Takes the exclusive lock on the existing directory `dir` without waiting, as Go's
+    /// `dirlock` does for `--data-path`. Fails with `io::ErrorKind::WouldBlock` while
+    /// anyone else (another process, or another `lock_dir` here) holds it. The lock lasts
+    /// until the returned guard is dropped.
+    fn lock_dir<'a>(&'a self, dir: &'a Path) -> BoxFuture<'a, io::Result<DirLock>>;
+}
+
+/// The error for a directory someone else has locked.
+pub(super) fn already_locked(dir: &Path) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::WouldBlock,
+        format!(
+            "{}: directory is locked (in use by another process)",
+            dir.display()
+        ),
+    )
 }
 
 /// The real file system: `std::fs` run off the async worker threads.
@@ -144,6 +160,21 @@ impl Fs for RealFs {
         let path = path.to_path_buf();
         Box::pin(blocking(move || Ok(std::fs::metadata(path)?.len())))
     }
+
+    fn lock_dir<'a>(&'a self, dir: &'a Path) -> BoxFuture<'a, io::Result<DirLock>> {
+        let dir = dir.to_path_buf();
+        Box::pin(blocking(move || {
+            // flock(LOCK_EX | LOCK_NB) on the directory itself, like Go's dirlock. The
+            // lock belongs to this open file: closing it (dropping the guard) releases it,
+            // and so does the process dying.
+            let file = std::fs::File::open(&dir)?;
+            match file.try_lock() {
+                Ok(()) => Ok(DirLock::new(&dir, file)),
+                Err(std::fs::TryLockError::WouldBlock) => Err(already_locked(&dir)),
+                Err(std::fs::TryLockError::Error(error)) => Err(error),
+            }
+        }))
+    }
 }
 
 /// Files are created with mode 0600, as go-diskqueue creates them.
@@ -156,4 +187,33 @@ fn open_options() -> std::fs::OpenOptions {
         options.mode(0o600);
     }
     options
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// flock on a directory opened read-only works (Linux), excludes a second open of
+    /// the same directory even in this process, and ends when the guard drops.
+    #[tokio::test]
+    async fn real_dir_lock_excludes_a_second_holder_until_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let lock = RealFs.lock_dir(dir.path()).await.unwrap();
+        assert_eq!(lock.dir(), dir.path());
+        let err = RealFs.lock_dir(dir.path()).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
+        assert!(err.to_string().contains("directory is locked"), "{err}");
+        drop(lock);
+        let _again = RealFs.lock_dir(dir.path()).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn real_dir_lock_of_a_missing_dir_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = RealFs
+            .lock_dir(&dir.path().join("missing"))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::NotFound);
+    }
 }

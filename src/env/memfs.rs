@@ -10,6 +10,9 @@
 //! - `rename` and `remove` are durable at once and atomic. A renamed file carries its
 //!   images along, so renaming a never-synced file over an old one and crashing leaves
 //!   neither: sync before you rename.
+//! - Directory locks (`lock_dir`) live in the shared state, so every clone sees them (a
+//!   second nsqd on the same disk is refused); dropping the guard or [`MemFs::crash`]
+//!   releases them, as the death of a process releases its flocks.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
@@ -18,7 +21,8 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use super::{BoxFuture, Fs};
+use super::fs::already_locked;
+use super::{BoxFuture, DirLock, Fs};
 
 /// What a simulated crash does to writes that were not synced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +59,11 @@ struct State {
     fail_syncs: bool,
     /// Injected fault: total pending bytes allowed; writes beyond fail with `StorageFull`.
     capacity_bytes: Option<u64>,
+    /// Locked directories, each with the id of the guard holding it, so a guard that
+    /// outlives a crash cannot release a lock taken after it.
+    locks: BTreeMap<PathBuf, u64>,
+    /// The id of the next lock guard.
+    next_lock_id: u64,
 }
 
 /// One file's two images.
@@ -77,9 +86,11 @@ impl MemFs {
 
     /// Simulates a crash: afterwards every file equals its durable image, chosen by `mode`.
     /// `rng_value` decides, deterministically, how much of each torn write survives.
-    /// Injected faults (failing writes or syncs, capacity) stay as they were.
+    /// Every directory lock is released (the crashed process held them). Injected faults
+    /// (failing writes or syncs, capacity) stay as they were.
     pub fn crash(&self, mode: CrashMode, rng_value: u64) {
         let mut state = self.state.lock();
+        state.locks.clear();
         match mode {
             CrashMode::DropUnsynced => state.files.retain(|_, file| {
                 file.last_unsynced = None;
@@ -346,6 +357,48 @@ impl Fs for MemFs {
             let state = self.state.lock();
             Ok(state.file(&normalize(path))?.pending.len() as u64)
         })
+    }
+
+    fn lock_dir<'a>(&'a self, dir: &'a Path) -> BoxFuture<'a, io::Result<DirLock>> {
+        Box::pin(async move {
+            let normalized = normalize(dir);
+            let mut state = self.state.lock();
+            if state.files.contains_key(&normalized) {
+                return Err(error(io::ErrorKind::NotADirectory, dir, "not a directory"));
+            }
+            if !state.is_dir(&normalized) {
+                return Err(error(io::ErrorKind::NotFound, dir, "no such directory"));
+            }
+            if state.locks.contains_key(&normalized) {
+                return Err(already_locked(dir));
+            }
+            let id = state.next_lock_id;
+            state.next_lock_id += 1;
+            state.locks.insert(normalized.clone(), id);
+            let release = MemDirLock {
+                state: self.state.clone(),
+                dir: normalized,
+                id,
+            };
+            Ok(DirLock::new(dir, release))
+        })
+    }
+}
+
+/// What a `MemFs` [`DirLock`] holds: dropping it unregisters the lock, unless a crash
+/// already released it (and someone may have locked the directory again since).
+struct MemDirLock {
+    state: Arc<Mutex<State>>,
+    dir: PathBuf,
+    id: u64,
+}
+
+impl Drop for MemDirLock {
+    fn drop(&mut self) {
+        let mut state = self.state.lock();
+        if state.locks.get(&self.dir) == Some(&self.id) {
+            state.locks.remove(&self.dir);
+        }
     }
 }
 
@@ -651,6 +704,51 @@ mod tests {
         fs.append(&p("/data/other"), b"xyzw").await.unwrap();
         fs.set_capacity_bytes(None);
         fs.append(&p("/data/other"), &[0; 64]).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_locked_dir_refuses_every_clone_until_the_guard_drops() {
+        let fs = with_file(b"abc", &[]).await;
+        let other_host = fs.clone();
+        let lock = fs.lock_dir(&p("/data")).await.unwrap();
+        assert_eq!(lock.dir(), p("/data"));
+        let err = other_host.lock_dir(&p("/data/")).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
+        assert_eq!(
+            err.to_string(),
+            "/data/: directory is locked (in use by another process)"
+        );
+        assert!(fs.lock_dir(&p("./data/.")).await.is_err());
+        fs.create_dir_all(&p("/other")).await.unwrap();
+        let _other = other_host.lock_dir(&p("/other")).await.unwrap();
+        drop(lock);
+        let _again = other_host.lock_dir(&p("/data")).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_crash_releases_locks_and_a_stale_guard_releases_nothing() {
+        let fs = with_file(b"abc", &[]).await;
+        let before_crash = fs.lock_dir(&p("/data")).await.unwrap();
+        fs.crash(CrashMode::Keep, 0);
+        let after_crash = fs.lock_dir(&p("/data")).await.unwrap();
+        // The crashed process's guard goes away late: the new holder keeps the lock.
+        drop(before_crash);
+        let err = fs.lock_dir(&p("/data")).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
+        drop(after_crash);
+        fs.lock_dir(&p("/data")).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn only_existing_directories_can_be_locked() {
+        let fs = with_file(b"abc", &[]).await;
+        let missing = fs.lock_dir(&p("/nope")).await.unwrap_err();
+        assert_eq!(missing.kind(), io::ErrorKind::NotFound);
+        let file = fs.lock_dir(&p("/data/q.dat")).await.unwrap_err();
+        assert_eq!(file.kind(), io::ErrorKind::NotADirectory);
+        // `/` and the current directory always exist.
+        let _root = fs.lock_dir(&p("/")).await.unwrap();
+        let _cwd = fs.lock_dir(&p(".")).await.unwrap();
     }
 
     #[tokio::test]

@@ -10,6 +10,7 @@
 //! host, so there is nothing to wrap.
 
 mod clock;
+mod dir_lock;
 mod fs;
 mod memfs;
 mod net;
@@ -20,6 +21,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 pub use clock::{Clock, RealClock};
+pub use dir_lock::DirLock;
 pub use fs::{Fs, RealFs};
 pub use memfs::{CrashMode, MemFs};
 pub use net::{AsyncStream, BoxStream, Datagram, Listener, Net, RealNet};

@@ -12,6 +12,7 @@
 //! - `statsd`: the statsd push loop (runs only with `--statsd-address`).
 //! - `e2e`: end-to-end latency quantiles over a sliding window (per channel, per topic).
 //! - `runtime_options`: the options `PUT /config/:opt` changes while nsqd runs.
+//! - `metadata`: `nsqd.dat` (load and persist, Go's bytes) and the `--data-path` lock.
 
 pub mod channel;
 pub mod cli;
@@ -21,6 +22,7 @@ pub mod deferred;
 pub mod e2e;
 mod http;
 pub mod in_flight;
+pub mod metadata;
 pub mod options;
 pub mod runtime_options;
 mod scan;
