@@ -40,6 +40,9 @@ mod read;
 mod record;
 mod write;
 
+#[cfg(test)]
+mod tests;
+
 use std::io;
 use std::path::PathBuf;
 use std::sync::Arc;
