@@ -143,3 +143,17 @@ proptest::proptest! {
         });
     }
 }
+
+/// Found by the garbage proptest: when the reader runs out of finished (here empty)
+/// files without reading a record, the depth the metadata claimed must still be reset
+/// at the tail, not left standing.
+#[tokio::test]
+async fn a_depth_left_over_after_empty_finished_files_is_reset() {
+    let fs = MemFs::new();
+    write(&fs, "q.diskqueue.000000.dat", b"").await;
+    write(&fs, "q.diskqueue.000001.dat", b"").await;
+    write(&fs, "q.diskqueue.meta.dat", b"1\n0,0\n0,1\n").await;
+    let mut q = open(&fs, "q", config(1000)).await;
+    assert_eq!(q.read_next().await.unwrap(), None);
+    assert_eq!(q.depth(), 0);
+}
