@@ -5,6 +5,7 @@
 //! - `options`: every setting with Go's names and defaults; `cli`: argv and TOML into it.
 //! - `topic`, `channel`: the message flow (topic → channel copies → clients).
 //! - `in_flight`, `deferred`: a channel's priority queues.
+//! - `diskqueue`: the go-diskqueue-compatible queue a topic or channel overflows to.
 //! - `client`: what is shared about one connection (settings, RDY, counters).
 //! - `tcp`: the V2 listener; `conn`: one connection (command reader and message pump).
 //! - `scan`: the queue scan loop (timeouts and deferred messages).
@@ -19,6 +20,7 @@ pub mod cli;
 pub mod client;
 mod conn;
 pub mod deferred;
+pub mod diskqueue;
 pub mod e2e;
 mod http;
 pub mod in_flight;
