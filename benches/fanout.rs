@@ -30,7 +30,10 @@ fn fan_out(c: &mut Criterion) {
     group.throughput(Throughput::Elements(BATCH as u64));
     for channels in [1usize, 4] {
         group.bench_with_input(BenchmarkId::from_parameter(channels), &channels, |b, &n| {
-            let topic = Topic::new("bench", 1, 1_000_000_000, 0, None);
+            let topic = Topic::new("bench", 1, 1_000_000_000, 0, None, None);
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .expect("runtime");
             let addr: SocketAddr = "127.0.0.1:1".parse().expect("addr");
             let client = Arc::new(ClientShared::new(1, addr, 0, settings()));
             client.set_ready_count(i64::MAX / 2);
@@ -47,7 +50,9 @@ fn fan_out(c: &mut Criterion) {
             let mut out = Vec::with_capacity(BATCH);
             b.iter(|| {
                 now += 1;
-                topic.publish(&bodies, now, 0).expect("publish");
+                runtime
+                    .block_on(topic.publish(&bodies, now, 0))
+                    .expect("publish");
                 for channel in &chans {
                     channel.take_for_client(&client, BATCH, now, 60_000_000_000, || true, &mut out);
                     for message in out.drain(..) {

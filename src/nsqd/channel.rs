@@ -8,8 +8,10 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
+use super::backend::Backend;
 use super::client::ClientRef;
 use super::deferred::DeferredQueue;
+use super::diskqueue::DiskQueueError;
 use super::e2e::{E2eConfig, LatencyWindow};
 use super::in_flight::{InFlight, InFlightError, InFlightQueue};
 use super::stats::E2eLatency;
@@ -48,8 +50,10 @@ struct ChannelState {
 pub struct ChannelSnapshot {
     /// Channel name.
     pub name: String,
-    /// Messages waiting in memory.
+    /// Messages waiting in memory and on disk.
     pub depth: u64,
+    /// Messages waiting on disk.
+    pub backend_depth: u64,
     /// Messages in flight.
     pub in_flight_count: u64,
     /// Messages deferred.
@@ -86,6 +90,9 @@ pub struct Channel {
     /// Publish-to-FIN latencies, when percentiles are configured. Its own lock, taken
     /// after the state lock is released, so `/stats` merging it never stalls delivery.
     e2e: Option<Mutex<LatencyWindow>>,
+    /// Where messages go when memory is full, and wait across restarts (none for
+    /// ephemeral channels, which drop overflow instead).
+    backend: Option<Arc<Backend>>,
 }
 
 impl Channel {
@@ -97,6 +104,7 @@ impl Channel {
         max_consumers: i64,
         e2e: Option<&E2eConfig>,
         now_ns: i64,
+        backend: Option<Arc<Backend>>,
     ) -> Self {
         Channel {
             name: name.to_string(),
@@ -110,11 +118,12 @@ impl Channel {
             requeue_count: AtomicU64::new(0),
             timeout_count: AtomicU64::new(0),
             e2e: e2e.map(|config| Mutex::new(LatencyWindow::new(config, now_ns))),
+            backend,
         }
     }
 
-    /// How many new messages the memory queue can still take (ephemeral channels drop the
-    /// rest instead, so they always have room).
+    /// How many new messages the memory queue can still take (an ephemeral channel drops
+    /// what does not fit, so it always has room).
     pub fn room(&self) -> usize {
         if self.ephemeral {
             return usize::MAX;
@@ -123,15 +132,32 @@ impl Channel {
             .saturating_sub(self.state.lock().memory.len())
     }
 
-    /// Puts new messages from the topic, each a new delivery for this channel. The
-    /// caller checked [`Channel::room`]; an ephemeral channel drops what does not fit.
-    pub fn put_messages(&self, messages: impl IntoIterator<Item = Message>) {
+    /// The channel's disk queue (none for an ephemeral channel).
+    pub fn backend(&self) -> Option<&Arc<Backend>> {
+        self.backend.as_ref()
+    }
+
+    /// Messages on disk.
+    pub fn backend_depth(&self) -> u64 {
+        self.backend
+            .as_ref()
+            .map_or(0, |b| u64::try_from(b.depth()).unwrap_or(0))
+    }
+
+    /// Puts new messages from the topic, each a new delivery for this channel, into
+    /// memory while it has room. Returns what did not fit, for the caller to write to
+    /// [`Channel::backend`]; an ephemeral channel drops it instead, as Go does.
+    pub fn put_messages(&self, messages: impl IntoIterator<Item = Message>) -> Vec<Message> {
         let mut count = 0u64;
+        let mut overflow = Vec::new();
         {
             let mut state = self.state.lock();
             for message in messages {
                 count += 1;
-                if self.ephemeral && state.memory.len() >= self.mem_queue_size {
+                if state.memory.len() >= self.mem_queue_size {
+                    if !self.ephemeral {
+                        overflow.push(message);
+                    }
                     continue;
                 }
                 state.memory.push_back(message);
@@ -139,6 +165,7 @@ impl Channel {
         }
         self.message_count.fetch_add(count, Ordering::Relaxed);
         self.new_messages.notify_one();
+        overflow
     }
 
     /// Puts a message from the topic that must wait `defer_ms` first.
@@ -193,6 +220,65 @@ impl Channel {
             // Another ready client may take what this one had no room for.
             self.new_messages.notify_one();
         }
+    }
+
+    /// Hands up to `max` messages from the disk queue to `client`, like
+    /// [`Channel::take_for_client`] does from memory. Used when memory is empty.
+    pub async fn take_from_backend(
+        &self,
+        client: &ClientRef,
+        max: usize,
+        now_ns: i64,
+        msg_timeout_ns: i64,
+        mut keep: impl FnMut() -> bool,
+        out: &mut Vec<Message>,
+    ) -> Result<(), DiskQueueError> {
+        let Some(backend) = &self.backend else {
+            return Ok(());
+        };
+        if backend.depth() <= 0 || self.is_paused() {
+            return Ok(());
+        }
+        let messages = backend.read(max).await?;
+        let mut state = self.state.lock();
+        let deadline = now_ns.saturating_add(msg_timeout_ns);
+        for mut message in messages {
+            if !keep() {
+                continue;
+            }
+            message.attempts = message.attempts.saturating_add(1);
+            if let Err(error) = state
+                .in_flight
+                .push(message.clone(), client.id, now_ns, deadline)
+            {
+                tracing::error!(topic = %self.topic_name, channel = %self.name, id = %message.id, %error, "duplicate delivery skipped");
+                continue;
+            }
+            out.push(message);
+        }
+        drop(state);
+        client.sent_messages(out.len() as u64);
+        Ok(())
+    }
+
+    /// Exit (Go's `Channel.Close` flush): every message still in memory, in flight or
+    /// deferred goes to the disk queue, which is then synced and closed. In-flight
+    /// messages keep their attempts, so they come back as redeliveries. An ephemeral
+    /// channel has no disk queue and loses them, as in Go.
+    pub async fn flush_to_backend(&self) -> Result<(), DiskQueueError> {
+        let Some(backend) = &self.backend else {
+            return Ok(());
+        };
+        let pending: Vec<Message> = {
+            let mut state = self.state.lock();
+            let mut pending: Vec<Message> = state.memory.drain(..).collect();
+            pending.extend(state.in_flight.drain().into_iter().map(|e| e.message));
+            pending.extend(state.deferred.drain());
+            pending
+        };
+        let written = backend.put(&pending).await;
+        let closed = backend.close().await;
+        written.and(closed)
     }
 
     /// FIN: the client is done with the message. With latency tracking on, its age
@@ -411,7 +497,8 @@ impl Channel {
         let state = self.state.lock();
         ChannelSnapshot {
             name: self.name.clone(),
-            depth: state.memory.len() as u64,
+            depth: state.memory.len() as u64 + self.backend_depth(),
+            backend_depth: self.backend_depth(),
             in_flight_count: state.in_flight.len() as u64,
             deferred_count: state.deferred.len() as u64,
             message_count: self.message_count.load(Ordering::Relaxed),
@@ -464,7 +551,7 @@ mod tests {
 
     #[test]
     fn fin_reads_no_clock_and_reports_null_when_tracking_is_off() {
-        let channel = Channel::new("t", "c", 100, 0, None, 0);
+        let channel = Channel::new("t", "c", 100, 0, None, 0, None);
         let client = client();
         let id = deliver(&channel, &client, 1, SEC);
         channel
@@ -476,7 +563,7 @@ mod tests {
     #[test]
     fn fin_records_age_since_publish_and_a_failed_fin_records_nothing() {
         let config = E2eConfig::new(&[1.0], Duration::from_secs(600)).unwrap();
-        let channel = Channel::new("t", "c", 100, 0, Some(&config), 0);
+        let channel = Channel::new("t", "c", 100, 0, Some(&config), 0, None);
         let client = client();
         let id = deliver(&channel, &client, 1, SEC);
         assert!(channel.finish(client.id + 1, &id, || 2 * SEC).is_err());

@@ -6,6 +6,7 @@
 //! - `topic`, `channel`: the message flow (topic → channel copies → clients).
 //! - `in_flight`, `deferred`: a channel's priority queues.
 //! - `diskqueue`: the go-diskqueue-compatible queue a topic or channel overflows to.
+//! - `backend`: a topic's or channel's disk queue as the message flow uses it.
 //! - `client`: what is shared about one connection (settings, RDY, counters).
 //! - `tcp`: the V2 listener; `conn`: one connection (command reader and message pump).
 //! - `scan`: the queue scan loop (timeouts and deferred messages).
@@ -14,13 +15,16 @@
 //! - `e2e`: end-to-end latency quantiles over a sliding window (per channel, per topic).
 //! - `runtime_options`: the options `PUT /config/:opt` changes while nsqd runs.
 //! - `metadata`: `nsqd.dat` (load and persist, Go's bytes) and the `--data-path` lock.
+//! - `durability`: loading and persisting metadata, the disk loop, health, exit flush.
 
+pub mod backend;
 pub mod channel;
 pub mod cli;
 pub mod client;
 mod conn;
 pub mod deferred;
 pub mod diskqueue;
+mod durability;
 pub mod e2e;
 mod http;
 pub mod in_flight;
@@ -65,6 +69,12 @@ pub enum NsqdError {
     /// An option is out of range.
     #[error("{0}")]
     InvalidOption(String),
+    /// `--data-path` is locked by another nsqd, or cannot be locked.
+    #[error("{0}")]
+    DataPath(String),
+    /// `nsqd.dat` could not be read.
+    #[error("{0}")]
+    Metadata(String),
 }
 
 /// The shared state of one nsqd.
@@ -86,6 +96,23 @@ pub(crate) struct NsqdInner {
     http_listener: Mutex<Option<Box<dyn Listener>>>,
     pub(crate) tcp_addr: SocketAddr,
     pub(crate) http_addr: Option<SocketAddr>,
+    /// Makes the disk queues (knows `--data-path` and the sizes).
+    pub(crate) backends: topic::BackendFactory,
+    /// Held until exit so a second nsqd cannot use the same `--data-path`.
+    dir_lock: Mutex<Option<crate::env::DirLock>>,
+    /// The last disk write error, until a write succeeds (`/ping`, `/stats` health).
+    health: Mutex<Option<String>>,
+    /// The bytes of the last `nsqd.dat` written, so unchanged metadata is not rewritten.
+    last_metadata: Mutex<Option<Vec<u8>>>,
+}
+
+/// `--data-path`, or the current directory when empty (as Go does).
+pub(crate) fn data_path(opts: &Options) -> std::path::PathBuf {
+    if opts.data_path.is_empty() {
+        std::path::PathBuf::from(".")
+    } else {
+        std::path::PathBuf::from(&opts.data_path)
+    }
 }
 
 /// A running nsqd. Cheap to clone; every clone is the same daemon.
@@ -107,6 +134,10 @@ impl Nsqd {
     /// Validates `opts` and binds the listeners; nothing is served until [`Nsqd::run`].
     pub async fn new(opts: Options, env: Env) -> Result<Nsqd, NsqdError> {
         validate(&opts)?;
+        let backends = durability::backend_factory(&env, &opts);
+        let dir_lock = metadata::lock_data_path(&*env.fs, &backends.data_path)
+            .await
+            .map_err(|e| NsqdError::DataPath(e.to_string()))?;
         let tcp = bind(&env, &opts.tcp_address).await?;
         let tcp_addr = local_addr(&*tcp, &opts.tcp_address)?;
         let (http, http_addr) = if opts.http_address.is_empty() {
@@ -118,7 +149,7 @@ impl Nsqd {
         };
         let start_time = env.clock.now_ns() / 1_000_000_000;
         tracing::info!(version = options::VERSION, tcp = %tcp_addr, http = ?http_addr, "nsqd starting");
-        Ok(Nsqd {
+        let nsqd = Nsqd {
             inner: Arc::new(NsqdInner {
                 runtime: RuntimeOptions::new(&opts),
                 opts,
@@ -133,8 +164,14 @@ impl Nsqd {
                 http_listener: Mutex::new(http),
                 tcp_addr,
                 http_addr,
+                backends,
+                dir_lock: Mutex::new(Some(dir_lock)),
+                health: Mutex::new(None),
+                last_metadata: Mutex::new(None),
             }),
-        })
+        };
+        nsqd.inner.load_metadata().await?;
+        Ok(nsqd)
     }
 
     /// The address the TCP protocol listens on.
@@ -172,6 +209,7 @@ impl Nsqd {
         if !inner.opts.statsd_address.is_empty() {
             inner.tasks.spawn(statsd::statsd_loop(inner.clone()));
         }
+        inner.tasks.spawn(durability::disk_loop(inner.clone()));
         inner.shutdown.cancelled().await;
         Ok(())
     }
@@ -187,9 +225,8 @@ impl Nsqd {
         }
         inner.tasks.close();
         inner.tasks.wait().await;
-        for topic in inner.topics.lock().values() {
-            topic.close();
-        }
+        inner.flush_to_disk().await;
+        inner.dir_lock.lock().take();
     }
 }
 
@@ -251,6 +288,7 @@ impl NsqdInner {
             self.opts.mem_queue_size,
             self.opts.max_channel_consumers,
             e2e::E2eConfig::from_options(&self.opts),
+            Some(self.backends.clone()),
         ));
         topics.insert(name.to_string(), topic.clone());
         tracing::info!(topic = %name, "new topic");
@@ -268,7 +306,9 @@ impl NsqdInner {
         let Some(topic) = self.topics.lock().remove(name) else {
             return false;
         };
-        topic.delete();
+        let channels = topic.delete();
+        self.tasks
+            .spawn(async move { topic.delete_files(&channels).await });
         tracing::info!(topic = %name, "deleted topic");
         true
     }
@@ -276,6 +316,13 @@ impl NsqdInner {
     /// Deletes `topic`'s channel `name` (Go's `DeleteExistingChannel`), and the topic too
     /// when it is ephemeral and that was its last channel. False when there is none.
     pub(crate) fn delete_channel(&self, topic: &TopicRef, name: &str) -> bool {
+        if let Some(backend) = topic.channel(name).and_then(|c| c.backend().cloned()) {
+            self.tasks.spawn(async move {
+                if let Err(error) = backend.delete().await {
+                    tracing::error!(%error, "failed to delete a channel's disk queue files");
+                }
+            });
+        }
         match topic.delete_channel(name) {
             None => false,
             Some(last_of_ephemeral_topic) => {

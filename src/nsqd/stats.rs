@@ -240,7 +240,7 @@ impl NsqdInner {
         let producers = (!producers.is_empty()).then_some(producers);
         Stats {
             version: VERSION,
-            health: "OK".into(),
+            health: self.health().unwrap_or_else(|| "OK".into()),
             start_time: self.start_time,
             topics,
             memory: filter.include_mem.then(MemoryStats::default),
@@ -264,7 +264,7 @@ fn topic_stats(
             .map(|c| channel_stats(c.snapshot(), c.e2e_latency(now_ns), filter))
             .collect(),
         depth: topic.depth,
-        backend_depth: 0,
+        backend_depth: topic.backend_depth,
         message_count: topic.message_count,
         message_bytes: topic.message_bytes,
         paused: topic.paused,
@@ -293,7 +293,7 @@ fn channel_stats(
     ChannelStats {
         channel_name: channel.name,
         depth: channel.depth,
-        backend_depth: 0,
+        backend_depth: channel.backend_depth,
         in_flight_count: channel.in_flight_count,
         deferred_count: channel.deferred_count,
         message_count: channel.message_count,

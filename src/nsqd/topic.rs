@@ -7,7 +7,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 use parking_lot::Mutex;
 
+use super::backend::Backend;
 use super::channel::{Channel, ChannelRef};
+use super::diskqueue::DiskQueueConfig;
 use super::e2e::E2eConfig;
 use crate::protocol::{names, GuidFactory, Message};
 
@@ -17,10 +19,48 @@ pub enum TopicError {
     /// The topic is being deleted or nsqd is exiting.
     #[error("exiting")]
     Exiting,
-    /// Memory is full and there is no disk queue to overflow to yet.
-    #[error("memory queue full (mem-queue-size {0}) and no disk queue")]
-    QueueFull(usize),
+    /// Writing to the disk queue failed.
+    #[error("{0}")]
+    Backend(String),
 }
+
+/// Makes the disk queues of a topic and its channels (none for ephemeral names).
+#[derive(Clone)]
+pub struct BackendFactory {
+    /// The file system.
+    pub fs: Arc<dyn crate::env::Fs>,
+    /// `--data-path`.
+    pub data_path: std::path::PathBuf,
+    /// Sizes and sync policy from the options.
+    pub config: DiskQueueConfig,
+}
+
+impl std::fmt::Debug for BackendFactory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BackendFactory")
+            .field("data_path", &self.data_path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl BackendFactory {
+    /// The disk queue called `name` (`<topic>` or `<topic>:<channel>`), unless the topic or
+    /// channel is ephemeral.
+    fn make(&self, name: &str, ephemeral: bool) -> Option<Arc<Backend>> {
+        (!ephemeral).then(|| {
+            Arc::new(Backend::new(
+                self.fs.clone(),
+                self.data_path.clone(),
+                name.to_string(),
+                self.config,
+            ))
+        })
+    }
+}
+
+/// Messages a publish could not keep in memory: they go to this disk queue, and then
+/// `channel` (if any) is told it has something to read.
+type DiskWrite = (Arc<Backend>, Option<ChannelRef>, Vec<Message>);
 
 /// A message waiting in the topic for a channel to take it, with its DPUB delay.
 #[derive(Debug, Clone)]
@@ -44,8 +84,10 @@ struct TopicState {
 pub struct TopicSnapshot {
     /// Topic name.
     pub name: String,
-    /// Messages held in the topic itself.
+    /// Messages held in the topic itself (memory and disk).
     pub depth: u64,
+    /// Messages on the topic's disk.
+    pub backend_depth: u64,
     /// Messages ever published.
     pub message_count: u64,
     /// Bytes ever published.
@@ -72,6 +114,10 @@ pub struct Topic {
     message_bytes: AtomicU64,
     /// Mirrors `!pending.is_empty()` so consumers can check it without the lock.
     has_pending: AtomicBool,
+    /// Makes the disk queues of this topic's channels (None: memory only, in tests).
+    backends: Option<BackendFactory>,
+    /// The topic's own disk queue (None for ephemeral topics).
+    backend: Option<Arc<Backend>>,
 }
 
 impl Topic {
@@ -82,7 +128,10 @@ impl Topic {
         mem_queue_size: i64,
         max_channel_consumers: i64,
         e2e: Option<E2eConfig>,
+        backends: Option<BackendFactory>,
     ) -> Self {
+        let ephemeral = names::is_ephemeral(name);
+        let backend = backends.as_ref().and_then(|b| b.make(name, ephemeral));
         Topic {
             name: name.to_string(),
             ephemeral: names::is_ephemeral(name),
@@ -99,41 +148,140 @@ impl Topic {
             message_count: AtomicU64::new(0),
             message_bytes: AtomicU64::new(0),
             has_pending: AtomicBool::new(false),
+            backends,
+            backend,
         }
     }
 
+    /// The topic's own disk queue.
+    pub fn backend(&self) -> Option<&Arc<Backend>> {
+        self.backend.as_ref()
+    }
+
     /// Publishes `bodies` as new messages created at `now_ns`, delivered after `defer_ns`
-    /// (0: at once). All or nothing: either every message is queued or none is.
-    pub fn publish(&self, bodies: &[Bytes], now_ns: i64, defer_ns: i64) -> Result<(), TopicError> {
-        let mut state = self.state.lock();
-        if state.exiting {
-            return Err(TopicError::Exiting);
-        }
-        self.flush_pending(&mut state, now_ns);
-        let deliver_now = state.pending.is_empty() && !state.paused && !state.channels.is_empty();
-        if deliver_now && (defer_ns > 0 || self.channels_have_room(&state, bodies.len())) {
-            let messages = self.new_messages(&mut state, bodies, now_ns);
-            fan_out(&state.channels, messages, defer_ns, now_ns);
-        } else if self.ephemeral || state.pending.len() + bodies.len() <= self.mem_queue_size {
-            let messages = self.new_messages(&mut state, bodies, now_ns);
-            for message in messages {
-                if self.ephemeral && state.pending.len() >= self.mem_queue_size {
-                    continue;
-                }
-                state.pending.push_back(Pending { message, defer_ns });
+    /// (0: at once). Memory takes what it can; the rest is written to disk before this
+    /// returns, so an `OK` means every message is queued somewhere.
+    pub async fn publish(
+        &self,
+        bodies: &[Bytes],
+        now_ns: i64,
+        defer_ns: i64,
+    ) -> Result<(), TopicError> {
+        let writes = {
+            let mut state = self.state.lock();
+            if state.exiting {
+                return Err(TopicError::Exiting);
             }
-        } else {
-            return Err(TopicError::QueueFull(self.mem_queue_size));
-        }
-        self.has_pending
-            .store(!state.pending.is_empty(), Ordering::Release);
-        drop(state);
+            self.flush_pending(&mut state, now_ns);
+            let messages = self.new_messages(&mut state, bodies, now_ns);
+            let deliver_now =
+                state.pending.is_empty() && !state.paused && !state.channels.is_empty();
+            let writes = if deliver_now {
+                fan_out(&state.channels, messages, defer_ns, now_ns)
+            } else {
+                self.hold(&mut state, messages, defer_ns)
+            };
+            self.has_pending
+                .store(!state.pending.is_empty(), Ordering::Release);
+            writes
+        };
+        write_all(writes).await?;
         self.message_count
             .fetch_add(bodies.len() as u64, Ordering::Relaxed);
         let bytes: usize = bodies.iter().map(Bytes::len).sum();
         self.message_bytes
             .fetch_add(bytes as u64, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// Keeps messages in the topic (no channel yet, or paused): memory while there is
+    /// room, then the topic's disk queue; an ephemeral topic drops the rest.
+    fn hold(&self, state: &mut TopicState, messages: Vec<Message>, defer_ns: i64) -> Vec<DiskWrite> {
+        let mut overflow = Vec::new();
+        for message in messages {
+            if state.pending.len() < self.mem_queue_size {
+                state.pending.push_back(Pending { message, defer_ns });
+            } else if !self.ephemeral {
+                overflow.push(message);
+            }
+        }
+        match (&self.backend, overflow.is_empty()) {
+            (Some(backend), false) => vec![(backend.clone(), None, overflow)],
+            _ => Vec::new(),
+        }
+    }
+
+    /// Moves messages from the topic's disk queue to its channels (the topic's pump for
+    /// what overflowed to disk). Returns whether any moved.
+    pub async fn drain_backend(&self, now_ns: i64, max: usize) -> Result<bool, TopicError> {
+        let Some(backend) = &self.backend else {
+            return Ok(false);
+        };
+        if backend.depth() <= 0 || !self.accepts_deliveries() {
+            return Ok(false);
+        }
+        let messages = backend
+            .read(max)
+            .await
+            .map_err(|e| TopicError::Backend(e.to_string()))?;
+        if messages.is_empty() {
+            return Ok(false);
+        }
+        let writes = {
+            let state = self.state.lock();
+            if state.channels.is_empty() {
+                // The last channel went away meanwhile: keep them on the topic's disk.
+                vec![(backend.clone(), None, messages)]
+            } else {
+                fan_out(&state.channels, messages, 0, now_ns)
+            }
+        };
+        write_all(writes).await?;
+        Ok(true)
+    }
+
+    /// Whether messages may flow to channels now: not paused, not exiting, has a channel.
+    fn accepts_deliveries(&self) -> bool {
+        let state = self.state.lock();
+        !state.paused && !state.exiting && !state.channels.is_empty()
+    }
+
+    /// Exit (Go's `Topic.Close` flush): what the topic holds in memory goes to its disk
+    /// queue, every channel flushes its own, and the queues are synced and closed.
+    pub async fn flush_to_backends(&self) -> Result<(), TopicError> {
+        let (pending, channels) = {
+            let mut state = self.state.lock();
+            state.exiting = true;
+            let pending: Vec<Message> = state.pending.drain(..).map(|p| p.message).collect();
+            (pending, state.channels.values().cloned().collect::<Vec<_>>())
+        };
+        let mut result = Ok(());
+        for channel in channels {
+            if let Err(e) = channel.flush_to_backend().await {
+                result = Err(TopicError::Backend(e.to_string()));
+            }
+        }
+        if let Some(backend) = &self.backend {
+            let written = backend.put(&pending).await;
+            let closed = backend.close().await;
+            if let Err(e) = written.and(closed) {
+                result = Err(TopicError::Backend(e.to_string()));
+            }
+        }
+        result
+    }
+
+    /// Removes the disk files of the topic and of `channels` (after a delete).
+    pub async fn delete_files(&self, channels: &[ChannelRef]) {
+        for backend in channels
+            .iter()
+            .filter_map(|c| c.backend())
+            .chain(self.backend.iter())
+        {
+            if let Err(error) = backend.delete().await {
+                tracing::error!(topic = %self.name, %error, "failed to delete disk queue files");
+            }
+        }
     }
 
     fn new_messages(&self, state: &mut TopicState, bodies: &[Bytes], now_ns: i64) -> Vec<Message> {
@@ -168,7 +316,8 @@ impl Topic {
             batch.push(pending);
         }
         for pending in batch {
-            fan_out(
+            // Room was checked: nothing overflows to disk here.
+            let _ = fan_out(
                 &state.channels,
                 vec![pending.message],
                 pending.defer_ns,
@@ -206,6 +355,9 @@ impl Topic {
             self.max_channel_consumers,
             self.e2e.as_ref(),
             now_ns,
+            self.backends
+                .as_ref()
+                .and_then(|b| b.make(&format!("{}:{}", self.name, name), names::is_ephemeral(name))),
         ));
         state.channels.insert(name.to_string(), channel.clone());
         tracing::info!(topic = %self.name, channel = %name, "new channel");
@@ -260,7 +412,7 @@ impl Topic {
 
     /// Deletes the topic (Go's `Topic.Delete`): no more publishes, every channel deleted
     /// (their clients disconnected) and every message dropped. The caller forgets it.
-    pub fn delete(&self) {
+    pub fn delete(&self) -> Vec<ChannelRef> {
         let channels = {
             let mut state = self.state.lock();
             state.exiting = true;
@@ -271,6 +423,7 @@ impl Topic {
         for channel in channels.values() {
             channel.delete();
         }
+        channels.into_values().collect()
     }
 
     /// Marks the topic deleted and closes every channel.
@@ -285,12 +438,20 @@ impl Topic {
         }
     }
 
+    /// Messages on the topic's disk.
+    pub fn backend_depth(&self) -> u64 {
+        self.backend
+            .as_ref()
+            .map_or(0, |b| u64::try_from(b.depth()).unwrap_or(0))
+    }
+
     /// Numbers for `/stats`.
     pub fn snapshot(&self) -> TopicSnapshot {
         let state = self.state.lock();
         TopicSnapshot {
             name: self.name.clone(),
-            depth: state.pending.len() as u64,
+            depth: state.pending.len() as u64 + self.backend_depth(),
+            backend_depth: self.backend_depth(),
             message_count: self.message_count.load(Ordering::Relaxed),
             message_bytes: self.message_bytes.load(Ordering::Relaxed),
             paused: state.paused,
@@ -300,31 +461,54 @@ impl Topic {
 }
 
 /// Gives every channel its own copy of `messages` (same id, timestamp and body).
+/// Returns what did not fit in a channel's memory, for its disk queue.
 fn fan_out(
     channels: &BTreeMap<String, ChannelRef>,
     messages: Vec<Message>,
     defer_ns: i64,
     now_ns: i64,
-) {
+) -> Vec<DiskWrite> {
     if defer_ns > 0 {
         for message in messages {
             for channel in channels.values() {
                 channel.put_deferred(message.clone(), now_ns.saturating_add(defer_ns));
             }
         }
-        return;
+        return Vec::new();
     }
     let count = channels.len();
     let mut messages = Some(messages);
+    let mut writes = Vec::new();
     for (i, channel) in channels.values().enumerate() {
-        if i + 1 == count {
-            if let Some(last) = messages.take() {
-                channel.put_messages(last);
-            }
+        let overflow = if i + 1 == count {
+            messages
+                .take()
+                .map(|last| channel.put_messages(last))
+                .unwrap_or_default()
         } else if let Some(shared) = messages.as_ref() {
-            channel.put_messages(shared.iter().cloned());
+            channel.put_messages(shared.iter().cloned())
+        } else {
+            Vec::new()
+        };
+        if let (false, Some(backend)) = (overflow.is_empty(), channel.backend()) {
+            writes.push((backend.clone(), Some(channel.clone()), overflow));
         }
     }
+    writes
+}
+
+/// Performs the disk writes of a publish, in order, then wakes the channels' consumers.
+async fn write_all(writes: Vec<DiskWrite>) -> Result<(), TopicError> {
+    for (backend, channel, messages) in writes {
+        backend
+            .put(&messages)
+            .await
+            .map_err(|e| TopicError::Backend(e.to_string()))?;
+        if let Some(channel) = channel {
+            channel.new_messages.notify_one();
+        }
+    }
+    Ok(())
 }
 
 /// A handle to a topic.

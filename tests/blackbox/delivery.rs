@@ -529,91 +529,63 @@ async fn sample_rate_50_delivers_about_half_and_consumes_the_rest() {
     server.stop().await;
 }
 
-#[tokio::test]
-async fn full_memory_queue_fails_publish_and_drops_nothing() {
-    let server = start_with(Options {
-        mem_queue_size: 5,
-        ..golden_options()
-    })
-    .await;
-    // No channel yet: the topic holds at most 5.
-    let mut producer = server.conn().await;
-    for i in 0..5 {
-        producer.publish("full", format!("m-{i}").as_bytes()).await;
-    }
-    producer
-        .send(&[b"PUB full\n".as_slice(), &sized(b"m-5")].concat())
-        .await;
-    let frame = producer.frame().await;
-    assert_eq!(frame.kind, FrameType::Error);
-    assert!(
-        frame.text().starts_with("E_PUB_FAILED PUB failed "),
-        "{frame:?}"
-    );
-    producer.expect_closed().await;
-
-    // MPUB is all or nothing.
-    let mut producer = server.conn().await;
-    producer
-        .command(Command::Mpub {
-            topic: "full".into(),
-            bodies: vec![Bytes::from_static(b"x"), Bytes::from_static(b"y")],
-        })
-        .await;
-    let frame = producer.frame().await;
-    assert!(
-        frame.text().starts_with("E_MPUB_FAILED MPUB failed "),
-        "{frame:?}"
-    );
-    producer.expect_closed().await;
-
-    let topic = server.topic_stats("full").await;
-    assert_eq!(topic["message_count"], 5, "{topic}");
-    assert_eq!(topic["depth"], 5, "{topic}");
-
-    let mut sub = server.subscriber("full", "ch", 100).await;
+/// Drains `topic`/`ch` and returns the bodies received (each FINished).
+async fn receive_all(server: &Server, topic: &str) -> BTreeSet<Bytes> {
+    let mut sub = server.subscriber(topic, "ch", 100).await;
     let got: Vec<Bytes> = sub
         .drain_messages(QUIET, true)
         .await
         .into_iter()
         .map(|m| m.body)
         .collect();
-    let expected: Vec<Bytes> = bodies(5, "m").into_iter().map(Bytes::from).collect();
-    assert_eq!(got, expected, "every accepted message is delivered");
+    let unique: BTreeSet<Bytes> = got.iter().cloned().collect();
+    assert_eq!(unique.len(), got.len(), "no message twice");
+    unique
+}
+
+#[tokio::test]
+async fn a_topic_without_channels_overflows_to_disk_and_keeps_everything() {
+    let server = start_with(Options {
+        mem_queue_size: 5,
+        ..golden_options()
+    })
+    .await;
+    let mut producer = server.conn().await;
+    for i in 0..10 {
+        producer.publish("full", format!("m-{i}").as_bytes()).await;
+    }
+    producer
+        .command(Command::Mpub {
+            topic: "full".into(),
+            bodies: (10..12).map(|i| Bytes::from(format!("m-{i}"))).collect(),
+        })
+        .await;
+    producer.expect_ok().await;
+    let topic = server.topic_stats("full").await;
+    assert_eq!(topic["message_count"], 12, "{topic}");
+    assert_eq!(topic["depth"], 12, "memory and disk: {topic}");
+    assert_eq!(topic["backend_depth"], 7, "what memory could not hold: {topic}");
+
+    let expected: BTreeSet<Bytes> = bodies(12, "m").into_iter().map(Bytes::from).collect();
+    assert_eq!(receive_all(&server, "full").await, expected);
     server.stop().await;
 }
 
 #[tokio::test]
-async fn full_channel_and_topic_queues_fail_publish_and_drop_nothing() {
+async fn a_full_channel_overflows_to_disk_and_delivers_everything_once() {
     let server = start_with(Options {
         mem_queue_size: 5,
         ..golden_options()
     })
     .await;
     let mut sub = server.subscriber("full2", "ch", 0).await;
-    // The channel takes 5, then the topic holds 5 more; the 11th is refused.
     let mut producer = server.conn().await;
-    let mut accepted = 0;
-    for i in 0..11 {
-        producer
-            .send(
-                &[
-                    b"PUB full2\n".as_slice(),
-                    &sized(format!("m-{i}").as_bytes()),
-                ]
-                .concat(),
-            )
-            .await;
-        let frame = producer.frame().await;
-        if frame.kind == FrameType::Error {
-            assert!(frame.text().starts_with("E_PUB_FAILED "), "{frame:?}");
-            producer.expect_closed().await;
-            break;
-        }
-        assert_eq!(&frame.raw[..], OK_FRAME);
-        accepted += 1;
+    for i in 0..20 {
+        producer.publish("full2", format!("m-{i}").as_bytes()).await;
     }
-    assert_eq!(accepted, 10, "5 in the channel + 5 in the topic");
+    let channel = server.channel_stats("full2", "ch").await;
+    assert_eq!(channel["depth"], 20, "{channel}");
+    assert_eq!(channel["backend_depth"], 15, "{channel}");
     sub.rdy(100).await;
     let got: BTreeSet<Bytes> = sub
         .drain_messages(QUIET, true)
@@ -621,7 +593,25 @@ async fn full_channel_and_topic_queues_fail_publish_and_drop_nothing() {
         .into_iter()
         .map(|m| m.body)
         .collect();
-    let expected: BTreeSet<Bytes> = bodies(10, "m").into_iter().map(Bytes::from).collect();
+    let expected: BTreeSet<Bytes> = bodies(20, "m").into_iter().map(Bytes::from).collect();
     assert_eq!(got, expected, "every accepted message is delivered once");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn mem_queue_size_zero_sends_everything_through_disk() {
+    let server = start_with(Options {
+        mem_queue_size: 0,
+        ..golden_options()
+    })
+    .await;
+    server.publish("disk", &[b"a", b"b", b"c"]).await;
+    let topic = server.topic_stats("disk").await;
+    assert_eq!(topic["backend_depth"], 3, "{topic}");
+    let expected: BTreeSet<Bytes> = [b"a", b"b", b"c"]
+        .iter()
+        .map(|b| Bytes::from_static(*b))
+        .collect();
+    assert_eq!(receive_all(&server, "disk").await, expected);
     server.stop().await;
 }

@@ -748,7 +748,7 @@ async fn config_get_answers_every_flag_option_in_go_json() {
     let id = options.id;
     let server = start_with(options).await;
     let id = id.to_string();
-    let cases: [(&str, &str); 22] = [
+    let cases: [(&str, &str); 21] = [
         ("id", &id),
         ("mem_queue_size", "10000"),
         ("msg_timeout", "60000000000"),
@@ -759,7 +759,6 @@ async fn config_get_answers_every_flag_option_in_go_json() {
         ("log_prefix", r#""[nsqd] ""#),
         ("statsd_prefix", r#""a\u003cb\u0026c""#),
         ("https_address", r#""""#),
-        ("data_path", r#""""#),
         ("nsqlookupd_tcp_addresses", r#"["127.0.0.1:4160"]"#),
         ("auth_http_addresses", "[]"),
         ("e2e_processing_latency_percentiles", "[1,0.99]"),
@@ -772,6 +771,17 @@ async fn config_get_answers_every_flag_option_in_go_json() {
         ("statsd_udp_packet_size", "508"),
         ("max_output_buffer_size", "65536"),
     ];
+    let data_path = server
+        .data_dir
+        .as_ref()
+        .map(|d| d.path().to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let response = server.http("GET", "/config/data_path", None).await;
+    assert_eq!(
+        (response.status, response.text()),
+        (200, serde_json::to_string(&data_path).unwrap_or_default()),
+        "data_path"
+    );
     for (opt, want) in cases {
         let response = server.http("GET", &format!("/config/{opt}"), None).await;
         assert_eq!(

@@ -60,10 +60,20 @@ pub struct Server {
     pub tcp: SocketAddr,
     /// Its HTTP address.
     pub http: SocketAddr,
+    /// The temporary `--data-path` made for it, removed when the server is dropped
+    /// (None when the test chose its own).
+    pub data_dir: Option<tempfile::TempDir>,
 }
 
 /// Starts an nsqd with `opts` and serves it from a task.
-pub async fn start_with(opts: Options) -> Server {
+pub async fn start_with(mut opts: Options) -> Server {
+    let data_dir = if opts.data_path.is_empty() {
+        let dir = tempfile::tempdir().expect("temporary data path");
+        opts.data_path = dir.path().to_string_lossy().into_owned();
+        Some(dir)
+    } else {
+        None
+    };
     let nsqd = Nsqd::new(opts, Env::real()).await.expect("nsqd starts");
     let tcp = nsqd.tcp_addr();
     let http = nsqd.http_addr().expect("HTTP enabled");
@@ -71,7 +81,12 @@ pub async fn start_with(opts: Options) -> Server {
     tokio::spawn(async move {
         let _ = runner.run().await;
     });
-    Server { nsqd, tcp, http }
+    Server {
+        nsqd,
+        tcp,
+        http,
+        data_dir,
+    }
 }
 
 /// Starts an nsqd with [`golden_options`].

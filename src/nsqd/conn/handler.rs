@@ -29,13 +29,13 @@ pub(super) async fn handle(reader: &mut Reader, command: Command) -> Outcome {
             reader.client.set_state(ClientState::Closing);
             Ok(Some(Reader::response(crate::protocol::frame::CLOSE_WAIT)))
         }
-        Command::Pub { topic, body } => publish(reader, "PUB", &topic, &[body], 0),
-        Command::Mpub { topic, bodies } => publish(reader, "MPUB", &topic, &bodies, 0),
+        Command::Pub { topic, body } => publish(reader, "PUB", &topic, &[body], 0).await,
+        Command::Mpub { topic, bodies } => publish(reader, "MPUB", &topic, &bodies, 0).await,
         Command::Dpub {
             topic,
             defer_ms,
             body,
-        } => publish(reader, "DPUB", &topic, &[body], defer_ms),
+        } => publish(reader, "DPUB", &topic, &[body], defer_ms).await,
     }
 }
 
@@ -168,7 +168,7 @@ fn not_in_flight(code: ErrorCode, name: &str, id: &MessageId) -> ProtocolError {
     ProtocolError::new(code, format!("{name} {id} failed ID not in flight"))
 }
 
-fn publish(
+async fn publish(
     reader: &mut Reader,
     name: &str,
     topic_name: &str,
@@ -177,9 +177,11 @@ fn publish(
 ) -> Outcome {
     let topic = reader.nsqd.get_or_create_topic(topic_name);
     let now = reader.nsqd.now_ns();
-    topic
+    let published = topic
         .publish(bodies, now, defer_ms.saturating_mul(1_000_000))
-        .map_err(|e| {
+        .await;
+    reader.nsqd.note_disk_write(&published);
+    published.map_err(|e| {
             let code = match name {
                 "MPUB" => ErrorCode::MpubFailed,
                 "DPUB" => ErrorCode::DpubFailed,

@@ -119,6 +119,22 @@ impl Pump {
                 &mut self.batch,
             );
             if self.batch.is_empty() {
+                // Memory is empty: what overflowed to disk comes next.
+                let read = channel
+                    .take_from_backend(
+                        &self.client,
+                        room.min(TAKE_BATCH_MAX),
+                        now,
+                        msg_timeout_ns,
+                        keep,
+                        &mut self.batch,
+                    )
+                    .await;
+                if let Err(error) = read {
+                    tracing::error!(client = self.client.id, %error, "reading the disk queue failed");
+                }
+            }
+            if self.batch.is_empty() {
                 break;
             }
             for message in self.batch.drain(..) {

@@ -44,6 +44,7 @@ type Refusal = (StatusCode, &'static str);
 const INVALID_REQUEST: Refusal = (StatusCode::BAD_REQUEST, "INVALID_REQUEST");
 const TOPIC_NOT_FOUND: Refusal = (StatusCode::NOT_FOUND, "TOPIC_NOT_FOUND");
 const CHANNEL_NOT_FOUND: Refusal = (StatusCode::NOT_FOUND, "CHANNEL_NOT_FOUND");
+const INTERNAL_ERROR: Refusal = (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_ERROR");
 
 pub(super) async fn topic(
     nsqd: &NsqdInner,
@@ -80,19 +81,24 @@ async fn topic_op(
             if !nsqd.delete_topic(name) {
                 return Err(TOPIC_NOT_FOUND);
             }
-            // nsqd.dat: Go persists the metadata after a delete; issue 5 hooks in here.
+            nsqd.persist_metadata().await;
         }
         TopicOp::Empty => {
             let name = topic_param(&query.params).map_err(bad_request)?;
-            nsqd.existing_topic(name).ok_or(TOPIC_NOT_FOUND)?.empty();
+            let topic = nsqd.existing_topic(name).ok_or(TOPIC_NOT_FOUND)?;
+            topic.empty();
+            if let Some(backend) = topic.backend() {
+                let emptied = backend.empty().await;
+                nsqd.note_disk_write(&emptied);
+                emptied.map_err(|_| INTERNAL_ERROR)?;
+            }
         }
         TopicOp::Pause | TopicOp::Unpause => {
             let name = raw_topic_param(query)?;
             let topic = nsqd.existing_topic(name).ok_or(TOPIC_NOT_FOUND)?;
             topic.set_paused(op == TopicOp::Pause, nsqd.now_ns());
             tracing::info!(topic = %name, paused = op == TopicOp::Pause, "topic pause changed");
-            // nsqd.dat: Go persists the metadata right here so a restart keeps the pause
-            // state; issue 5 hooks its PersistMetadata call in at this point.
+            nsqd.persist_metadata().await;
         }
     }
     Ok(())
@@ -133,17 +139,19 @@ async fn channel_op(
             }
         }
         ChannelOp::Empty => {
-            topic
-                .channel(channel_name)
-                .ok_or(CHANNEL_NOT_FOUND)?
-                .empty();
+            let channel = topic.channel(channel_name).ok_or(CHANNEL_NOT_FOUND)?;
+            channel.empty();
+            if let Some(backend) = channel.backend() {
+                let emptied = backend.empty().await;
+                nsqd.note_disk_write(&emptied);
+                emptied.map_err(|_| INTERNAL_ERROR)?;
+            }
         }
         ChannelOp::Pause | ChannelOp::Unpause => {
             let channel = topic.channel(channel_name).ok_or(CHANNEL_NOT_FOUND)?;
             channel.set_paused(op == ChannelOp::Pause);
             tracing::info!(topic = %topic.name, channel = %channel_name, paused = op == ChannelOp::Pause, "channel pause changed");
-            // nsqd.dat: Go persists the metadata right here so a restart keeps the pause
-            // state; issue 5 hooks its PersistMetadata call in at this point.
+            nsqd.persist_metadata().await;
         }
     }
     Ok(())

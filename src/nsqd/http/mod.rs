@@ -208,7 +208,10 @@ async fn route(nsqd: &NsqdInner, request: Request<Incoming>) -> HttpResponse {
     };
     let query = parse_query(request.uri().query().unwrap_or(""));
     match *endpoint {
-        Endpoint::Ping => plain(nsqd, StatusCode::OK, "OK", false),
+        Endpoint::Ping => match nsqd.health() {
+            None => plain(nsqd, StatusCode::OK, "OK", false),
+            Some(problem) => plain(nsqd, StatusCode::INTERNAL_SERVER_ERROR, &problem, false),
+        },
         Endpoint::Info => status::info(nsqd),
         Endpoint::Stats => status::stats(nsqd, &query.params),
         Endpoint::Metrics => metrics::metrics(nsqd),

@@ -51,7 +51,11 @@ pub(super) async fn publish(
             _ => return error(nsqd, StatusCode::BAD_REQUEST, "INVALID_DEFER"),
         },
     };
-    match topic.publish(&[body], nsqd.now_ns(), defer_ms.saturating_mul(1_000_000)) {
+    let published = topic
+        .publish(&[body], nsqd.now_ns(), defer_ms.saturating_mul(1_000_000))
+        .await;
+    nsqd.note_disk_write(&published);
+    match published {
         Ok(()) => plain(nsqd, StatusCode::OK, "OK", true),
         Err(crate::nsqd::topic::TopicError::Exiting) => {
             error(nsqd, StatusCode::SERVICE_UNAVAILABLE, "EXITING")
@@ -116,7 +120,9 @@ pub(super) async fn multi_publish(
     if bodies.is_empty() {
         return plain(nsqd, StatusCode::OK, "OK", true);
     }
-    match topic.publish(&bodies, nsqd.now_ns(), 0) {
+    let published = topic.publish(&bodies, nsqd.now_ns(), 0).await;
+    nsqd.note_disk_write(&published);
+    match published {
         Ok(()) => plain(nsqd, StatusCode::OK, "OK", true),
         Err(crate::nsqd::topic::TopicError::Exiting) => {
             error(nsqd, StatusCode::SERVICE_UNAVAILABLE, "EXITING")
