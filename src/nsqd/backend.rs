@@ -151,12 +151,13 @@ impl Backend {
         result
     }
 
-    /// Syncs and closes the queue (exit). Later use reopens it.
+    /// Syncs and closes the queue (exit). A queue never used is opened first, so it
+    /// leaves its meta file behind as go-diskqueue does. Later use reopens it.
     pub async fn close(&self) -> Result<(), DiskQueueError> {
         let mut guard = self.queue.lock().await;
-        let result = match guard.as_mut() {
-            Some(queue) => queue.close().await,
-            None => Ok(()),
+        let result = match self.ensure_open(&mut guard).await {
+            Ok(queue) => queue.close().await,
+            Err(error) => Err(error),
         };
         *guard = None;
         result

@@ -139,7 +139,8 @@ impl NsqdInner {
 /// and persist changed metadata; every sync timeout, sync the disk queues that had
 /// activity (go-diskqueue's sync ticker).
 pub(crate) async fn disk_loop(nsqd: Arc<NsqdInner>) {
-    let mut drain_tick = tokio::time::interval(nsqd.opts.queue_scan_interval.max(Duration::from_millis(1)));
+    let mut drain_tick =
+        tokio::time::interval(nsqd.opts.queue_scan_interval.max(Duration::from_millis(1)));
     drain_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut sync_tick = tokio::time::interval(nsqd.opts.sync_timeout.max(Duration::from_millis(1)));
     sync_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -196,7 +196,12 @@ impl Topic {
 
     /// Keeps messages in the topic (no channel yet, or paused): memory while there is
     /// room, then the topic's disk queue; an ephemeral topic drops the rest.
-    fn hold(&self, state: &mut TopicState, messages: Vec<Message>, defer_ns: i64) -> Vec<DiskWrite> {
+    fn hold(
+        &self,
+        state: &mut TopicState,
+        messages: Vec<Message>,
+        defer_ns: i64,
+    ) -> Vec<DiskWrite> {
         let mut overflow = Vec::new();
         for message in messages {
             if state.pending.len() < self.mem_queue_size {
@@ -253,7 +258,10 @@ impl Topic {
             let mut state = self.state.lock();
             state.exiting = true;
             let pending: Vec<Message> = state.pending.drain(..).map(|p| p.message).collect();
-            (pending, state.channels.values().cloned().collect::<Vec<_>>())
+            (
+                pending,
+                state.channels.values().cloned().collect::<Vec<_>>(),
+            )
         };
         let mut result = Ok(());
         for channel in channels {
@@ -289,10 +297,6 @@ impl Topic {
             .iter()
             .map(|body| Message::new(state.guid.next_id(now_ns), now_ns, body.clone()))
             .collect()
-    }
-
-    fn channels_have_room(&self, state: &TopicState, n: usize) -> bool {
-        state.channels.values().all(|c| c.room() >= n)
     }
 
     /// Moves held messages to the channels while they have room, oldest first.
@@ -355,9 +359,12 @@ impl Topic {
             self.max_channel_consumers,
             self.e2e.as_ref(),
             now_ns,
-            self.backends
-                .as_ref()
-                .and_then(|b| b.make(&format!("{}:{}", self.name, name), names::is_ephemeral(name))),
+            self.backends.as_ref().and_then(|b| {
+                b.make(
+                    &format!("{}:{}", self.name, name),
+                    names::is_ephemeral(name),
+                )
+            }),
         ));
         state.channels.insert(name.to_string(), channel.clone());
         tracing::info!(topic = %self.name, channel = %name, "new channel");

@@ -564,7 +564,10 @@ async fn a_topic_without_channels_overflows_to_disk_and_keeps_everything() {
     let topic = server.topic_stats("full").await;
     assert_eq!(topic["message_count"], 12, "{topic}");
     assert_eq!(topic["depth"], 12, "memory and disk: {topic}");
-    assert_eq!(topic["backend_depth"], 7, "what memory could not hold: {topic}");
+    assert_eq!(
+        topic["backend_depth"], 7,
+        "what memory could not hold: {topic}"
+    );
 
     let expected: BTreeSet<Bytes> = bodies(12, "m").into_iter().map(Bytes::from).collect();
     assert_eq!(receive_all(&server, "full").await, expected);

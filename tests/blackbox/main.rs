@@ -10,6 +10,7 @@
 //! - `statsd`: the statsd push loop against Go's golden packets.
 //! - `http_admin`: topic/channel administration, `/config`, routing and debug endpoints.
 //! - `metrics`: `/metrics` read back with a Prometheus parser.
+//! - `restart`: what a graceful exit keeps on `--data-path`, and its lock.
 //! - `third_party`: the `tokio-nsq` client publishing and consuming against us.
 
 mod delivery;
@@ -17,6 +18,7 @@ mod e2e;
 mod http_admin;
 mod http_api;
 mod metrics;
+mod restart;
 mod statsd;
 mod support;
 mod tcp_commands;

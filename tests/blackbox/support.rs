@@ -477,13 +477,6 @@ pub fn identify_bytes(json: &str) -> Vec<u8> {
     out
 }
 
-/// `[size][body]` as the commands with a body carry it.
-pub fn sized(body: &[u8]) -> Vec<u8> {
-    let mut out = (body.len() as u32).to_be_bytes().to_vec();
-    out.extend_from_slice(body);
-    out
-}
-
 /// Decodes a message frame, checking the 26-byte header layout.
 pub fn decode_message(frame: Frame) -> Msg {
     assert_eq!(

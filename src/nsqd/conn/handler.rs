@@ -182,13 +182,13 @@ async fn publish(
         .await;
     reader.nsqd.note_disk_write(&published);
     published.map_err(|e| {
-            let code = match name {
-                "MPUB" => ErrorCode::MpubFailed,
-                "DPUB" => ErrorCode::DpubFailed,
-                _ => ErrorCode::PubFailed,
-            };
-            ProtocolError::new(code, format!("{name} failed {e}"))
-        })?;
+        let code = match name {
+            "MPUB" => ErrorCode::MpubFailed,
+            "DPUB" => ErrorCode::DpubFailed,
+            _ => ErrorCode::PubFailed,
+        };
+        ProtocolError::new(code, format!("{name} failed {e}"))
+    })?;
     reader.client.published(topic_name, bodies.len() as u64);
     Ok(Some(Reader::ok()))
 }
