@@ -231,6 +231,24 @@ impl DiskQueue {
         self.write_records(payloads).await
     }
 
+    /// Appends records and returns without the `sync_every` fsync: for a caller that
+    /// shares one fsync of [`DiskQueue::write_file_path`] among concurrent writers
+    /// (group commit). A file the queue leaves while writing is fsynced as it rolls,
+    /// so after that fsync every record appended so far is on disk. The metadata catches
+    /// up at the next sync; opening recounts whole records past it.
+    pub async fn put_many_unsynced<P: AsRef<[u8]>>(
+        &mut self,
+        payloads: &[P],
+    ) -> Result<(), DiskQueueError> {
+        self.check_open()?;
+        self.append_records(payloads).await
+    }
+
+    /// The data file being written to now.
+    pub fn write_file_path(&self) -> std::path::PathBuf {
+        self.files.data(self.write_file)
+    }
+
     /// The next record, which from now on counts as consumed (`Ok(None)` when the queue
     /// is empty). A corrupt or unreadable file is logged, renamed `.bad` and skipped;
     /// only a closed queue is an error.

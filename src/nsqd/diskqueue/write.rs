@@ -13,6 +13,18 @@ impl DiskQueue {
         &mut self,
         payloads: &[P],
     ) -> Result<(), DiskQueueError> {
+        self.append_records(payloads).await?;
+        if self.need_sync || self.ops_since_sync >= self.sync_every() {
+            self.sync_now().await?;
+        }
+        Ok(())
+    }
+
+    /// Validates and appends `payloads` without the `sync_every` fsync.
+    pub(super) async fn append_records<P: AsRef<[u8]>>(
+        &mut self,
+        payloads: &[P],
+    ) -> Result<(), DiskQueueError> {
         for payload in payloads {
             let len = payload.as_ref().len();
             if !self.limits.allows(len as u64) {
@@ -31,9 +43,6 @@ impl DiskQueue {
                 self.roll().await;
             }
             next += self.append_some(&payloads[next..]).await?;
-        }
-        if self.need_sync || self.ops_since_sync >= self.sync_every() {
-            self.sync_now().await?;
         }
         Ok(())
     }
