@@ -6,6 +6,7 @@
 //! - `tcp_errors`: every V2 error case, its text, and fatal vs non-fatal.
 //! - `delivery`: RDY, timeouts, REQ, TOUCH, DPUB, CLS, heartbeats, ephemeral, fan-out.
 //! - `e2e`: end-to-end processing latency quantiles in `/stats`.
+//! - `health`: a failed disk write turns `/ping` to 500 until a write succeeds.
 //! - `http_api`: the HTTP API and `/stats` against Go's golden answers.
 //! - `statsd`: the statsd push loop against Go's golden packets.
 //! - `http_admin`: topic/channel administration, `/config`, routing and debug endpoints.
@@ -15,6 +16,7 @@
 
 mod delivery;
 mod e2e;
+mod health;
 mod http_admin;
 mod http_api;
 mod metrics;

@@ -166,3 +166,40 @@ async fn disk_files_use_go_diskqueue_names() {
     // depth 2, read at 0/0, written to the end of file 0: two 4+26+6-byte records.
     assert_eq!(meta, "2\n0,0\n0,72\n");
 }
+
+#[tokio::test]
+async fn an_nsqd_dat_that_is_not_json_stops_startup_with_a_clear_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("nsqd.dat"), b"{not json").expect("write");
+    let error = Nsqd::new(options_in(&dir, 10_000), Env::real())
+        .await
+        .expect_err("refused");
+    assert!(
+        error.to_string().contains("failed to parse metadata"),
+        "{error}"
+    );
+    // Nothing was overwritten: the operator can still inspect the file.
+    assert_eq!(
+        std::fs::read(dir.path().join("nsqd.dat")).expect("read"),
+        b"{not json"
+    );
+}
+
+#[tokio::test]
+async fn invalid_names_in_nsqd_dat_are_skipped() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("nsqd.dat"),
+        br#"{"topics":[{"name":"ok","paused":false,"channels":[{"name":"bad!","paused":false},{"name":"fine","paused":false}]},{"name":"bad topic","paused":false,"channels":null}],"version":"1.3.0"}"#,
+    )
+    .expect("write");
+    let server = start_with(options_in(&dir, 10_000)).await;
+    assert_eq!(server.topic_names().await, vec!["ok"]);
+    let topic = server.topic_stats("ok").await;
+    assert_eq!(
+        topic["channels"].as_array().map(Vec::len),
+        Some(1),
+        "{topic}"
+    );
+    server.stop().await;
+}

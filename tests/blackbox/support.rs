@@ -66,7 +66,12 @@ pub struct Server {
 }
 
 /// Starts an nsqd with `opts` and serves it from a task.
-pub async fn start_with(mut opts: Options) -> Server {
+pub async fn start_with(opts: Options) -> Server {
+    start_with_env(opts, Env::real()).await
+}
+
+/// Starts an nsqd with `opts` on `env` (e.g. real sockets with a `MemFs`).
+pub async fn start_with_env(mut opts: Options, env: Env) -> Server {
     let data_dir = if opts.data_path.is_empty() {
         let dir = tempfile::tempdir().expect("temporary data path");
         opts.data_path = dir.path().to_string_lossy().into_owned();
@@ -74,7 +79,7 @@ pub async fn start_with(mut opts: Options) -> Server {
     } else {
         None
     };
-    let nsqd = Nsqd::new(opts, Env::real()).await.expect("nsqd starts");
+    let nsqd = Nsqd::new(opts, env).await.expect("nsqd starts");
     let tcp = nsqd.tcp_addr();
     let http = nsqd.http_addr().expect("HTTP enabled");
     let runner = nsqd.clone();
