@@ -1,4 +1,4 @@
-//! Crash-safe mode across `kill -9`: with `--mem-queue-size=0 --sync-every=1`, an `OK` is
+//! The real `nsqd` binary killed and restarted on one data folder. Crash-safe mode across `kill -9`: with `--mem-queue-size=0 --sync-every=1`, an `OK` is
 //! sent only once the message is fsynced, so every acknowledged message must come back
 //! after the real `nsqd` binary is killed at a random moment while several connections
 //! publish. (Go nsqd with the same flags answers before its fsync and was seen to lose
@@ -20,14 +20,18 @@ use nsq::env::RealNet;
 const PUBLISHERS: usize = 4;
 const TRIES: u64 = 4;
 
-/// Starts the nsqd binary on `data` and returns it with its TCP address.
+/// Starts the nsqd binary on `data` in crash-safe mode.
 fn start_nsqd(data: &std::path::Path) -> (Child, String) {
+    start_nsqd_with(data, &["--mem-queue-size=0", "--sync-every=1"])
+}
+
+/// Starts the nsqd binary on `data` with `flags` and returns it with its TCP address.
+fn start_nsqd_with(data: &std::path::Path, flags: &[&str]) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_nsqd"))
         .arg("--tcp-address=127.0.0.1:0")
         .arg("--http-address=127.0.0.1:0")
         .arg(format!("--data-path={}", data.display()))
-        .arg("--mem-queue-size=0")
-        .arg("--sync-every=1")
+        .args(flags)
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
@@ -67,15 +71,24 @@ async fn publish_until_killed(addr: String, publisher: usize, acked: Arc<Mutex<V
 }
 
 async fn consume_all(addr: &str) -> BTreeSet<Bytes> {
+    consume_all_with_attempts(addr)
+        .await
+        .into_iter()
+        .map(|(body, _)| body)
+        .collect()
+}
+
+/// Every message of `crash`/`ch` with the attempts it arrived with, each FINished.
+async fn consume_all_with_attempts(addr: &str) -> Vec<(Bytes, u16)> {
     let mut consumer = Consumer::connect(&RealNet, addr).await.expect("connect");
     consumer.subscribe("crash", "ch").await.expect("sub");
     consumer.ready(1000).await.expect("rdy");
-    let mut got = BTreeSet::new();
+    let mut got = Vec::new();
     while let Ok(Ok(message)) =
         tokio::time::timeout(Duration::from_millis(500), consumer.next_message()).await
     {
         consumer.finish(&message.id).await.expect("fin");
-        got.insert(message.body);
+        got.push((message.body, message.attempts));
     }
     got
 }
@@ -125,4 +138,47 @@ async fn every_acknowledged_message_survives_kill_9() {
         let _ = nsqd.kill();
         let _ = nsqd.wait();
     }
+}
+
+/// SIGTERM on the real binary with the default flags: messages in memory and in flight
+/// are flushed to disk and come back after a restart (in-flight ones as redeliveries).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_keeps_memory_and_in_flight_messages() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut nsqd, addr) = start_nsqd_with(dir.path(), &[]);
+    let mut consumer = Consumer::connect(&RealNet, &addr).await.expect("connect");
+    consumer.subscribe("crash", "ch").await.expect("sub");
+    let mut producer = Producer::connect(&RealNet, &addr).await.expect("connect");
+    let sent: Vec<Bytes> = (0..20).map(|i| Bytes::from(format!("m{i}"))).collect();
+    producer.multi_publish("crash", &sent).await.expect("mpub");
+    consumer.ready(5).await.expect("rdy");
+    for _ in 0..5 {
+        let message = tokio::time::timeout(Duration::from_secs(3), consumer.next_message())
+            .await
+            .expect("delivered in time")
+            .expect("message");
+        assert_eq!(message.attempts, 1);
+    }
+    let status = Command::new("kill")
+        .arg("-TERM")
+        .arg(nsqd.id().to_string())
+        .status()
+        .expect("kill -TERM");
+    assert!(status.success());
+    let exit = nsqd.wait().expect("nsqd exits");
+    assert!(exit.success(), "graceful exit: {exit:?}");
+    drop(consumer);
+
+    let (mut nsqd, addr) = start_nsqd_with(dir.path(), &[]);
+    let got = consume_all_with_attempts(&addr).await;
+    let bodies: BTreeSet<Bytes> = got.iter().map(|(b, _)| b.clone()).collect();
+    assert_eq!(bodies, sent.iter().cloned().collect::<BTreeSet<_>>());
+    assert_eq!(got.len(), 20, "each once");
+    assert_eq!(
+        got.iter().filter(|(_, attempts)| *attempts == 2).count(),
+        5,
+        "the 5 in flight at exit come back as second attempts"
+    );
+    let _ = nsqd.kill();
+    let _ = nsqd.wait();
 }
