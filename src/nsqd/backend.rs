@@ -23,6 +23,8 @@ pub struct Backend {
     config: DiskQueueConfig,
     queue: Mutex<Option<DiskQueue>>,
     depth: AtomicI64,
+    /// Whether the queue was opened once, so `depth` reflects the files.
+    opened: std::sync::atomic::AtomicBool,
     /// Group commit (`--sync-every=1`): puts appended so far, and how many of them a
     /// finished fsync covers. One writer at a time holds `syncing` and fsyncs for all.
     appended: AtomicU64,
@@ -49,6 +51,7 @@ impl Backend {
             config,
             queue: Mutex::new(None),
             depth: AtomicI64::new(0),
+            opened: std::sync::atomic::AtomicBool::new(false),
             appended: AtomicU64::new(0),
             synced: AtomicU64::new(0),
             syncing: Mutex::new(()),
@@ -58,6 +61,12 @@ impl Backend {
     /// Messages on disk (as of the last operation).
     pub fn depth(&self) -> i64 {
         self.depth.load(Ordering::Acquire)
+    }
+
+    /// Whether a read may find something: there is depth, or the queue was never opened
+    /// and files of an earlier run may be waiting.
+    pub fn may_have_messages(&self) -> bool {
+        self.depth() > 0 || !self.opened.load(Ordering::Acquire)
     }
 
     /// Opens the queue if it is not open yet, picking up what a previous run left.
@@ -79,6 +88,7 @@ impl Backend {
             )
             .await?;
             self.depth.store(queue.depth(), Ordering::Release);
+            self.opened.store(true, Ordering::Release);
             *slot = Some(queue);
         }
         match slot {
@@ -151,14 +161,43 @@ impl Backend {
     /// Reads up to `max` messages; each leaves the disk as it is handed out. A record
     /// that is not a message is logged and skipped.
     pub async fn read(&self, max: usize) -> Result<Vec<Message>, DiskQueueError> {
-        if self.depth() <= 0 {
+        self.read_with(max, false).await
+    }
+
+    /// [`Backend::read`] for a hand-over: the read position is not synced until
+    /// [`Backend::commit_reads`], which the caller calls once the messages are durable
+    /// elsewhere, so a crash in between repeats them rather than losing them.
+    pub async fn read_for_transfer(&self, max: usize) -> Result<Vec<Message>, DiskQueueError> {
+        self.read_with(max, true).await
+    }
+
+    /// Syncs the reads of [`Backend::read_for_transfer`] when the sync policy calls for it.
+    pub async fn commit_reads(&self) -> Result<(), DiskQueueError> {
+        let mut guard = self.queue.lock().await;
+        match guard.as_mut() {
+            Some(queue) => queue.sync_if_due().await,
+            None => Ok(()),
+        }
+    }
+
+    async fn read_with(
+        &self,
+        max: usize,
+        defer_sync: bool,
+    ) -> Result<Vec<Message>, DiskQueueError> {
+        if !self.may_have_messages() {
             return Ok(Vec::new());
         }
         let mut guard = self.queue.lock().await;
         let queue = self.ensure_open(&mut guard).await?;
         let mut messages = Vec::new();
         while messages.len() < max {
-            let Some(record) = queue.read_next().await? else {
+            let next = if defer_sync {
+                queue.read_next_deferring_sync().await?
+            } else {
+                queue.read_next().await?
+            };
+            let Some(record) = next else {
                 break;
             };
             match Message::decode(record) {
@@ -273,6 +312,40 @@ mod tests {
             }
         }
         assert_eq!(seen.len(), 320, "every acknowledged put survived");
+    }
+
+    /// A hand-over read is not committed until `commit_reads`: a crash before it repeats
+    /// the messages instead of losing them (the topic-to-channel window).
+    #[tokio::test]
+    async fn transfer_reads_come_back_after_a_crash_until_committed() {
+        let fs = MemFs::new();
+        let queue = backend(&fs, 1);
+        let sent: Vec<Message> = (0..10).map(message).collect();
+        queue.put(&sent).await.expect("put");
+        let taken = queue.read_for_transfer(4).await.expect("read");
+        assert_eq!(taken, sent[..4]);
+        fs.crash(CrashMode::DropUnsynced, 1);
+        let reopened = backend(&fs, 1);
+        assert_eq!(
+            reopened.read(100).await.expect("read"),
+            sent,
+            "nothing lost"
+        );
+
+        let fs = MemFs::new();
+        let queue = backend(&fs, 1);
+        queue.put(&sent).await.expect("put");
+        let taken = queue.read_for_transfer(4).await.expect("read");
+        assert_eq!(taken.len(), 4);
+        queue.commit_reads().await.expect("commit");
+        fs.crash(CrashMode::DropUnsynced, 1);
+        let reopened = backend(&fs, 1);
+        reopened.open().await.expect("open");
+        assert_eq!(
+            reopened.read(100).await.expect("read"),
+            sent[4..],
+            "committed reads stay read"
+        );
     }
 
     #[tokio::test]

@@ -236,7 +236,7 @@ impl Channel {
         let Some(backend) = &self.backend else {
             return Ok(());
         };
-        if backend.depth() <= 0 || self.is_paused() {
+        if !backend.may_have_messages() || self.is_paused() {
             return Ok(());
         }
         let messages = backend.read(max).await?;

@@ -161,7 +161,10 @@ async fn drain_topics(nsqd: &NsqdInner) {
     for topic in nsqd.topics() {
         loop {
             let moved = topic.drain_backend(nsqd.now_ns(), DRAIN_BATCH_MAX).await;
-            nsqd.note_disk_write(&moved);
+            if !matches!(moved, Ok(false)) {
+                // Only a drain that wrote (or failed to) says something about the disk.
+                nsqd.note_disk_write(&moved);
+            }
             if !matches!(moved, Ok(true)) || nsqd.shutdown.is_cancelled() {
                 break;
             }

@@ -222,11 +222,13 @@ impl Topic {
         let Some(backend) = &self.backend else {
             return Ok(false);
         };
-        if backend.depth() <= 0 || !self.accepts_deliveries() {
+        if !backend.may_have_messages() || !self.accepts_deliveries() {
             return Ok(false);
         }
+        // The topic's read position is synced only after the channels have the
+        // messages on their own disk: a crash in between repeats, never loses.
         let messages = backend
-            .read(max)
+            .read_for_transfer(max)
             .await
             .map_err(|e| TopicError::Backend(e.to_string()))?;
         if messages.is_empty() {
@@ -242,6 +244,10 @@ impl Topic {
             }
         };
         write_all(writes).await?;
+        backend
+            .commit_reads()
+            .await
+            .map_err(|e| TopicError::Backend(e.to_string()))?;
         Ok(true)
     }
 

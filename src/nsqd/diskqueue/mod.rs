@@ -257,6 +257,30 @@ impl DiskQueue {
         Ok(self.read_record_or_skip().await)
     }
 
+    /// [`DiskQueue::read_next`] without the sync that may follow it: the read position
+    /// reaches the metadata only at the next sync. For a caller that must first make
+    /// the record durable elsewhere (a topic handing messages to its channels), then
+    /// calls [`DiskQueue::sync_if_due`], so a crash in between repeats the record
+    /// instead of losing it.
+    pub async fn read_next_deferring_sync(&mut self) -> Result<Option<Bytes>, DiskQueueError> {
+        self.check_open()?;
+        Ok(self.read_record_deferring_sync().await)
+    }
+
+    /// Syncs when `sync_every` operations (or a pending file change) call for it.
+    pub async fn sync_if_due(&mut self) -> Result<(), DiskQueueError> {
+        self.check_open()?;
+        if self.sync_due() {
+            self.sync_now().await?;
+        }
+        Ok(())
+    }
+
+    /// Whether `sync_every` operations, or a file change, are waiting for a sync.
+    fn sync_due(&self) -> bool {
+        self.need_sync || self.ops_since_sync >= self.sync_every()
+    }
+
     /// Records written and not yet read.
     pub fn depth(&self) -> i64 {
         self.depth

@@ -83,6 +83,15 @@ impl DiskQueue {
     /// [`DiskQueue::read_next`]: the next record, after skipping finished and damaged
     /// files; then any sync that became due.
     pub(super) async fn read_record_or_skip(&mut self) -> Option<Bytes> {
+        let found = self.read_record_deferring_sync().await;
+        if self.sync_due() {
+            self.sync_or_log("after a read").await;
+        }
+        found
+    }
+
+    /// [`DiskQueue::read_record_or_skip`] without the sync at the end.
+    pub(super) async fn read_record_deferring_sync(&mut self) -> Option<Bytes> {
         let found = loop {
             if !self.has_unread() {
                 // Also catches a depth left over when finished files ran out.
@@ -95,9 +104,6 @@ impl DiskQueue {
                 Err(error) => self.handle_read_error(error).await,
             }
         };
-        if self.need_sync || self.ops_since_sync >= self.sync_every() {
-            self.sync_or_log("after a read").await;
-        }
         found
     }
 

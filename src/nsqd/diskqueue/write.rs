@@ -14,7 +14,7 @@ impl DiskQueue {
         payloads: &[P],
     ) -> Result<(), DiskQueueError> {
         self.append_records(payloads).await?;
-        if self.need_sync || self.ops_since_sync >= self.sync_every() {
+        if self.sync_due() {
             self.sync_now().await?;
         }
         Ok(())
