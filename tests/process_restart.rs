@@ -70,27 +70,39 @@ async fn publish_until_killed(addr: String, publisher: usize, acked: Arc<Mutex<V
     }
 }
 
-async fn consume_all(addr: &str) -> BTreeSet<Bytes> {
-    consume_all_with_attempts(addr)
+/// Consumes `crash`/`ch` until every body of `expected` has arrived (or 20 s passed),
+/// then for a short quiet spell more; returns everything received.
+async fn consume_all(addr: &str, expected: &BTreeSet<Bytes>) -> BTreeSet<Bytes> {
+    consume_all_with_attempts(addr, expected.len())
         .await
         .into_iter()
         .map(|(body, _)| body)
         .collect()
 }
 
-/// Every message of `crash`/`ch` with the attempts it arrived with, each FINished.
-async fn consume_all_with_attempts(addr: &str) -> Vec<(Bytes, u16)> {
+/// Every message of `crash`/`ch` with the attempts it arrived with, each FINished:
+/// reads until at least `at_least` arrived (bounded by 20 s; a busy machine may be slow
+/// to start), then until 500 ms pass with nothing new.
+async fn consume_all_with_attempts(addr: &str, at_least: usize) -> Vec<(Bytes, u16)> {
     let mut consumer = Consumer::connect(&RealNet, addr).await.expect("connect");
     consumer.subscribe("crash", "ch").await.expect("sub");
     consumer.ready(1000).await.expect("rdy");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     let mut got = Vec::new();
-    while let Ok(Ok(message)) =
-        tokio::time::timeout(Duration::from_millis(500), consumer.next_message()).await
-    {
-        consumer.finish(&message.id).await.expect("fin");
-        got.push((message.body, message.attempts));
+    loop {
+        let wait = if got.len() < at_least {
+            deadline.saturating_duration_since(tokio::time::Instant::now())
+        } else {
+            Duration::from_millis(500)
+        };
+        match tokio::time::timeout(wait, consumer.next_message()).await {
+            Ok(Ok(message)) => {
+                consumer.finish(&message.id).await.expect("fin");
+                got.push((message.body, message.attempts));
+            }
+            _ => return got,
+        }
     }
-    got
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -122,7 +134,7 @@ async fn every_acknowledged_message_survives_kill_9() {
         );
 
         let (mut nsqd, addr) = start_nsqd(dir.path());
-        let got = consume_all(&addr).await;
+        let got = consume_all(&addr, &acked).await;
         eprintln!(
             "try {attempt}: killed after {delay_ms} ms; {} acknowledged, {} recovered",
             acked.len(),
@@ -170,7 +182,7 @@ async fn sigterm_keeps_memory_and_in_flight_messages() {
     drop(consumer);
 
     let (mut nsqd, addr) = start_nsqd_with(dir.path(), &[]);
-    let got = consume_all_with_attempts(&addr).await;
+    let got = consume_all_with_attempts(&addr, sent.len()).await;
     let bodies: BTreeSet<Bytes> = got.iter().map(|(b, _)| b.clone()).collect();
     assert_eq!(bodies, sent.iter().cloned().collect::<BTreeSet<_>>());
     assert_eq!(got.len(), 20, "each once");

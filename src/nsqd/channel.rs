@@ -193,25 +193,14 @@ impl Channel {
                 return;
             }
             while out.len() < max {
-                let Some(mut message) = state.memory.pop_front() else {
+                let Some(message) = state.memory.pop_front() else {
                     break;
                 };
                 if !keep() {
                     continue;
                 }
-                message.attempts = message.attempts.saturating_add(1);
                 let deadline = now_ns.saturating_add(msg_timeout_ns);
-                if let Err(error) =
-                    state
-                        .in_flight
-                        .push(message.clone(), client.id, now_ns, deadline)
-                {
-                    // Unreachable while a message lives in exactly one queue of its
-                    // channel; should it happen, the copy in flight is the one kept.
-                    tracing::error!(topic = %self.topic_name, channel = %self.name, id = %message.id, %error, "duplicate delivery skipped");
-                    continue;
-                }
-                out.push(message);
+                self.start_in_flight(&mut state, message, client.id, now_ns, deadline, out);
             }
             !state.memory.is_empty()
         };
@@ -242,19 +231,10 @@ impl Channel {
         let messages = backend.read(max).await?;
         let mut state = self.state.lock();
         let deadline = now_ns.saturating_add(msg_timeout_ns);
-        for mut message in messages {
-            if !keep() {
-                continue;
+        for message in messages {
+            if keep() {
+                self.start_in_flight(&mut state, message, client.id, now_ns, deadline, out);
             }
-            message.attempts = message.attempts.saturating_add(1);
-            if let Err(error) = state
-                .in_flight
-                .push(message.clone(), client.id, now_ns, deadline)
-            {
-                tracing::error!(topic = %self.topic_name, channel = %self.name, id = %message.id, %error, "duplicate delivery skipped");
-                continue;
-            }
-            out.push(message);
         }
         drop(state);
         client.sent_messages(out.len() as u64);
@@ -279,6 +259,30 @@ impl Channel {
         let written = backend.put(&pending).await;
         let closed = backend.close().await;
         written.and(closed)
+    }
+
+    /// Counts a delivery attempt and records `message` as in flight to `client_id`, then
+    /// queues it for sending in `out`.
+    fn start_in_flight(
+        &self,
+        state: &mut ChannelState,
+        mut message: Message,
+        client_id: u64,
+        now_ns: i64,
+        deadline_ns: i64,
+        out: &mut Vec<Message>,
+    ) {
+        message.attempts = message.attempts.saturating_add(1);
+        if let Err(error) = state
+            .in_flight
+            .push(message.clone(), client_id, now_ns, deadline_ns)
+        {
+            // Unreachable while a message lives in exactly one queue of its channel;
+            // should it happen, the copy already in flight is the one kept.
+            tracing::error!(topic = %self.topic_name, channel = %self.name, id = %message.id, %error, "duplicate delivery skipped");
+            return;
+        }
+        out.push(message);
     }
 
     /// FIN: the client is done with the message. With latency tracking on, its age

@@ -54,6 +54,16 @@ pub(super) async fn publish(
     let published = topic
         .publish(&[body], nsqd.now_ns(), defer_ms.saturating_mul(1_000_000))
         .await;
+    answer_publish(nsqd, topic_name, published)
+}
+
+/// Go's answer to a publish: `OK`, 503 `EXITING`, or 500 `INTERNAL_ERROR` (logged);
+/// the outcome also sets nsqd's health.
+fn answer_publish(
+    nsqd: &NsqdInner,
+    topic_name: &str,
+    published: Result<(), crate::nsqd::topic::TopicError>,
+) -> HttpResponse {
     nsqd.note_disk_write(&published);
     match published {
         Ok(()) => plain(nsqd, StatusCode::OK, "OK", true),
@@ -121,17 +131,7 @@ pub(super) async fn multi_publish(
         return plain(nsqd, StatusCode::OK, "OK", true);
     }
     let published = topic.publish(&bodies, nsqd.now_ns(), 0).await;
-    nsqd.note_disk_write(&published);
-    match published {
-        Ok(()) => plain(nsqd, StatusCode::OK, "OK", true),
-        Err(crate::nsqd::topic::TopicError::Exiting) => {
-            error(nsqd, StatusCode::SERVICE_UNAVAILABLE, "EXITING")
-        }
-        Err(e) => {
-            tracing::error!(topic = %topic_name, error = %e, "HTTP multi-publish failed");
-            error(nsqd, StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_ERROR")
-        }
-    }
+    answer_publish(nsqd, &topic_name, published)
 }
 
 /// Splits a binary `/mpub` body (`[i32 count]` then count x `[i32 size][bytes]`) with

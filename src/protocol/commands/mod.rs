@@ -339,6 +339,28 @@ fn message_id(raw: &[u8]) -> Result<MessageId, ParseError> {
     MessageId::from_slice(raw).ok_or_else(|| ParseError::invalid("invalid message ID"))
 }
 
+/// The checks FIN, REQ and TOUCH share, in Go's order: subscribed (or closing), at least
+/// `params` words, then a 16-byte id as the first parameter.
+fn in_flight_id(
+    name: &str,
+    params: usize,
+    line: &Line,
+    src: &[u8],
+    ctx: &ParseContext<'_>,
+) -> Result<MessageId, ParseError> {
+    if !matches!(ctx.state, ClientState::Subscribed | ClientState::Closing) {
+        return Err(ParseError::invalid(format!(
+            "cannot {name} in current state"
+        )));
+    }
+    if line.count < params {
+        return Err(ParseError::invalid(format!(
+            "{name} insufficient number of params"
+        )));
+    }
+    message_id(line.param(src, 1))
+}
+
 /// `Incomplete` until the line, the size and `len` body bytes are all buffered.
 fn incomplete_body(src: &[u8], line: &Line, len: usize) -> Option<Decoded> {
     let needed = line.len + 4 + len;

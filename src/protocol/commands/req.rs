@@ -3,8 +3,8 @@
 use bytes::{BufMut, BytesMut};
 
 use super::{
-    byte_to_base10, complete_line, limit_ms_to_ns, message_id, ms_to_ns_wrapping, put_decimal,
-    ClientState, Command, Decoded, Line, MessageId, ParseContext, ParseError,
+    byte_to_base10, complete_line, in_flight_id, limit_ms_to_ns, ms_to_ns_wrapping, put_decimal,
+    Command, Decoded, Line, MessageId, ParseContext, ParseError,
 };
 
 /// Out-of-range timeouts are clamped, not rejected (Go only logs them); a negative one
@@ -14,13 +14,7 @@ pub(super) fn parse(
     src: &mut BytesMut,
     ctx: &ParseContext<'_>,
 ) -> Result<Decoded, ParseError> {
-    if !matches!(ctx.state, ClientState::Subscribed | ClientState::Closing) {
-        return Err(ParseError::invalid("cannot REQ in current state"));
-    }
-    if line.count < 3 {
-        return Err(ParseError::invalid("REQ insufficient number of params"));
-    }
-    let id = message_id(line.param(src, 1))?;
+    let id = in_flight_id("REQ", 3, line, src, ctx)?;
     let raw = line.param(src, 2);
     let ms = byte_to_base10(raw).ok_or_else(|| {
         ParseError::invalid(format!(

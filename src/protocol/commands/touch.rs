@@ -3,8 +3,7 @@
 use bytes::{BufMut, BytesMut};
 
 use super::{
-    complete_line, message_id, ClientState, Command, Decoded, Line, MessageId, ParseContext,
-    ParseError,
+    complete_line, in_flight_id, Command, Decoded, Line, MessageId, ParseContext, ParseError,
 };
 
 pub(super) fn parse(
@@ -12,13 +11,7 @@ pub(super) fn parse(
     src: &mut BytesMut,
     ctx: &ParseContext<'_>,
 ) -> Result<Decoded, ParseError> {
-    if !matches!(ctx.state, ClientState::Subscribed | ClientState::Closing) {
-        return Err(ParseError::invalid("cannot TOUCH in current state"));
-    }
-    if line.count < 2 {
-        return Err(ParseError::invalid("TOUCH insufficient number of params"));
-    }
-    let id = message_id(line.param(src, 1))?;
+    let id = in_flight_id("TOUCH", 2, line, src, ctx)?;
     complete_line(src, line, Command::Touch { id })
 }
 
