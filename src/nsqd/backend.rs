@@ -11,9 +11,10 @@ use std::sync::Arc;
 use bytes::BytesMut;
 use tokio::sync::Mutex;
 
-use super::diskqueue::{DiskQueue, DiskQueueConfig, DiskQueueError};
+use super::diskqueue::{DiskQueue, DiskQueueConfig, DiskQueueError, Hold, RecordPos};
 use crate::env::Fs;
 use crate::protocol::Message;
+use crate::protocol::MessageId;
 
 /// A disk queue of messages.
 pub struct Backend {
@@ -30,6 +31,31 @@ pub struct Backend {
     appended: AtomicU64,
     synced: AtomicU64,
     syncing: Mutex<()>,
+    /// Messages read for delivery and not yet finished: the metadata's read position
+    /// stays at the oldest, so a crash redelivers them instead of losing them.
+    holds: parking_lot::Mutex<HoldBook>,
+}
+
+/// The records a channel has handed to consumers and not yet seen finished.
+#[derive(Debug, Default)]
+struct HoldBook {
+    /// Sequence number of the next record read from disk (every record counts).
+    next_seq: u64,
+    /// Unfinished records by read order: where each starts.
+    by_seq: std::collections::BTreeMap<u64, (RecordPos, MessageId)>,
+    /// The same, by message id.
+    by_id: rustc_hash::FxHashMap<MessageId, u64>,
+}
+
+impl HoldBook {
+    /// Where the metadata's read position must stay, if anything is held.
+    fn hold(&self) -> Option<Hold> {
+        let (&seq, &(at, _)) = self.by_seq.first_key_value()?;
+        Some(Hold {
+            at,
+            records: self.next_seq - seq,
+        })
+    }
 }
 
 impl std::fmt::Debug for Backend {
@@ -55,6 +81,7 @@ impl Backend {
             appended: AtomicU64::new(0),
             synced: AtomicU64::new(0),
             syncing: Mutex::new(()),
+            holds: parking_lot::Mutex::new(HoldBook::default()),
         }
     }
 
@@ -115,6 +142,7 @@ impl Backend {
         }
         let mut guard = self.queue.lock().await;
         let queue = self.ensure_open(&mut guard).await?;
+        self.apply_holds(queue);
         let result = queue.put_many(&payloads).await;
         self.depth.store(queue.depth(), Ordering::Release);
         result
@@ -127,6 +155,7 @@ impl Backend {
         let mine = {
             let mut guard = self.queue.lock().await;
             let queue = self.ensure_open(&mut guard).await?;
+            self.apply_holds(queue);
             let appended = queue.put_many_unsynced(payloads).await;
             self.depth.store(queue.depth(), Ordering::Release);
             appended?;
@@ -175,9 +204,68 @@ impl Backend {
     pub async fn commit_reads(&self) -> Result<(), DiskQueueError> {
         let mut guard = self.queue.lock().await;
         match guard.as_mut() {
-            Some(queue) => queue.sync_if_due().await,
+            Some(queue) => {
+                self.apply_holds(queue);
+                queue.sync_if_due().await
+            }
             None => Ok(()),
         }
+    }
+
+    /// Reads up to `max` messages for delivery: each stays held (the metadata keeps it
+    /// unread) until [`Backend::release`], so a crash before its FIN redelivers it.
+    pub async fn read_held(&self, max: usize) -> Result<Vec<Message>, DiskQueueError> {
+        if !self.may_have_messages() {
+            return Ok(Vec::new());
+        }
+        let mut guard = self.queue.lock().await;
+        let queue = self.ensure_open(&mut guard).await?;
+        let mut messages = Vec::new();
+        while messages.len() < max {
+            self.apply_holds(queue);
+            let Some((record, at)) = queue.read_next_positioned().await? else {
+                break;
+            };
+            let mut book = self.holds.lock();
+            let seq = book.next_seq;
+            book.next_seq += 1;
+            match Message::decode(record) {
+                Ok(message) => {
+                    if let Some(old) = book.by_id.insert(message.id, seq) {
+                        book.by_seq.remove(&old);
+                    }
+                    book.by_seq.insert(seq, (at, message.id));
+                    messages.push(message);
+                }
+                Err(error) => {
+                    tracing::error!(queue = %self.name, %error, "skipping a record that is not a message");
+                }
+            }
+        }
+        self.apply_holds(queue);
+        let synced = queue.sync_if_due().await;
+        self.depth.store(queue.depth(), Ordering::Release);
+        synced.map(|()| messages)
+    }
+
+    /// The message `id` is done with (FIN): it no longer holds the read position back.
+    pub fn release(&self, id: &MessageId) {
+        let mut book = self.holds.lock();
+        if let Some(seq) = book.by_id.remove(id) {
+            book.by_seq.remove(&seq);
+        }
+    }
+
+    /// Forgets every hold (the held messages were written again, or thrown away).
+    pub fn release_all(&self) {
+        let mut book = self.holds.lock();
+        book.by_seq.clear();
+        book.by_id.clear();
+    }
+
+    /// Applies the current holds to the queue before an operation that may sync.
+    fn apply_holds(&self, queue: &mut DiskQueue) {
+        queue.set_hold(self.holds.lock().hold());
     }
 
     async fn read_with(
@@ -190,6 +278,7 @@ impl Backend {
         }
         let mut guard = self.queue.lock().await;
         let queue = self.ensure_open(&mut guard).await?;
+        self.apply_holds(queue);
         let mut messages = Vec::new();
         while messages.len() < max {
             let next = if defer_sync {
@@ -215,7 +304,10 @@ impl Backend {
     pub async fn sync_if_due(&self) -> Result<(), DiskQueueError> {
         let mut guard = self.queue.lock().await;
         match guard.as_mut() {
-            Some(queue) if queue.needs_periodic_sync() => queue.sync().await,
+            Some(queue) if queue.needs_periodic_sync() => {
+                self.apply_holds(queue);
+                queue.sync().await
+            }
             _ => Ok(()),
         }
     }
@@ -224,6 +316,7 @@ impl Backend {
     pub async fn empty(&self) -> Result<(), DiskQueueError> {
         let mut guard = self.queue.lock().await;
         let queue = self.ensure_open(&mut guard).await?;
+        self.release_all();
         let result = queue.empty().await;
         self.depth.store(queue.depth(), Ordering::Release);
         result
@@ -233,6 +326,7 @@ impl Backend {
     pub async fn delete(&self) -> Result<(), DiskQueueError> {
         let mut guard = self.queue.lock().await;
         let queue = self.ensure_open(&mut guard).await?;
+        self.release_all();
         let result = queue.delete().await;
         *guard = None;
         self.depth.store(0, Ordering::Release);
@@ -244,7 +338,10 @@ impl Backend {
     pub async fn close(&self) -> Result<(), DiskQueueError> {
         let mut guard = self.queue.lock().await;
         let result = match self.ensure_open(&mut guard).await {
-            Ok(queue) => queue.close().await,
+            Ok(queue) => {
+                self.apply_holds(queue);
+                queue.close().await
+            }
             Err(error) => Err(error),
         };
         *guard = None;
@@ -345,6 +442,34 @@ mod tests {
             reopened.read(100).await.expect("read"),
             sent[4..],
             "committed reads stay read"
+        );
+    }
+
+    /// Messages read for delivery stay on disk until released: after a crash the read
+    /// position is back at the oldest unreleased one.
+    #[tokio::test]
+    async fn held_messages_come_back_after_a_crash_until_released() {
+        let fs = MemFs::new();
+        let queue = backend(&fs, 1);
+        let sent: Vec<Message> = (0..6).map(message).collect();
+        queue.put(&sent).await.expect("put");
+        let delivered = queue.read_held(4).await.expect("read");
+        assert_eq!(delivered, sent[..4]);
+        queue.release(&sent[0].id);
+        queue.release(&sent[1].id);
+        queue.release(&sent[3].id);
+        queue.put(&[message(99)]).await.expect("put");
+        // The periodic sync writes the metadata with the read position at the hold.
+        queue.sync_if_due().await.expect("periodic sync");
+        fs.crash(CrashMode::DropUnsynced, 3);
+
+        let reopened = backend(&fs, 1);
+        let mut expected: Vec<Message> = sent[2..].to_vec();
+        expected.push(message(99));
+        assert_eq!(
+            reopened.read(100).await.expect("read"),
+            expected,
+            "from the oldest unreleased message on; released ones before it are gone"
         );
     }
 

@@ -228,12 +228,15 @@ impl Channel {
         if !backend.may_have_messages() || self.is_paused() {
             return Ok(());
         }
-        let messages = backend.read(max).await?;
+        // Held on disk until FIN: a crash while they are in flight redelivers them.
+        let messages = backend.read_held(max).await?;
         let mut state = self.state.lock();
         let deadline = now_ns.saturating_add(msg_timeout_ns);
         for message in messages {
             if keep() {
                 self.start_in_flight(&mut state, message, client.id, now_ns, deadline, out);
+            } else {
+                backend.release(&message.id);
             }
         }
         drop(state);
@@ -256,6 +259,8 @@ impl Channel {
             pending.extend(state.deferred.drain());
             pending
         };
+        // Everything held is written again below: the old records need not be kept.
+        backend.release_all();
         let written = backend.put(&pending).await;
         let closed = backend.close().await;
         written.and(closed)
@@ -294,6 +299,9 @@ impl Channel {
         now_ns: impl FnOnce() -> i64,
     ) -> Result<InFlight, InFlightError> {
         let entry = self.state.lock().in_flight.remove(id, client_id)?;
+        if let Some(backend) = &self.backend {
+            backend.release(id);
+        }
         if let Some(e2e) = &self.e2e {
             let now = now_ns();
             e2e.lock()

@@ -149,6 +149,25 @@ pub enum DiskQueueError {
     },
 }
 
+/// Where a record starts: its data file and byte offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct RecordPos {
+    /// The data file's number.
+    pub file: u64,
+    /// The record's offset in it.
+    pub pos: u64,
+}
+
+/// Records handed out but not yet done with: the metadata keeps the read position at the
+/// first of them, so a crash hands them out again instead of losing them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hold {
+    /// The oldest record not yet done with.
+    pub at: RecordPos,
+    /// Records read from `at` up to the read position (counted back into the depth).
+    pub records: u64,
+}
+
 /// One disk queue: records in, the same records out, in order, across restarts.
 ///
 /// Not synchronised: one owner calls it (`&mut self`). Drop it only after [`close`]
@@ -191,6 +210,8 @@ pub struct DiskQueue {
     finished_files: Vec<u64>,
     /// `close` or `delete` was called.
     closed: bool,
+    /// Records the caller still holds: the metadata's read position stays at them.
+    hold: Option<Hold>,
 }
 
 impl std::fmt::Debug for DiskQueue {
@@ -254,7 +275,24 @@ impl DiskQueue {
     /// only a closed queue is an error.
     pub async fn read_next(&mut self) -> Result<Option<Bytes>, DiskQueueError> {
         self.check_open()?;
-        Ok(self.read_record_or_skip().await)
+        Ok(self.read_record_or_skip().await.map(|(record, _)| record))
+    }
+
+    /// [`DiskQueue::read_next_deferring_sync`] with where the record starts, for
+    /// [`DiskQueue::set_hold`]: the caller holds it, then calls
+    /// [`DiskQueue::sync_if_due`].
+    pub async fn read_next_positioned(
+        &mut self,
+    ) -> Result<Option<(Bytes, RecordPos)>, DiskQueueError> {
+        self.check_open()?;
+        Ok(self.read_record_deferring_sync().await)
+    }
+
+    /// Keeps the read position the metadata records at `hold` (None: at the real read
+    /// position): records handed out but not yet done with are read again after a crash.
+    /// Files at or after the held one are kept until the hold moves past them.
+    pub fn set_hold(&mut self, hold: Option<Hold>) {
+        self.hold = hold;
     }
 
     /// [`DiskQueue::read_next`] without the sync that may follow it: the read position
@@ -264,7 +302,10 @@ impl DiskQueue {
     /// instead of losing it.
     pub async fn read_next_deferring_sync(&mut self) -> Result<Option<Bytes>, DiskQueueError> {
         self.check_open()?;
-        Ok(self.read_record_deferring_sync().await)
+        Ok(self
+            .read_record_deferring_sync()
+            .await
+            .map(|(record, _)| record))
     }
 
     /// Syncs when `sync_every` operations (or a pending file change) call for it.
@@ -356,10 +397,20 @@ impl DiskQueue {
     /// The position as the metadata file spells it.
     fn meta(&self) -> Meta {
         let signed = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        let (read, held) = match self.hold {
+            Some(hold) => (hold.at, hold.records),
+            None => (
+                RecordPos {
+                    file: self.read_file,
+                    pos: self.read_pos,
+                },
+                0,
+            ),
+        };
         Meta {
-            depth: self.depth,
-            read_file: signed(self.read_file),
-            read_pos: signed(self.read_pos),
+            depth: self.depth.saturating_add(signed(held)),
+            read_file: signed(read.file),
+            read_pos: signed(read.pos),
             write_file: signed(self.write_file),
             write_pos: signed(self.write_pos),
         }
@@ -389,7 +440,13 @@ impl DiskQueue {
             return Err(DiskQueueError::Meta { path, source });
         }
         self.need_sync = false;
-        for num in std::mem::take(&mut self.finished_files) {
+        // A held file is still named by the metadata: it goes once the hold moves on.
+        let kept_from = self.hold.map_or(u64::MAX, |hold| hold.at.file);
+        let (removable, kept): (Vec<u64>, Vec<u64>) = std::mem::take(&mut self.finished_files)
+            .into_iter()
+            .partition(|num| *num < kept_from);
+        self.finished_files = kept;
+        for num in removable {
             let path = self.files.data(num);
             if let Err(error) = remove_if_present(&*self.fs, &path).await {
                 tracing::error!(queue = %self.name, path = %path.display(), %error, "failed to remove finished data file");
@@ -409,6 +466,7 @@ impl DiskQueue {
     /// Go's `deleteAllFiles`: the data files from the reader's to the writer's and the
     /// metadata file go, and both positions move to a new, empty file.
     async fn remove_all_files(&mut self) -> Result<(), DiskQueueError> {
+        self.hold = None;
         let data_removed = self.remove_all_files_but_meta().await;
         self.ops_since_sync = 0;
         let path = self.files.meta();

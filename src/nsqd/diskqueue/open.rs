@@ -99,6 +99,7 @@ pub(super) async fn open(
         write_buf: Vec::new(),
         ops_since_sync: 0,
         need_sync: false,
+        hold: None,
         write_unsynced: false,
         roll_before_next_write: false,
         finished_files: Vec::new(),

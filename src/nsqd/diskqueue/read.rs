@@ -7,7 +7,7 @@ use std::io;
 use bytes::Bytes;
 
 use super::record::{self, InvalidSize, Parsed};
-use super::DiskQueue;
+use super::{DiskQueue, RecordPos};
 
 /// Bytes read ahead at once, so consecutive small records cost one `read_at`.
 const READ_AHEAD_BYTES: u64 = 128 * 1024;
@@ -82,7 +82,7 @@ impl fmt::Display for ReadError {
 impl DiskQueue {
     /// [`DiskQueue::read_next`]: the next record, after skipping finished and damaged
     /// files; then any sync that became due.
-    pub(super) async fn read_record_or_skip(&mut self) -> Option<Bytes> {
+    pub(super) async fn read_record_or_skip(&mut self) -> Option<(Bytes, RecordPos)> {
         let found = self.read_record_deferring_sync().await;
         if self.sync_due() {
             self.sync_or_log("after a read").await;
@@ -91,15 +91,19 @@ impl DiskQueue {
     }
 
     /// [`DiskQueue::read_record_or_skip`] without the sync at the end.
-    pub(super) async fn read_record_deferring_sync(&mut self) -> Option<Bytes> {
+    pub(super) async fn read_record_deferring_sync(&mut self) -> Option<(Bytes, RecordPos)> {
         let found = loop {
             if !self.has_unread() {
                 // Also catches a depth left over when finished files ran out.
                 self.check_tail_corruption().await;
                 break None;
             }
+            let at = RecordPos {
+                file: self.read_file,
+                pos: self.read_pos,
+            };
             match self.read_record().await {
-                Ok(Some(payload)) => break Some(payload),
+                Ok(Some(payload)) => break Some((payload, at)),
                 Ok(None) => self.leave_read_file(),
                 Err(error) => self.handle_read_error(error).await,
             }
