@@ -78,7 +78,7 @@ async fn consume_half_until_killed(mut consumer: Consumer, finished: Arc<Mutex<V
     let mut n = 0u64;
     while let Ok(message) = consumer.next_message().await {
         n += 1;
-        if n % 2 == 0 {
+        if n.is_multiple_of(2) {
             if consumer.finish(&message.id).await.is_err() {
                 return;
             }
