@@ -18,7 +18,7 @@ use nsq::client::{Consumer, Producer};
 use nsq::env::RealNet;
 
 const PUBLISHERS: usize = 4;
-const TRIES: u64 = 4;
+const TRIES: u64 = 8;
 
 /// Starts the nsqd binary on `data` in crash-safe mode.
 fn start_nsqd(data: &std::path::Path) -> (Child, String) {
