@@ -15,6 +15,7 @@
 //! - `e2e`: end-to-end latency quantiles over a sliding window (per channel, per topic).
 //! - `runtime_options`: the options `PUT /config/:opt` changes while nsqd runs.
 //! - `metadata`: `nsqd.dat` (load and persist, Go's bytes) and the `--data-path` lock.
+//! - `lookup`: the lookupd loop (registrations, PING, re-sync) and channel pre-creation.
 //! - `durability`: loading and persisting metadata, the disk loop, health, exit flush.
 
 pub mod backend;
@@ -28,6 +29,7 @@ mod durability;
 pub mod e2e;
 mod http;
 pub mod in_flight;
+pub mod lookup;
 pub mod metadata;
 pub mod options;
 pub mod runtime_options;
@@ -104,6 +106,8 @@ pub(crate) struct NsqdInner {
     health: Mutex<Option<String>>,
     /// The bytes of the last `nsqd.dat` written, so unchanged metadata is not rewritten.
     last_metadata: Mutex<Option<Vec<u8>>>,
+    /// The registration changes and peer answers shared with the lookupd loop.
+    pub(crate) lookup: lookup::LookupShared,
 }
 
 /// `--data-path`, or the current directory when empty (as Go does).
@@ -168,9 +172,11 @@ impl Nsqd {
                 dir_lock: Mutex::new(Some(dir_lock)),
                 health: Mutex::new(None),
                 last_metadata: Mutex::new(None),
+                lookup: lookup::LookupShared::default(),
             }),
         };
         nsqd.inner.load_metadata().await?;
+        nsqd.inner.lookup.registrations.activate();
         Ok(nsqd)
     }
 
@@ -210,6 +216,7 @@ impl Nsqd {
             inner.tasks.spawn(statsd::statsd_loop(inner.clone()));
         }
         inner.tasks.spawn(durability::disk_loop(inner.clone()));
+        inner.tasks.spawn(lookup::lookup_loop(inner.clone()));
         inner.shutdown.cancelled().await;
         Ok(())
     }
@@ -274,25 +281,84 @@ impl NsqdInner {
         self.env.clock.now_ns()
     }
 
-    /// The topic `name`, created if missing (the caller validated the name).
+    /// The topic `name`, created if missing (the caller validated the name). A new topic
+    /// is registered with every lookupd, but its channels are not pre-created: use
+    /// [`NsqdInner::topic`] where that matters (everywhere but metadata load).
     pub(crate) fn get_or_create_topic(&self, name: &str) -> TopicRef {
+        self.get_or_create_topic_inner(name).0
+    }
+
+    /// Go's `GetTopic`: the topic `name`, created if missing; a new topic first gets the
+    /// non-ephemeral channels the lookupds know of it (nsq-reference §4.1), so the caller
+    /// publishes only once they exist.
+    pub(crate) async fn topic(&self, name: &str) -> TopicRef {
+        let (topic, created) = self.get_or_create_topic_inner(name);
+        if created {
+            self.precreate_channels(&topic).await;
+        }
+        topic
+    }
+
+    fn get_or_create_topic_inner(&self, name: &str) -> (TopicRef, bool) {
         let mut topics = self.topics.lock();
         if let Some(topic) = topics.get(name) {
             if !topic.is_exiting() {
-                return topic.clone();
+                return (topic.clone(), false);
             }
         }
-        let topic = Arc::new(Topic::new(
-            name,
-            self.opts.id,
-            self.opts.mem_queue_size,
-            self.opts.max_channel_consumers,
-            e2e::E2eConfig::from_options(&self.opts),
-            Some(self.backends.clone()),
-        ));
+        let topic = Arc::new(
+            Topic::new(
+                name,
+                self.opts.id,
+                self.opts.mem_queue_size,
+                self.opts.max_channel_consumers,
+                e2e::E2eConfig::from_options(&self.opts),
+                Some(self.backends.clone()),
+            )
+            .with_registrations(self.lookup.registrations.clone()),
+        );
         topics.insert(name.to_string(), topic.clone());
+        self.lookup.registrations.register(name, None);
         tracing::info!(topic = %name, "new topic");
-        topic
+        (topic, true)
+    }
+
+    /// Asks every lookupd for the channels of the new `topic` and creates the
+    /// non-ephemeral ones (ephemeral channels have no consumer here yet).
+    async fn precreate_channels(&self, topic: &TopicRef) {
+        let addresses = self.lookup.http_addresses();
+        if addresses.is_empty() {
+            if !self.runtime.lookupd_addresses().addresses.is_empty() {
+                tracing::error!(topic = %topic.name, "no available nsqlookupd to query for channels to pre-create");
+            }
+            return;
+        }
+        let timeouts = lookup::channels::HttpTimeouts {
+            connect: self.opts.http_client_connect_timeout,
+            request: self.opts.http_client_request_timeout,
+        };
+        let channels = match lookup::channels::lookupd_topic_channels(
+            &*self.env.net,
+            &addresses,
+            &topic.name,
+            timeouts,
+        )
+        .await
+        {
+            Ok(channels) => channels,
+            Err(error) => {
+                tracing::warn!(topic = %topic.name, %error, "failed to query nsqlookupd for channels to pre-create");
+                return;
+            }
+        };
+        for name in channels {
+            if crate::protocol::names::is_ephemeral(&name)
+                || !crate::protocol::names::is_valid_channel_name(&name)
+            {
+                continue;
+            }
+            let _ = topic.get_or_create_channel(&name, self.now_ns());
+        }
     }
 
     /// The topic `name` if it exists (Go's `GetExistingTopic`).
@@ -303,14 +369,31 @@ impl NsqdInner {
     /// Deletes the topic `name` (Go's `DeleteExistingTopic`): its channels go, their
     /// clients are disconnected and every message is dropped. False when there is none.
     pub(crate) fn delete_topic(&self, name: &str) -> bool {
-        let Some(topic) = self.topics.lock().remove(name) else {
-            return false;
+        let (topic, channels) = {
+            // Under the map's lock, so a topic of the same name made next registers after
+            // this one unregisters.
+            let mut topics = self.topics.lock();
+            let Some(topic) = topics.remove(name) else {
+                return false;
+            };
+            let channels = topic.delete();
+            self.unregister_deleted(&topic, &channels);
+            (topic, channels)
         };
-        let channels = topic.delete();
         self.tasks
             .spawn(async move { topic.delete_files(&channels).await });
         tracing::info!(topic = %name, "deleted topic");
         true
+    }
+
+    /// Queues `UNREGISTER topic`, then `UNREGISTER topic channel` for each of its deleted
+    /// channels, in Go's order.
+    fn unregister_deleted(&self, topic: &Topic, channels: &[ChannelRef]) {
+        let registrations = &self.lookup.registrations;
+        registrations.unregister(&topic.name, None);
+        for channel in channels {
+            registrations.unregister(&topic.name, Some(&channel.name));
+        }
     }
 
     /// Deletes `topic`'s channel `name` (Go's `DeleteExistingChannel`), and the topic too
@@ -327,7 +410,6 @@ impl NsqdInner {
             None => false,
             Some(last_of_ephemeral_topic) => {
                 if last_of_ephemeral_topic {
-                    topic.delete();
                     self.remove_topic(topic);
                 }
                 true
@@ -345,12 +427,16 @@ impl NsqdInner {
         self.topics().iter().flat_map(|t| t.channels()).collect()
     }
 
-    /// Removes a topic that deleted itself (an ephemeral topic without channels).
+    /// Deletes and removes a topic that lost its last channel (an ephemeral topic). It is
+    /// unregistered only if it is still the one in the map: a newer topic of the same name
+    /// has registered itself already.
     pub(crate) fn remove_topic(&self, topic: &TopicRef) {
         let mut topics = self.topics.lock();
+        let channels = topic.delete();
         if let Some(current) = topics.get(&topic.name) {
             if Arc::ptr_eq(current, topic) {
                 topics.remove(&topic.name);
+                self.unregister_deleted(topic, &channels);
                 tracing::info!(topic = %topic.name, "deleted topic");
             }
         }

@@ -60,6 +60,8 @@ pub struct Options {
     pub queue_scan_worker_pool_max: i64,
     /// Not a Go flag; fixed at 0.25.
     pub queue_scan_dirty_percent: f64,
+    /// Not a Go flag; fixed at 15 s outside tests: how often each nsqlookupd is PINGed.
+    pub lookup_ping_interval: Duration,
     /// `--msg-timeout`: default time a message may stay in flight.
     pub msg_timeout: Duration,
     /// `--max-msg-timeout`: the largest msg timeout a client may ask for.
@@ -149,6 +151,7 @@ impl Default for Options {
             queue_scan_selection_count: 20,
             queue_scan_worker_pool_max: 4,
             queue_scan_dirty_percent: 0.25,
+            lookup_ping_interval: Duration::from_secs(15),
             msg_timeout: Duration::from_secs(60),
             max_msg_timeout: Duration::from_secs(15 * 60),
             max_msg_size: 1024 * 1024,

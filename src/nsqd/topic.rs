@@ -11,6 +11,7 @@ use super::backend::Backend;
 use super::channel::{Channel, ChannelRef};
 use super::diskqueue::DiskQueueConfig;
 use super::e2e::E2eConfig;
+use super::lookup::Registrations;
 use crate::protocol::{names, GuidFactory, Message};
 
 /// Why a publish was refused; the text follows `PUB failed ` on the wire.
@@ -118,6 +119,9 @@ pub struct Topic {
     backends: Option<BackendFactory>,
     /// The topic's own disk queue (None for ephemeral topics).
     backend: Option<Arc<Backend>>,
+    /// Where channel creations and deletions are queued for the lookupd loop (None: no
+    /// lookupd loop, in tests and benches).
+    registrations: Option<Arc<Registrations>>,
 }
 
 impl Topic {
@@ -150,7 +154,14 @@ impl Topic {
             has_pending: AtomicBool::new(false),
             backends,
             backend,
+            registrations: None,
         }
+    }
+
+    /// Queues a REGISTER or UNREGISTER for each channel created or deleted from now on.
+    pub(crate) fn with_registrations(mut self, registrations: Arc<Registrations>) -> Self {
+        self.registrations = Some(registrations);
+        self
     }
 
     /// The topic's own disk queue.
@@ -373,6 +384,9 @@ impl Topic {
             }),
         ));
         state.channels.insert(name.to_string(), channel.clone());
+        if let Some(registrations) = &self.registrations {
+            registrations.register(&self.name, Some(name));
+        }
         tracing::info!(topic = %self.name, channel = %name, "new channel");
         self.flush_pending(&mut state, now_ns);
         Ok(channel)
@@ -390,6 +404,9 @@ impl Topic {
         let mut state = self.state.lock();
         let channel = state.channels.remove(name)?;
         channel.delete();
+        if let Some(registrations) = &self.registrations {
+            registrations.unregister(&self.name, Some(name));
+        }
         tracing::info!(topic = %self.name, channel = %name, "deleted channel");
         if self.ephemeral && state.channels.is_empty() && !state.exiting {
             state.exiting = true;

@@ -67,7 +67,7 @@ async fn identify(reader: &mut Reader, body: &[u8]) -> Outcome {
 async fn subscribe(reader: &mut Reader, topic_name: &str, channel_name: &str) -> Outcome {
     // An ephemeral topic or channel may be deleting itself right now: retry once, as Go does.
     for attempt in 1.. {
-        let topic = reader.nsqd.get_or_create_topic(topic_name);
+        let topic = reader.nsqd.topic(topic_name).await;
         let channel = match topic.get_or_create_channel(channel_name, reader.nsqd.now_ns()) {
             Ok(channel) => channel,
             Err(_) if attempt < 2 => {
@@ -175,7 +175,7 @@ async fn publish(
     bodies: &[Bytes],
     defer_ms: i64,
 ) -> Outcome {
-    let topic = reader.nsqd.get_or_create_topic(topic_name);
+    let topic = reader.nsqd.topic(topic_name).await;
     let now = reader.nsqd.now_ns();
     let published = topic
         .publish(bodies, now, defer_ms.saturating_mul(1_000_000))

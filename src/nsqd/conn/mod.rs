@@ -204,7 +204,7 @@ impl Reader {
 
     async fn parse_failed(&mut self, failure: ParseError) {
         if let Some(topic) = &failure.mpub_topic {
-            self.nsqd.get_or_create_topic(topic);
+            self.nsqd.topic(topic).await;
         }
         if failure.close_silently {
             tracing::warn!(client = self.client.id, "command line too long; closing");

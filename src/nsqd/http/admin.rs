@@ -74,7 +74,7 @@ async fn topic_op(
     match op {
         TopicOp::Create => {
             let name = topic_param(&query.params).map_err(bad_request)?;
-            nsqd.get_or_create_topic(name);
+            nsqd.topic(name).await;
         }
         TopicOp::Delete => {
             let name = raw_topic_param(query)?;

@@ -42,7 +42,7 @@ pub(super) async fn publish(
         Err(text) => return error(nsqd, StatusCode::BAD_REQUEST, text),
     };
     // Go looks the topic up (creating it) before it parses `defer`.
-    let topic = nsqd.get_or_create_topic(topic_name);
+    let topic = nsqd.topic(topic_name).await;
     let max_defer_ms = crate::nsqd::conn::millis(nsqd.opts.max_req_timeout);
     let defer_ms = match query.get("defer") {
         None => 0,
@@ -93,7 +93,7 @@ pub(super) async fn multi_publish(
     };
     // Go looks the topic up (creating it) before it reads the body, so a malformed
     // body still leaves the topic behind.
-    let topic = nsqd.get_or_create_topic(&topic_name);
+    let topic = nsqd.topic(&topic_name).await;
     let binary = match query.get("binary").map(String::as_str) {
         None | Some("false") | Some("0") => false,
         Some("true") | Some("1") => true,
