@@ -10,6 +10,8 @@
 //! - `http_api`: the HTTP API and `/stats` against Go's golden answers.
 //! - `statsd`: the statsd push loop against Go's golden packets.
 //! - `http_admin`: topic/channel administration, `/config`, routing and debug endpoints.
+//! - `lookup_loop`: nsqd's lookupd loop against a fake nsqlookupd (registrations, PING,
+//!   re-sync, live peers, channel pre-creation).
 //! - `metrics`: `/metrics` read back with a Prometheus parser.
 //! - `restart`: what a graceful exit keeps on `--data-path`, and its lock.
 //! - `third_party`: the `tokio-nsq` client publishing and consuming against us.
@@ -19,6 +21,7 @@ mod e2e;
 mod health;
 mod http_admin;
 mod http_api;
+mod lookup_loop;
 mod metrics;
 mod restart;
 mod statsd;

@@ -73,10 +73,6 @@ pub fn unsupported_options(options: &Options) -> Vec<&'static str> {
         ),
         ("tls-required", options.tls_required != 0),
         ("auth-http-address", !options.auth_http_addresses.is_empty()),
-        (
-            "lookupd-tcp-address",
-            !options.nsqlookupd_tcp_addresses.is_empty(),
-        ),
     ];
     checks
         .into_iter()
@@ -200,9 +196,6 @@ mod tests {
             tls_required: 1,
             ..Options::default()
         };
-        assert_eq!(
-            unsupported_options(&options),
-            vec!["tls-required", "lookupd-tcp-address"]
-        );
+        assert_eq!(unsupported_options(&options), vec!["tls-required"]);
     }
 }
