@@ -110,6 +110,15 @@ pub(crate) struct NsqdInner {
     pub(crate) lookup: lookup::LookupShared,
 }
 
+/// Starts a new topic when its channel pre-creation ends, however it ends.
+struct StartOnDrop<'a>(&'a NsqdInner, &'a TopicRef);
+
+impl Drop for StartOnDrop<'_> {
+    fn drop(&mut self) {
+        self.1.start(self.0.now_ns());
+    }
+}
+
 /// `--data-path`, or the current directory when empty (as Go does).
 pub(crate) fn data_path(opts: &Options) -> std::path::PathBuf {
     if opts.data_path.is_empty() {
@@ -285,38 +294,44 @@ impl NsqdInner {
     /// is registered with every lookupd, but its channels are not pre-created: use
     /// [`NsqdInner::topic`] where that matters (everywhere but metadata load).
     pub(crate) fn get_or_create_topic(&self, name: &str) -> TopicRef {
-        self.get_or_create_topic_inner(name).0
+        self.get_or_create_topic_inner(name, false).0
     }
 
     /// Go's `GetTopic`: the topic `name`, created if missing; a new topic first gets the
     /// non-ephemeral channels the lookupds know of it (nsq-reference §4.1), so the caller
-    /// publishes only once they exist.
+    /// publishes only once they exist. Until then the topic holds what others publish to
+    /// it (Go's not-yet-started message pump), so those messages reach them too.
     pub(crate) async fn topic(&self, name: &str) -> TopicRef {
-        let (topic, created) = self.get_or_create_topic_inner(name);
+        let lookupd_http = self.lookup.http_addresses();
+        let (topic, created) = self.get_or_create_topic_inner(name, !lookupd_http.is_empty());
         if created {
-            self.precreate_channels(&topic).await;
+            // Started however this ends, even if the caller goes away mid-query.
+            let _start = StartOnDrop(self, &topic);
+            self.precreate_channels(&topic, &lookupd_http).await;
         }
         topic
     }
 
-    fn get_or_create_topic_inner(&self, name: &str) -> (TopicRef, bool) {
+    fn get_or_create_topic_inner(&self, name: &str, hold: bool) -> (TopicRef, bool) {
         let mut topics = self.topics.lock();
         if let Some(topic) = topics.get(name) {
             if !topic.is_exiting() {
                 return (topic.clone(), false);
             }
         }
-        let topic = Arc::new(
-            Topic::new(
-                name,
-                self.opts.id,
-                self.opts.mem_queue_size,
-                self.opts.max_channel_consumers,
-                e2e::E2eConfig::from_options(&self.opts),
-                Some(self.backends.clone()),
-            )
-            .with_registrations(self.lookup.registrations.clone()),
-        );
+        let mut topic = Topic::new(
+            name,
+            self.opts.id,
+            self.opts.mem_queue_size,
+            self.opts.max_channel_consumers,
+            e2e::E2eConfig::from_options(&self.opts),
+            Some(self.backends.clone()),
+        )
+        .with_registrations(self.lookup.registrations.clone());
+        if hold {
+            topic = topic.hold_until_started();
+        }
+        let topic = Arc::new(topic);
         topics.insert(name.to_string(), topic.clone());
         self.lookup.registrations.register(name, None);
         tracing::info!(topic = %name, "new topic");
@@ -325,8 +340,7 @@ impl NsqdInner {
 
     /// Asks every lookupd for the channels of the new `topic` and creates the
     /// non-ephemeral ones (ephemeral channels have no consumer here yet).
-    async fn precreate_channels(&self, topic: &TopicRef) {
-        let addresses = self.lookup.http_addresses();
+    async fn precreate_channels(&self, topic: &TopicRef, addresses: &[String]) {
         if addresses.is_empty() {
             if !self.runtime.lookupd_addresses().addresses.is_empty() {
                 tracing::error!(topic = %topic.name, "no available nsqlookupd to query for channels to pre-create");
@@ -339,7 +353,7 @@ impl NsqdInner {
         };
         let channels = match lookup::channels::lookupd_topic_channels(
             &*self.env.net,
-            &addresses,
+            addresses,
             &topic.name,
             timeouts,
         )

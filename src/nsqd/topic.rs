@@ -76,8 +76,18 @@ struct TopicState {
     /// Messages held while the topic has no channel or is paused.
     pending: VecDeque<Pending>,
     paused: bool,
+    /// False while a new topic's channels are being pre-created from lookupd (Go's
+    /// `Start()` not yet called): messages are held as if paused.
+    started: bool,
     exiting: bool,
     guid: GuidFactory,
+}
+
+impl TopicState {
+    /// Whether messages may leave the topic (started and not paused).
+    fn flows(&self) -> bool {
+        self.started && !self.paused
+    }
 }
 
 /// Numbers for `/stats`.
@@ -146,6 +156,7 @@ impl Topic {
                 channels: BTreeMap::new(),
                 pending: VecDeque::new(),
                 paused: false,
+                started: true,
                 exiting: false,
                 guid: GuidFactory::new(node_id),
             }),
@@ -186,7 +197,7 @@ impl Topic {
             self.flush_pending(&mut state, now_ns);
             let messages = self.new_messages(&mut state, bodies, now_ns);
             let deliver_now =
-                state.pending.is_empty() && !state.paused && !state.channels.is_empty();
+                state.pending.is_empty() && state.flows() && !state.channels.is_empty();
             let writes = if deliver_now {
                 fan_out(&state.channels, messages, defer_ns, now_ns)
             } else {
@@ -265,7 +276,7 @@ impl Topic {
     /// Whether messages may flow to channels now: not paused, not exiting, has a channel.
     fn accepts_deliveries(&self) -> bool {
         let state = self.state.lock();
-        !state.paused && !state.exiting && !state.channels.is_empty()
+        state.flows() && !state.exiting && !state.channels.is_empty()
     }
 
     /// Exit (Go's `Topic.Close` flush): what the topic holds in memory goes to its disk
@@ -318,7 +329,7 @@ impl Topic {
 
     /// Moves held messages to the channels while they have room, oldest first.
     fn flush_pending(&self, state: &mut TopicState, now_ns: i64) {
-        if state.pending.is_empty() || state.paused || state.channels.is_empty() {
+        if state.pending.is_empty() || !state.flows() || state.channels.is_empty() {
             return;
         }
         let room = state.channels.values().map(|c| c.room()).min().unwrap_or(0);
@@ -418,6 +429,20 @@ impl Topic {
     /// Every channel, by name.
     pub fn channels(&self) -> Vec<ChannelRef> {
         self.state.lock().channels.values().cloned().collect()
+    }
+
+    /// Holds every message in the topic until [`Topic::start`] (a new topic whose channels
+    /// are about to be pre-created).
+    pub(crate) fn hold_until_started(self) -> Self {
+        self.state.lock().started = false;
+        self
+    }
+
+    /// Lets messages flow to the channels (Go's `Topic.Start`).
+    pub(crate) fn start(&self, now_ns: i64) {
+        let mut state = self.state.lock();
+        state.started = true;
+        self.flush_pending(&mut state, now_ns);
     }
 
     /// Pauses or unpauses the flow from the topic to its channels.

@@ -38,6 +38,8 @@ struct FakeLookupd {
     channels: Arc<Mutex<BTreeMap<String, Vec<String>>>>,
     /// Every `/channels` request target.
     http_queries: Arc<Mutex<Vec<String>>>,
+    /// How long `/channels` takes to answer.
+    http_delay: Arc<Mutex<Duration>>,
 }
 
 impl FakeLookupd {
@@ -50,11 +52,13 @@ impl FakeLookupd {
         let (kill, kill_rx) = watch::channel(0u64);
         let channels = Arc::new(Mutex::new(BTreeMap::new()));
         let http_queries = Arc::new(Mutex::new(Vec::new()));
+        let http_delay = Arc::new(Mutex::new(Duration::ZERO));
         tokio::spawn(accept_v1(tcp_listener, tx, kill_rx, tcp, http));
         tokio::spawn(serve_http(
             http_listener,
             channels.clone(),
             http_queries.clone(),
+            http_delay.clone(),
         ));
         FakeLookupd {
             tcp,
@@ -63,6 +67,7 @@ impl FakeLookupd {
             kill,
             channels,
             http_queries,
+            http_delay,
         }
     }
 
@@ -200,6 +205,7 @@ async fn serve_http(
     listener: TcpListener,
     channels: Arc<Mutex<BTreeMap<String, Vec<String>>>>,
     queries: Arc<Mutex<Vec<String>>>,
+    delay: Arc<Mutex<Duration>>,
 ) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
@@ -207,6 +213,7 @@ async fn serve_http(
         };
         let channels = channels.clone();
         let queries = queries.clone();
+        let delay = *delay.lock().unwrap();
         tokio::spawn(async move {
             let mut reader = BufReader::new(stream);
             let mut request_line = String::new();
@@ -234,6 +241,7 @@ async fn serve_http(
                 .get(&topic)
                 .cloned()
                 .unwrap_or_default();
+            tokio::time::sleep(delay).await;
             let body = serde_json::json!({ "channels": list }).to_string();
             let response = format!(
                 "HTTP/1.1 200 OK\r\nContent-Type: application/json; charset=utf-8\r\nX-Nsq-Content-Type: nsq; version=1.0\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -490,5 +498,41 @@ async fn a_new_topic_pre_creates_the_channels_lookupd_knows() {
     server.publish("pre", &[b"second"]).await;
     assert_eq!(lookupd.http_queries.lock().unwrap().len(), 1);
     let _ = lookupd.http;
+    server.stop().await;
+}
+
+/// While a new topic waits for lookupd's answer, what others publish to it is held in
+/// the topic, so it reaches the pre-created channels as well as any made meanwhile.
+#[tokio::test]
+async fn messages_published_during_pre_creation_reach_the_pre_created_channels() {
+    let mut lookupd = FakeLookupd::start().await;
+    lookupd
+        .channels
+        .lock()
+        .unwrap()
+        .insert("slow".into(), vec!["a".into()]);
+    *lookupd.http_delay.lock().unwrap() = Duration::from_millis(300);
+    let server = start_with(options_for(&[&lookupd], Duration::from_millis(50))).await;
+    lookupd.expect_connect_and_identify().await;
+    assert_eq!(lookupd.next_line_no_ping_or_ping().await, "PING");
+    let mut creator = server.conn().await;
+    let first = tokio::spawn(async move {
+        creator.publish("slow", b"first").await;
+        creator
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut subscriber = server.conn().await;
+    subscriber.sub("slow", "x").await;
+    server.publish("slow", &[b"second"]).await;
+    let _creator = first.await.unwrap();
+    for channel in ["a", "x"] {
+        server
+            .wait_for_stats(&format!("both messages in {channel}"), |stats| {
+                let topic = crate::support::find_named(&stats["topics"], "topic_name", "slow");
+                crate::support::find_named(&topic["channels"], "channel_name", channel)["depth"]
+                    == 2
+            })
+            .await;
+    }
     server.stop().await;
 }
