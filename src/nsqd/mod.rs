@@ -302,9 +302,8 @@ impl NsqdInner {
     /// publishes only once they exist. Until then the topic holds what others publish to
     /// it (Go's not-yet-started message pump), so those messages reach them too.
     pub(crate) async fn topic(&self, name: &str) -> TopicRef {
-        let lookupd_http = self.lookup.http_addresses();
-        let (topic, created) = self.get_or_create_topic_inner(name, !lookupd_http.is_empty());
-        if created {
+        let (topic, lookupd_http) = self.get_or_create_topic_inner(name, true);
+        if let Some(lookupd_http) = lookupd_http {
             // Started however this ends, even if the caller goes away mid-query.
             let _start = StartOnDrop(self, &topic);
             self.precreate_channels(&topic, &lookupd_http).await;
@@ -312,13 +311,24 @@ impl NsqdInner {
         topic
     }
 
-    fn get_or_create_topic_inner(&self, name: &str, hold: bool) -> (TopicRef, bool) {
+    /// The topic and, when it was just created, the lookupd HTTP addresses to ask for its
+    /// channels (none when `precreate` is false); it holds its messages if there are any.
+    fn get_or_create_topic_inner(
+        &self,
+        name: &str,
+        precreate: bool,
+    ) -> (TopicRef, Option<Vec<String>>) {
         let mut topics = self.topics.lock();
         if let Some(topic) = topics.get(name) {
             if !topic.is_exiting() {
-                return (topic.clone(), false);
+                return (topic.clone(), None);
             }
         }
+        let lookupd_http = if precreate {
+            self.lookup.http_addresses()
+        } else {
+            Vec::new()
+        };
         let mut topic = Topic::new(
             name,
             self.opts.id,
@@ -328,14 +338,14 @@ impl NsqdInner {
             Some(self.backends.clone()),
         )
         .with_registrations(self.lookup.registrations.clone());
-        if hold {
+        if !lookupd_http.is_empty() {
             topic = topic.hold_until_started();
         }
         let topic = Arc::new(topic);
         topics.insert(name.to_string(), topic.clone());
         self.lookup.registrations.register(name, None);
         tracing::info!(topic = %name, "new topic");
-        (topic, true)
+        (topic, precreate.then_some(lookupd_http))
     }
 
     /// Asks every lookupd for the channels of the new `topic` and creates the

@@ -126,6 +126,8 @@ pub(crate) async fn lookup_loop(nsqd: Arc<NsqdInner>) {
     let mut peers: Vec<Peer> = Vec::new();
     let interval = nsqd.opts.lookup_ping_interval;
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+    // Go's ticker drops the ticks a slow round missed rather than bursting.
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let shared = &nsqd.lookup;
     let mut addresses_changed = true;
     loop {
