@@ -574,3 +574,26 @@ async fn a_bad_identify_answer_closes_and_the_next_command_reconnects() {
         server.stop().await;
     }
 }
+
+/// `--broadcast-address` and the broadcast ports replace the defaults in IDENTIFY; the
+/// hostname stays the OS's.
+#[tokio::test]
+async fn identify_uses_the_broadcast_options() {
+    let mut lookupd = FakeLookupd::start().await;
+    let server = start_with(Options {
+        broadcast_address: "bcast.example".into(),
+        broadcast_tcp_port: 1234,
+        broadcast_http_port: 5678,
+        ..options_for(&[&lookupd], Duration::from_secs(60))
+    })
+    .await;
+    let (_, body) = lookupd.expect_connect_and_identify().await;
+    let host = nsq::env::os_hostname();
+    assert_eq!(
+        body,
+        format!(
+            r#"{{"broadcast_address":"bcast.example","hostname":"{host}","http_port":5678,"tcp_port":1234,"version":"1.3.0"}}"#
+        )
+    );
+    server.stop().await;
+}
