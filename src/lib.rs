@@ -7,6 +7,7 @@
 //!   encoding, names, error codes, GUIDs, IDENTIFY.
 //! - [`nsqd`]: the nsqd daemon: options, topics, channels, queues, client connections,
 //!   the queue scan loop, the HTTP API and stats.
+//! - [`http_client`]: a bounded JSON `GET` over the seams (lookupd queries).
 //! - [`client`]: a small async producer/consumer used by tests, tools and benches.
 //! - [`go_time`]: Go's duration syntax (`time.ParseDuration`, `Duration.String`) and the
 //!   bench's `--deadline` layout, shared by nsqd's flags, config file and stats and the bench.
@@ -17,5 +18,6 @@ pub mod bench;
 pub mod client;
 pub mod env;
 pub mod go_time;
+pub mod http_client;
 pub mod nsqd;
 pub mod protocol;

@@ -42,6 +42,10 @@ struct CommonArgs {
     /// <addr>:<port> to connect to nsqd.
     #[arg(long, default_value = "127.0.0.1:4150")]
     nsqd_tcp_address: String,
+    /// <addr>:<port> of an nsqlookupd's HTTP API (repeatable): find the nsqd holding
+    /// `--topic` there instead of using `--nsqd-tcp-address`.
+    #[arg(long)]
+    lookupd_http_address: Vec<String>,
     /// Size of messages in bytes.
     #[arg(long, default_value_t = 200)]
     size: usize,
@@ -115,12 +119,35 @@ fn connections(common: &CommonArgs) -> usize {
     }
 }
 
+/// The nsqd to use: `--nsqd-tcp-address`, or the first nsqd a lookupd lists for the topic.
+async fn nsqd_address(common: &CommonArgs) -> Result<String, String> {
+    if common.lookupd_http_address.is_empty() {
+        return Ok(common.nsqd_tcp_address.clone());
+    }
+    let timeouts = nsq::http_client::HttpTimeouts {
+        connect: Duration::from_secs(2),
+        request: Duration::from_secs(5),
+    };
+    let found = nsq::client::lookup_nsqds(
+        &RealNet,
+        &common.lookupd_http_address,
+        &common.topic,
+        timeouts,
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    found
+        .into_iter()
+        .next()
+        .ok_or_else(|| format!("no nsqd holds topic {} in the lookupds", common.topic))
+}
+
 async fn run(mode: Mode) -> Result<Summary, String> {
     let net = Arc::new(RealNet);
     match mode {
         Mode::Writer(args) => {
             let config = WriterConfig {
-                address: args.common.nsqd_tcp_address.clone(),
+                address: nsqd_address(&args.common).await?,
                 topic: args.common.topic.clone(),
                 size: args.common.size,
                 batch_size: args.batch_size,
@@ -132,7 +159,7 @@ async fn run(mode: Mode) -> Result<Summary, String> {
         }
         Mode::Reader(args) => {
             let config = ReaderConfig {
-                address: args.common.nsqd_tcp_address.clone(),
+                address: nsqd_address(&args.common).await?,
                 topic: args.common.topic.clone(),
                 channel: args.channel,
                 size: args.common.size,

@@ -27,6 +27,9 @@ pub enum ClientError {
     /// The server closed the connection (possibly in the middle of a frame).
     #[error("connection closed by server")]
     Closed,
+    /// No nsqlookupd could be asked which nsqds hold a topic.
+    #[error("lookup failed: {0}")]
+    Lookup(String),
     /// A frame arrived that the current request cannot explain.
     #[error("unexpected frame: expected {expected}, got {got}")]
     UnexpectedFrame {

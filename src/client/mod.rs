@@ -11,6 +11,7 @@
 //!   automatic heartbeat answers. Use it directly for raw or pipelined traffic.
 //! - [`Producer`] (`producer.rs`): PUB, MPUB and DPUB, each waiting for its `OK`.
 //! - [`Consumer`] (`consumer.rs`): SUB, RDY, FIN, REQ, TOUCH, CLS and a message stream.
+//! - [`lookup_nsqds`] (`lookup.rs`): the nsqds holding a topic, asked of nsqlookupds.
 //! - [`ClientError`] (`error.rs`): everything that can go wrong, server errors included.
 //!
 //! Neither type runs a background task: heartbeats are answered only while the caller
@@ -19,6 +20,7 @@
 mod connection;
 mod consumer;
 mod error;
+mod lookup;
 mod producer;
 #[cfg(test)]
 mod test_server;
@@ -26,4 +28,5 @@ mod test_server;
 pub use connection::{Connection, ConnectionOptions, Frame, DEFAULT_MAX_FRAME_SIZE};
 pub use consumer::Consumer;
 pub use error::ClientError;
+pub use lookup::lookup_nsqds;
 pub use producer::Producer;

@@ -1,0 +1,101 @@
+//! A small HTTP/1.1 `GET` of a JSON answer over the `Env`'s network, with Go's
+//! `http_api.Client` timeouts and a bounded body: how nsqd asks lookupds for channels and
+//! how our clients ask them for producers, on real sockets and inside simulations alike.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty, Limited};
+use hyper::header::{ACCEPT, HOST};
+use hyper::{Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde::de::DeserializeOwned;
+use tokio::time::timeout;
+
+use crate::env::Net;
+
+/// Why a `GET` failed.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpGetError {
+    /// Connecting took longer than the connect timeout.
+    #[error("connect timeout")]
+    ConnectTimeout,
+    /// The request took longer than the request timeout.
+    #[error("request timeout")]
+    RequestTimeout,
+    /// The TCP connect failed.
+    #[error("connect failed - {0}")]
+    Connect(std::io::Error),
+    /// The HTTP exchange failed.
+    #[error("{0}")]
+    Http(String),
+    /// An answer other than 200.
+    #[error("got response {0}")]
+    Status(StatusCode),
+    /// The body was not the JSON expected.
+    #[error("bad body - {0}")]
+    Body(String),
+}
+
+/// The timeouts Go's `http_api.Client` uses.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpTimeouts {
+    /// `--http-client-connect-timeout`.
+    pub connect: Duration,
+    /// `--http-client-request-timeout`.
+    pub request: Duration,
+}
+
+/// `GET http://<addr><path_and_query>` and decodes a 200 answer of at most `body_max`
+/// bytes as `T`. Sends Go's `Accept: application/vnd.nsq; version=1.0`.
+pub async fn get_json<T: DeserializeOwned>(
+    net: &dyn Net,
+    addr: &str,
+    path_and_query: &str,
+    timeouts: HttpTimeouts,
+    body_max: usize,
+) -> Result<T, HttpGetError> {
+    let stream = timeout(timeouts.connect, net.connect_tcp(addr))
+        .await
+        .map_err(|_| HttpGetError::ConnectTimeout)?
+        .map_err(HttpGetError::Connect)?;
+    let request = Request::get(path_and_query)
+        .header(HOST, addr)
+        .header(ACCEPT, "application/vnd.nsq; version=1.0")
+        .body(Empty::<Bytes>::new())
+        .map_err(|e| HttpGetError::Http(e.to_string()))?;
+    let exchange = async {
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| HttpGetError::Http(e.to_string()))?;
+        // The connection drives the IO; it must never win the race below.
+        let drive = async {
+            let _ = connection.await;
+            std::future::pending::<()>().await
+        };
+        let ask = async {
+            let response = sender
+                .send_request(request)
+                .await
+                .map_err(|e| HttpGetError::Http(e.to_string()))?;
+            let status = response.status();
+            let body = Limited::new(response.into_body(), body_max)
+                .collect()
+                .await
+                .map_err(|e| HttpGetError::Http(e.to_string()))?
+                .to_bytes();
+            if status != StatusCode::OK {
+                return Err(HttpGetError::Status(status));
+            }
+            serde_json::from_slice(&body).map_err(|e| HttpGetError::Body(e.to_string()))
+        };
+        tokio::select! {
+            biased;
+            answer = ask => answer,
+            _ = drive => Err(HttpGetError::Http("connection ended".into())),
+        }
+    };
+    timeout(timeouts.request, exchange)
+        .await
+        .map_err(|_| HttpGetError::RequestTimeout)?
+}
