@@ -119,7 +119,10 @@ async fn ping_info_lookup_topics_channels_nodes_and_debug() {
         "Not Found",
         "TOPIC_NOT_FOUND",
     );
-    json_ok(&server.http("GET", "/topics").await, r#"{"topics":["golden"]}"#);
+    json_ok(
+        &server.http("GET", "/topics").await,
+        r#"{"topics":["golden"]}"#,
+    );
     json_ok(
         &server.http("GET", "/channels?topic=golden").await,
         r#"{"channels":["ch"]}"#,
@@ -180,7 +183,11 @@ async fn topic_create_and_delete() {
         "INVALID_ARG_TOPIC",
     );
     empty_ok(&server.http("POST", "/topic/delete?topic=lk_topic").await);
-    empty_ok(&server.http("POST", "/topic/delete?topic=never_existed").await);
+    empty_ok(
+        &server
+            .http("POST", "/topic/delete?topic=never_existed")
+            .await,
+    );
     json_error(
         &server.http("POST", "/topic/delete").await,
         400,
@@ -210,7 +217,12 @@ async fn channel_create_and_delete() {
             "INVALID_ARG_CHANNEL",
         ),
     ] {
-        json_error(&server.http("POST", path).await, 400, "Bad Request", message);
+        json_error(
+            &server.http("POST", path).await,
+            400,
+            "Bad Request",
+            message,
+        );
     }
     empty_ok(
         &server

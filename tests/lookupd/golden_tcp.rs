@@ -102,7 +102,8 @@ async fn identify_with_missing_fields_or_bad_json_is_fatal() {
     let server = start().await;
     let mut conn = server.conn().await;
     conn.send(&identify_raw(br#"{"hostname":"h"}"#)).await;
-    conn.expect_fatal("E_BAD_BODY IDENTIFY missing fields").await;
+    conn.expect_fatal("E_BAD_BODY IDENTIFY missing fields")
+        .await;
     let mut conn = server.conn().await;
     conn.send(&identify_raw(b"{bad")).await;
     conn.expect_fatal("E_BAD_BODY IDENTIFY failed to decode JSON body")

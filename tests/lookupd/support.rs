@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use nsq::env::{Clock, Env};
-use nsq::lookupd::{Lookupd, Options};
+use nsq::lookupd::Lookupd;
+pub use nsq::lookupd::Options;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -171,7 +172,13 @@ fn nodes_of(producers: &Value) -> Vec<String> {
         .as_array()
         .expect("producers array")
         .iter()
-        .map(|p| format!("{}:{}", p["broadcast_address"].as_str().unwrap(), p["http_port"]))
+        .map(|p| {
+            format!(
+                "{}:{}",
+                p["broadcast_address"].as_str().unwrap(),
+                p["http_port"]
+            )
+        })
         .collect()
 }
 
@@ -263,7 +270,10 @@ impl Conn {
         let read = timeout(WAIT, self.stream.read(&mut byte))
             .await
             .expect("the close in time");
-        assert!(matches!(read, Ok(0) | Err(_)), "expected a close, got {read:?}");
+        assert!(
+            matches!(read, Ok(0) | Err(_)),
+            "expected a close, got {read:?}"
+        );
     }
 
     /// Expects nothing to arrive for [`QUIET`], the connection still open.
