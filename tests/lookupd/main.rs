@@ -5,9 +5,11 @@
 //! - `golden_tcp`: every V1 session of `golden/lookupd.txt`, byte for byte.
 //! - `golden_http`: every HTTP exchange of `golden/lookupd.txt` (volatile values masked).
 //! - `lifecycle`: registrations appearing and going, tombstones, inactivity, disconnects.
+//! - `binary`: the `nsqlookupd` binary's `--help`, `--version` and bad flags.
 //! - `bad_input`: Go's errors and closes, and no harm to other producers.
 
 mod bad_input;
+mod binary;
 mod golden_http;
 mod golden_tcp;
 mod lifecycle;

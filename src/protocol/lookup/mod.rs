@@ -172,8 +172,10 @@ pub struct IdentifyBody {
 
 /// Decodes and checks an IDENTIFY body: Go's two errors, both fatal.
 pub fn parse_identify(body: &[u8]) -> Result<IdentifyBody, LookupError> {
-    let info: IdentifyBody = serde_json::from_slice(body)
+    // Go decodes `null` into an untouched struct, which then lacks every field.
+    let info: Option<IdentifyBody> = serde_json::from_slice(body)
         .map_err(|_| LookupError::bad_body("IDENTIFY failed to decode JSON body"))?;
+    let info = info.unwrap_or_default();
     if info.broadcast_address.is_empty()
         || info.tcp_port == 0
         || info.http_port == 0
@@ -291,6 +293,10 @@ mod tests {
         let good = br#"{"broadcast_address":"h","hostname":"h","http_port":1,"tcp_port":2,"version":"1.3.0","x":1}"#;
         let info = parse_identify(good).unwrap();
         assert_eq!((info.tcp_port, info.http_port), (2, 1));
+        assert_eq!(
+            parse_identify(b"null").unwrap_err().to_string(),
+            "E_BAD_BODY IDENTIFY missing fields"
+        );
         assert_eq!(
             parse_identify(br#"{"hostname":"h"}"#)
                 .unwrap_err()
