@@ -69,11 +69,8 @@ struct Conn {
     peer: Option<Arc<PeerInfo>>,
 }
 
-/// Why the command loop ended.
-enum End {
-    /// EOF, an IO error or a fatal error already answered.
-    Closed,
-}
+/// The command loop must end: the peer is gone, or a fatal error was answered.
+struct Closed;
 
 impl Conn {
     async fn run(&mut self, lookupd: &LookupdInner) {
@@ -119,19 +116,19 @@ impl Conn {
     }
 
     /// Sends a fatal error's frame; the loop ends after it.
-    async fn fail(&mut self, error: LookupError) -> Result<(), End> {
+    async fn fail(&mut self, error: LookupError) -> Result<(), Closed> {
         tracing::error!(client = %self.remote, %error, "client error");
         let _ = self.stream.get_mut().write_all(&error.to_frame()).await;
-        Err(End::Closed)
+        Err(Closed)
     }
 
-    async fn send(&mut self, data: &[u8]) -> Result<(), End> {
+    async fn send(&mut self, data: &[u8]) -> Result<(), Closed> {
         let stream = self.stream.get_mut();
         stream
             .write_all(&lookup::frame(data))
             .await
-            .map_err(|_| End::Closed)?;
-        stream.flush().await.map_err(|_| End::Closed)
+            .map_err(|_| Closed)?;
+        stream.flush().await.map_err(|_| Closed)
     }
 
     async fn exec(
