@@ -1,4 +1,4 @@
-//! nsq-rs: a faithful, faster re-implementation of NSQ's `nsqd` (and later `nsqlookupd`).
+//! nsq-rs: a faithful, faster re-implementation of NSQ's `nsqd` and `nsqlookupd`.
 //!
 //! # Layout
 //! - [`env`]: the seams (clock, network, files, randomness) every daemon goes through, so
@@ -8,16 +8,21 @@
 //! - [`nsqd`]: the nsqd daemon: options, topics, channels, queues, client connections,
 //!   the queue scan loop, the HTTP API and stats.
 //! - [`http_client`]: a bounded JSON `GET` over the seams (lookupd queries).
+//! - [`lookupd`]: the nsqlookupd daemon: the registration DB, the V1 TCP protocol and
+//!   its HTTP API.
+//! - [`http_common`]: the HTTP accept loop and Go's V1 response conventions both daemons use.
 //! - [`client`]: a small async producer/consumer used by tests, tools and benches.
 //! - [`go_time`]: Go's duration syntax (`time.ParseDuration`, `Duration.String`) and the
 //!   bench's `--deadline` layout, shared by nsqd's flags, config file and stats and the bench.
 //! - [`bench`]: the `nsq-bench` writer and reader (Go's bench_writer and bench_reader).
-//! - `bin/`: thin mains for `nsqd` and `nsq-bench`.
+//! - `bin/`: thin mains for `nsqd`, `nsqlookupd` and `nsq-bench`.
 
 pub mod bench;
 pub mod client;
 pub mod env;
 pub mod go_time;
 pub mod http_client;
+pub mod http_common;
+pub mod lookupd;
 pub mod nsqd;
 pub mod protocol;

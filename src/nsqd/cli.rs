@@ -11,10 +11,10 @@
 //! and [`unsupported_options`]; `go_values` is Go's value syntax (durations are in
 //! [`crate::go_time`]).
 
-mod config_file;
-mod flags;
-mod go_syntax;
-mod go_values;
+pub(crate) mod config_file;
+pub(crate) mod flags;
+pub(crate) mod go_syntax;
+pub(crate) mod go_values;
 mod validate;
 
 #[cfg(test)]

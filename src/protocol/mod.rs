@@ -9,6 +9,7 @@
 //! - [`identify`]: the IDENTIFY JSON, its validation and the negotiation answer.
 //! - [`names`]: topic and channel name rules.
 //! - [`guid`]: message ids in NSQ's snowflake layout.
+//! - [`lookup`]: nsqlookupd's V1 protocol (magic, commands, framing, errors).
 //! - [`error`]: NSQ's error codes and the text of an error frame.
 
 pub mod commands;
@@ -16,6 +17,7 @@ pub mod error;
 pub mod frame;
 pub mod guid;
 pub mod identify;
+pub mod lookup;
 pub mod message;
 pub mod names;
 

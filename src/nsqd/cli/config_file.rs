@@ -83,7 +83,7 @@ fn wrong_type(expected: &str, value: &Value) -> String {
     format!("expected {expected}, found {}", value.type_str())
 }
 
-fn toml_bool(value: &Value) -> Result<bool, String> {
+pub(crate) fn toml_bool(value: &Value) -> Result<bool, String> {
     match value {
         Value::Boolean(b) => Ok(*b),
         Value::String(s) => parse_go_bool(s).ok_or_else(|| format!("invalid boolean {s:?}")),
@@ -100,7 +100,7 @@ fn toml_int(value: &Value) -> Result<i64, String> {
 }
 
 /// A Go duration string, or an integer number of milliseconds (go-options' rule).
-fn toml_duration(value: &Value) -> Result<Duration, String> {
+pub(crate) fn toml_duration(value: &Value) -> Result<Duration, String> {
     match value {
         Value::String(s) => {
             let ns = parse_go_duration(s).map_err(|e| e.to_string())?;
@@ -118,7 +118,7 @@ fn toml_duration(value: &Value) -> Result<Duration, String> {
     }
 }
 
-fn toml_str(value: &Value) -> Result<&str, String> {
+pub(crate) fn toml_str(value: &Value) -> Result<&str, String> {
     value.as_str().ok_or_else(|| wrong_type("a string", value))
 }
 

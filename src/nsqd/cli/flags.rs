@@ -415,7 +415,7 @@ pub fn parse_port(text: &str) -> Result<u16, IntError> {
 }
 
 /// Go's `flag.Duration` says only "parse error"; a negative one gets its own reason.
-fn parse_flag_duration(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse_flag_duration(text: &str) -> Result<Duration, String> {
     let ns = parse_go_duration(text).map_err(|_| "parse error".to_string())?;
     // Go accepts negative durations; no nsqd option means anything by one.
     let ns = u64::try_from(ns).map_err(|_| "negative duration".to_string())?;
@@ -507,7 +507,7 @@ pub fn shown_default(target: Target, options: &mut Options) -> Option<String> {
 }
 
 /// Go's `lg.LogLevel.String()`.
-fn go_log_level_name(level: &str) -> &'static str {
+pub(crate) fn go_log_level_name(level: &str) -> &'static str {
     match level {
         "debug" => "DEBUG",
         "warn" => "WARNING",
@@ -523,21 +523,39 @@ pub fn render_usage(defaults: &Options) -> String {
     let mut options = defaults.clone();
     let mut out = String::from("Usage of nsqd:\n");
     for flag in FLAGS {
-        out.push_str("  -");
-        out.push_str(flag.name);
-        let type_name = flag.target.type_name();
-        if !type_name.is_empty() {
-            out.push(' ');
-            out.push_str(type_name);
-        }
-        out.push_str("\n    \t");
-        out.push_str(flag.usage);
-        if let Some(default) = shown_default(flag.target, &mut options) {
-            out.push_str(&default);
-        }
-        out.push('\n');
+        let default = shown_default(flag.target, &mut options);
+        push_usage_entry(
+            &mut out,
+            flag.name,
+            flag.target.type_name(),
+            flag.usage,
+            default.as_deref(),
+        );
     }
     out
+}
+
+/// One flag in `flag.PrintDefaults`' layout: `  -name type`, then 4 spaces, a tab, the
+/// usage and ` (default X)` when `default` is given (already formatted that way).
+pub(crate) fn push_usage_entry(
+    out: &mut String,
+    name: &str,
+    type_name: &str,
+    usage: &str,
+    default: Option<&str>,
+) {
+    out.push_str("  -");
+    out.push_str(name);
+    if !type_name.is_empty() {
+        out.push(' ');
+        out.push_str(type_name);
+    }
+    out.push_str("\n    \t");
+    out.push_str(usage);
+    if let Some(default) = default {
+        out.push_str(default);
+    }
+    out.push('\n');
 }
 
 #[cfg(test)]

@@ -27,9 +27,37 @@ pub enum Scan {
 /// Reads `args` (without the program name) as Go's `FlagSet.Parse` would. The error is
 /// the line Go prints before the usage text.
 pub fn scan(args: &[String]) -> Result<Scan, String> {
-    let mut occurrences = Vec::new();
     // Every value is parsed into a scratch copy as it is met, only to check it.
     let mut scratch = Options::default();
+    let found = scan_with(
+        args,
+        flags::find,
+        |flag| flag.target.is_bool(),
+        |flag, value| flags::set_from_text(flag.target, &mut scratch, value),
+    )?;
+    Ok(match found {
+        Some(pairs) => Scan::Flags(
+            pairs
+                .into_iter()
+                .map(|(flag, value)| Occurrence { flag, value })
+                .collect(),
+        ),
+        None => Scan::Help,
+    })
+}
+
+/// Go's `FlagSet.Parse` over any flag table, so nsqd and nsqlookupd share one parser:
+/// `find` looks a name up, `is_bool` says whether the flag stands alone, `check` parses a
+/// value (its error is the reason in Go's message). `None` means help was asked for;
+/// otherwise the flags met, in command-line order, with their values (`"true"` for a
+/// boolean given bare).
+pub fn scan_with<F: Copy>(
+    args: &[String],
+    find: impl Fn(&str) -> Option<F>,
+    is_bool: impl Fn(F) -> bool,
+    mut check: impl FnMut(F, &str) -> Result<(), String>,
+) -> Result<Option<Vec<(F, String)>>, String> {
+    let mut occurrences = Vec::new();
     let mut rest = args;
     while let Some((arg, after)) = rest.split_first() {
         rest = after;
@@ -41,15 +69,15 @@ pub fn scan(args: &[String]) -> Result<Scan, String> {
             Some((name, value)) => (name, Some(value)),
             None => (name_and_value, None),
         };
-        let Some(flag) = flags::find(name) else {
+        let Some(flag) = find(name) else {
             if name == "help" || name == "h" {
-                return Ok(Scan::Help);
+                return Ok(None);
             }
             return Err(format!("flag provided but not defined: -{name}"));
         };
-        let value = if flag.target.is_bool() {
+        let value = if is_bool(flag) {
             let value = inline_value.unwrap_or("true");
-            flags::set_from_text(flag.target, &mut scratch, value).map_err(|reason| {
+            check(flag, value).map_err(|reason| {
                 format!(
                     "invalid boolean value {} for -{name}: {reason}",
                     go_quote(value)
@@ -65,7 +93,7 @@ pub fn scan(args: &[String]) -> Result<Scan, String> {
                 }
                 (None, None) => return Err(format!("flag needs an argument: -{name}")),
             };
-            flags::set_from_text(flag.target, &mut scratch, value).map_err(|reason| {
+            check(flag, value).map_err(|reason| {
                 format!(
                     "invalid value {} for flag -{name}: {reason}",
                     go_quote(value)
@@ -73,12 +101,9 @@ pub fn scan(args: &[String]) -> Result<Scan, String> {
             })?;
             value
         };
-        occurrences.push(Occurrence {
-            flag,
-            value: value.to_string(),
-        });
+        occurrences.push((flag, value.to_string()));
     }
-    Ok(Scan::Flags(occurrences))
+    Ok(Some(occurrences))
 }
 
 /// An argument read as a flag.

@@ -20,66 +20,25 @@ mod publish;
 mod respond;
 mod status;
 
-use std::collections::BTreeMap;
-use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::Duration;
 
 use hyper::body::Incoming;
 use hyper::{Method, Request, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
 
 use super::NsqdInner;
 use crate::env::Listener;
 use admin::{ChannelOp, TopicOp};
 use respond::{error, method_not_allowed, plain, HttpResponse};
 
-/// How long an open HTTP exchange may take to finish once nsqd is exiting.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
-
 /// Serves HTTP until shutdown.
 pub(crate) async fn serve(nsqd: Arc<NsqdInner>, listener: Box<dyn Listener>) {
-    loop {
-        let accepted = tokio::select! {
-            biased;
-            _ = nsqd.shutdown.cancelled() => break,
-            accepted = listener.accept() => accepted,
-        };
-        let (stream, _peer) = match accepted {
-            Ok(accepted) => accepted,
-            Err(error) => {
-                tracing::warn!(%error, "HTTP accept failed");
-                tokio::time::sleep(Duration::from_millis(10)).await;
-                continue;
-            }
-        };
-        let nsqd_for_conn = nsqd.clone();
-        let shutdown = nsqd.shutdown.clone();
-        nsqd.tasks.spawn(async move {
-            let service = hyper::service::service_fn(move |request| {
-                let nsqd = nsqd_for_conn.clone();
-                async move { Ok::<_, Infallible>(route(&nsqd, request).await) }
-            });
-            let mut builder = hyper::server::conn::http1::Builder::new();
-            builder
-                .timer(TokioTimer::new())
-                .header_read_timeout(Duration::from_secs(10))
-                // Go writes header names in canonical form (`X-Nsq-Content-Type`).
-                .title_case_headers(true)
-                .auto_date_header(false);
-            let connection = builder.serve_connection(TokioIo::new(stream), service);
-            tokio::pin!(connection);
-            tokio::select! {
-                biased;
-                _ = shutdown.cancelled() => connection.as_mut().graceful_shutdown(),
-                _ = connection.as_mut() => return,
-            }
-            // A request still being read or answered gets a moment to finish; a peer
-            // that trickles its body must not hold up the exit.
-            let _ = tokio::time::timeout(SHUTDOWN_GRACE, connection).await;
-        });
-    }
-    tracing::info!("HTTP: closing listener");
+    let shutdown = nsqd.shutdown.clone();
+    let tasks = nsqd.tasks.clone();
+    crate::http_common::serve(listener, shutdown, tasks, move |request| {
+        let nsqd = nsqd.clone();
+        async move { route(&nsqd, request).await }
+    })
+    .await
 }
 
 /// What a route runs.
@@ -174,22 +133,12 @@ impl Route {
 
     /// httprouter's `Allow`: the route's methods and OPTIONS, sorted.
     fn allow(&self) -> String {
-        let mut methods: Vec<&str> = self.methods.iter().map(|(m, _)| *m).collect();
-        methods.push("OPTIONS");
-        methods.sort_unstable();
-        methods.join(", ")
+        let methods: Vec<&str> = self.methods.iter().map(|(m, _)| *m).collect();
+        crate::http_common::allow_header(&methods)
     }
 }
 
-/// Query parameters as Go's `url.ParseQuery` reads them.
-#[derive(Debug, Default)]
-pub(super) struct Query {
-    /// Each key's first value (Go's `Get`).
-    pub(super) params: BTreeMap<String, String>,
-    /// Go's parse would fail (a `;` in a pair or a bad `%` escape); the admin endpoints
-    /// then answer INVALID_REQUEST.
-    pub(super) malformed: bool,
-}
+pub(super) use crate::http_common::{parse_query, Query};
 
 async fn route(nsqd: &NsqdInner, request: Request<Incoming>) -> HttpResponse {
     let path = request.uri().path().to_string();
@@ -225,36 +174,6 @@ async fn route(nsqd: &NsqdInner, request: Request<Incoming>) -> HttpResponse {
     }
 }
 
-/// Parses a query string; the first value of a repeated key wins, as Go's `Get` does.
-fn parse_query(query: &str) -> Query {
-    let mut params = BTreeMap::new();
-    for (key, value) in form_urlencoded::parse(query.as_bytes()) {
-        params
-            .entry(key.into_owned())
-            .or_insert_with(|| value.into_owned());
-    }
-    Query {
-        params,
-        malformed: !go_parses_query(query),
-    }
-}
-
-/// Whether Go's `url.ParseQuery` accepts `query`: no `;` inside a pair and every `%`
-/// followed by two hex digits.
-fn go_parses_query(query: &str) -> bool {
-    query.split('&').all(|pair| {
-        if pair.contains(';') {
-            return false;
-        }
-        let bytes = pair.as_bytes();
-        bytes.iter().enumerate().all(|(i, b)| {
-            *b != b'%'
-                || (bytes.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
-                    && bytes.get(i + 2).is_some_and(u8::is_ascii_hexdigit))
-        })
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -288,16 +207,5 @@ mod tests {
         ] {
             assert!(find(path).is_none(), "{path}");
         }
-    }
-
-    #[test]
-    fn malformed_queries_are_those_go_refuses() {
-        for good in ["", "topic=t", "a=%41&b=+", "&&x", "k"] {
-            assert!(!parse_query(good).malformed, "{good}");
-        }
-        for bad in ["topic=t;x", "a=%4", "a=%zz", "%=1"] {
-            assert!(parse_query(bad).malformed, "{bad}");
-        }
-        assert_eq!(parse_query("topic=a&topic=b").params["topic"], "a");
     }
 }

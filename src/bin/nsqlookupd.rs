@@ -1,0 +1,130 @@
+//! The `nsqlookupd` binary: Go nsqlookupd's command line and exit codes around
+//! [`nsq::lookupd::Lookupd`].
+//!
+//! Parse flags and config (help and version exit 0, a bad command line exits 2), set up
+//! logging, start, serve until SIGINT or SIGTERM, shut down, exit 0. Any startup failure
+//! prints one `FATAL` line and exits 1.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use nsq::env::Env;
+use nsq::lookupd::cli::{self, CliAction, CliError};
+use nsq::lookupd::{Lookupd, Options};
+use tokio::signal::unix::{signal, SignalKind};
+use tracing::level_filters::LevelFilter;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args_os()
+        .skip(1)
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let options = match cli::parse_args(args) {
+        Ok(CliAction::Run(options)) => *options,
+        Ok(CliAction::Help(text)) => {
+            eprint!("{text}");
+            return ExitCode::SUCCESS;
+        }
+        Ok(CliAction::Version(line)) => {
+            println!("{line}");
+            return ExitCode::SUCCESS;
+        }
+        Err(err) => return report(&err),
+    };
+    init_logging(&options);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => return fatal(&format!("failed to start the tokio runtime - {e}")),
+    };
+    runtime.block_on(serve(options))
+}
+
+/// Starts nsqlookupd and serves until a signal (exit 0) or until it fails (exit 1).
+async fn serve(options: Options) -> ExitCode {
+    let mut interrupt = match signal(SignalKind::interrupt()) {
+        Ok(s) => s,
+        Err(e) => return fatal(&format!("failed to watch SIGINT - {e}")),
+    };
+    let mut terminate = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => return fatal(&format!("failed to watch SIGTERM - {e}")),
+    };
+    let lookupd = match Lookupd::new(options, Env::real()).await {
+        Ok(lookupd) => lookupd,
+        Err(e) => return fatal(&format!("failed to instantiate nsqlookupd - {e}")),
+    };
+    let server = lookupd.clone();
+    let mut running = tokio::spawn(async move { server.run().await });
+    let finished_early = tokio::select! {
+        biased;
+        _ = interrupt.recv() => None,
+        _ = terminate.recv() => None,
+        result = &mut running => Some(result),
+    };
+    lookupd.shutdown().await;
+    let result = match finished_early {
+        Some(result) => result,
+        None => running.await,
+    };
+    match result {
+        Ok(Ok(())) => ExitCode::SUCCESS,
+        Ok(Err(e)) => fatal(&e.to_string()),
+        Err(e) => fatal(&format!("nsqlookupd task failed - {e}")),
+    }
+}
+
+/// Prints a parse error as Go does and picks Go's exit status.
+fn report(err: &CliError) -> ExitCode {
+    match err {
+        CliError::Usage { .. } => {
+            eprint!("{err}");
+            ExitCode::from(err.exit_code())
+        }
+        _ => fatal(&err.to_string()),
+    }
+}
+
+/// One fatal line on stderr (Go's `[nsqlookupd] FATAL: ...`), exit 1.
+fn fatal(message: &str) -> ExitCode {
+    eprintln!("[nsqlookupd] FATAL: {message}");
+    ExitCode::from(1)
+}
+
+/// Logs to stderr at `--log-level`, every line starting with `--log-prefix` as in Go.
+fn init_logging(options: &Options) {
+    let level = match options.log_level.as_str() {
+        "debug" => LevelFilter::DEBUG,
+        "warn" => LevelFilter::WARN,
+        "error" | "fatal" => LevelFilter::ERROR,
+        _ => LevelFilter::INFO,
+    };
+    let prefix = options.log_prefix.clone();
+    tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_max_level(level)
+        .with_writer(move || PrefixedStderr {
+            prefix: prefix.clone(),
+        })
+        .init();
+}
+
+/// Stderr with a prefix before each write; the fmt layer writes one event per call.
+struct PrefixedStderr {
+    prefix: String,
+}
+
+impl Write for PrefixedStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let mut stderr = std::io::stderr().lock();
+        stderr.write_all(self.prefix.as_bytes())?;
+        stderr.write_all(buf)?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}
