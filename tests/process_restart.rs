@@ -63,7 +63,16 @@ async fn publish_until_killed(addr: String, publisher: usize, acked: Arc<Mutex<V
     };
     for i in 0.. {
         let body = Bytes::from(format!("p{publisher}-m{i}"));
-        if producer.publish("crash", body.clone()).await.is_err() {
+        // Every tenth is deferred for a minute: acknowledged, it must survive too (after
+        // the crash it comes without the rest of its delay, as from Go's disk queue).
+        let published = if i % 10 == 9 {
+            producer
+                .deferred_publish("crash", 60_000, body.clone())
+                .await
+        } else {
+            producer.publish("crash", body.clone()).await
+        };
+        if published.is_err() {
             return;
         }
         acked.lock().expect("lock").push(body);

@@ -43,6 +43,9 @@ struct ChannelState {
     clients: BTreeMap<u64, ClientRef>,
     paused: bool,
     exiting: bool,
+    /// Deferred messages written to the disk queue (a memory-less channel keeps even
+    /// those on disk), with when each is due: read back early, they wait in `deferred`.
+    deferred_on_disk: rustc_hash::FxHashMap<MessageId, i64>,
 }
 
 /// A snapshot of a channel's numbers for `/stats`.
@@ -169,10 +172,20 @@ impl Channel {
     }
 
     /// Puts a message from the topic that must wait `defer_ms` first.
-    pub fn put_deferred(&self, message: Message, due_ns: i64) {
+    /// With `--mem-queue-size=0` the message goes to the disk queue like every other one,
+    /// so an acknowledged DPUB survives a crash; it is returned for the caller to write,
+    /// and its due time is remembered so it waits when read back (a crash forgets the
+    /// delay, as Go's disk queue does, but not the message).
+    pub fn put_deferred(&self, message: Message, due_ns: i64) -> Option<Message> {
         self.message_count.fetch_add(1, Ordering::Relaxed);
+        let mut state = self.state.lock();
+        if self.mem_queue_size == 0 && self.backend.is_some() {
+            state.deferred_on_disk.insert(message.id, due_ns);
+            return Some(message);
+        }
         // An id collision is impossible for a fresh message: ids are unique per topic.
-        let _ = self.state.lock().deferred.push(message, due_ns);
+        let _ = state.deferred.push(message, due_ns);
+        None
     }
 
     /// Hands up to `max` messages to `client`, recording them as in flight until
@@ -233,6 +246,13 @@ impl Channel {
         let mut state = self.state.lock();
         let deadline = now_ns.saturating_add(msg_timeout_ns);
         for message in messages {
+            if let Some(due_ns) = state.deferred_on_disk.remove(&message.id) {
+                if due_ns > now_ns {
+                    // Not due yet: it waits in memory, still held on disk.
+                    let _ = state.deferred.push(message, due_ns);
+                    continue;
+                }
+            }
             if keep() {
                 self.start_in_flight(&mut state, message, client.id, now_ns, deadline, out);
             } else {
@@ -481,6 +501,7 @@ impl Channel {
             state.memory.clear();
             state.in_flight.drain();
             state.deferred.drain();
+            state.deferred_on_disk.clear();
             state.clients.values().cloned().collect()
         };
         for client in clients {

@@ -524,12 +524,18 @@ fn fan_out(
     now_ns: i64,
 ) -> Vec<DiskWrite> {
     if defer_ns > 0 {
-        for message in messages {
-            for channel in channels.values() {
-                channel.put_deferred(message.clone(), now_ns.saturating_add(defer_ns));
+        let due_ns = now_ns.saturating_add(defer_ns);
+        let mut writes = Vec::new();
+        for channel in channels.values() {
+            let to_disk: Vec<Message> = messages
+                .iter()
+                .filter_map(|message| channel.put_deferred(message.clone(), due_ns))
+                .collect();
+            if let (false, Some(backend)) = (to_disk.is_empty(), channel.backend()) {
+                writes.push((backend.clone(), Some(channel.clone()), to_disk));
             }
         }
-        return Vec::new();
+        return writes;
     }
     let count = channels.len();
     let mut messages = Some(messages);

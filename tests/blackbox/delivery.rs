@@ -265,6 +265,35 @@ async fn dpub_is_not_delivered_before_its_defer() {
     server.stop().await;
 }
 
+/// With `--mem-queue-size=0` a DPUB goes to disk (so it survives a crash) yet still
+/// waits for its time once read back.
+#[tokio::test]
+async fn dpub_through_disk_still_waits_for_its_defer() {
+    let server = start_with(Options {
+        mem_queue_size: 0,
+        ..fast_options()
+    })
+    .await;
+    let mut sub = server.subscriber("dpub0", "ch", 1).await;
+    let mut producer = server.conn().await;
+    producer
+        .send(b"DPUB dpub0 500\n\x00\x00\x00\x05later")
+        .await;
+    producer.expect_ok().await;
+    let published = Instant::now();
+    sub.expect_quiet_for(Duration::from_millis(400)).await;
+    let channel = server.channel_stats("dpub0", "ch").await;
+    assert_eq!(channel["deferred_count"], 1, "{channel}");
+    let msg = sub.message().await;
+    let waited = published.elapsed();
+    assert!(
+        waited >= Duration::from_millis(480),
+        "came after {waited:?}"
+    );
+    assert_eq!((msg.attempts, &msg.body[..]), (1, &b"later"[..]));
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn fin_of_another_clients_message_fails_without_closing() {
     let server = start().await;
