@@ -15,10 +15,12 @@
 //! - [`go_time`]: Go's duration syntax (`time.ParseDuration`, `Duration.String`) and the
 //!   bench's `--deadline` layout, shared by nsqd's flags, config file and stats and the bench.
 //! - [`bench`]: the `nsq-bench` writer and reader (Go's bench_writer and bench_reader).
+//! - [`daemon`]: what the daemon binaries share: Go-style logging and the exit signals.
 //! - `bin/`: thin mains for `nsqd`, `nsqlookupd` and `nsq-bench`.
 
 pub mod bench;
 pub mod client;
+pub mod daemon;
 pub mod env;
 pub mod go_time;
 pub mod http_client;

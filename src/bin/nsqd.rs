@@ -4,19 +4,14 @@
 //! logging, start nsqd, serve until SIGINT or SIGTERM, shut down gracefully, exit 0. Any
 //! startup failure prints one `FATAL` line and exits 1.
 
-use std::io::Write;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use nsq::daemon::{init_logging, level_filter, ExitSignals, LogFilterHandle};
 use nsq::env::Env;
 use nsq::nsqd::cli::{self, CliAction, CliError};
 use nsq::nsqd::runtime_options::LogLevel;
 use nsq::nsqd::{Nsqd, Options};
-use tokio::signal::unix::{signal, SignalKind};
-use tracing::level_filters::LevelFilter;
-use tracing_subscriber::layer::SubscriberExt;
-use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::{reload, Registry};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args_os()
@@ -44,7 +39,7 @@ fn main() -> ExitCode {
         Ok(options) => options,
         Err(message) => return fatal(&message),
     };
-    let log_filter = init_logging(&options);
+    let log_filter = init_logging(&options.log_level, &options.log_prefix);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -57,13 +52,9 @@ fn main() -> ExitCode {
 
 /// Starts nsqd and serves until a signal (exit 0) or until it fails (exit 1).
 async fn serve(options: Options, log_filter: LogFilterHandle) -> ExitCode {
-    let mut interrupt = match signal(SignalKind::interrupt()) {
-        Ok(s) => s,
-        Err(e) => return fatal(&format!("failed to watch SIGINT - {e}")),
-    };
-    let mut terminate = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(e) => return fatal(&format!("failed to watch SIGTERM - {e}")),
+    let mut signals = match ExitSignals::watch() {
+        Ok(signals) => signals,
+        Err(e) => return fatal(&format!("failed to watch SIGINT/SIGTERM - {e}")),
     };
     let nsqd = match Nsqd::new(options, Env::real()).await {
         Ok(nsqd) => nsqd,
@@ -78,8 +69,7 @@ async fn serve(options: Options, log_filter: LogFilterHandle) -> ExitCode {
     let mut running = tokio::spawn(async move { server.run().await });
     let finished_early = tokio::select! {
         biased;
-        _ = interrupt.recv() => None,
-        _ = terminate.recv() => None,
+        _ = signals.recv() => None,
         result = &mut running => Some(result),
     };
     if let Some(result) = finished_early {
@@ -127,53 +117,4 @@ fn report(err: &CliError) -> ExitCode {
 fn fatal(message: &str) -> ExitCode {
     eprintln!("[nsqd] FATAL: {message}");
     ExitCode::from(1)
-}
-
-/// Changes the level of the installed log filter (`PUT /config/log_level`).
-type LogFilterHandle = reload::Handle<LevelFilter, Registry>;
-
-/// Logs to stderr at `--log-level`, every line starting with `--log-prefix` as in Go. The
-/// level sits behind a reload layer so `PUT /config/log_level` can change it.
-fn init_logging(options: &Options) -> LogFilterHandle {
-    let (filter, handle) = reload::Layer::new(level_filter(&options.log_level));
-    let prefix = options.log_prefix.clone();
-    let output = tracing_subscriber::fmt::layer()
-        .with_ansi(false)
-        .with_writer(move || PrefixedStderr {
-            prefix: prefix.clone(),
-        });
-    tracing_subscriber::registry()
-        .with(filter)
-        .with(output)
-        .init();
-    handle
-}
-
-/// The tracing filter for a Go level name (`fatal` keeps errors too: tracing has no level
-/// above error).
-fn level_filter(level: &str) -> LevelFilter {
-    match level {
-        "debug" => LevelFilter::DEBUG,
-        "warn" => LevelFilter::WARN,
-        "error" | "fatal" => LevelFilter::ERROR,
-        _ => LevelFilter::INFO,
-    }
-}
-
-/// Stderr with a prefix before each write; the fmt layer writes one event per call.
-struct PrefixedStderr {
-    prefix: String,
-}
-
-impl Write for PrefixedStderr {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let mut stderr = std::io::stderr().lock();
-        stderr.write_all(self.prefix.as_bytes())?;
-        stderr.write_all(buf)?;
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        std::io::stderr().flush()
-    }
 }

@@ -5,14 +5,12 @@
 //! logging, start, serve until SIGINT or SIGTERM, shut down, exit 0. Any startup failure
 //! prints one `FATAL` line and exits 1.
 
-use std::io::Write;
 use std::process::ExitCode;
 
+use nsq::daemon::{init_logging, ExitSignals};
 use nsq::env::Env;
 use nsq::lookupd::cli::{self, CliAction, CliError};
 use nsq::lookupd::{Lookupd, Options};
-use tokio::signal::unix::{signal, SignalKind};
-use tracing::level_filters::LevelFilter;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args_os()
@@ -31,7 +29,7 @@ fn main() -> ExitCode {
         }
         Err(err) => return report(&err),
     };
-    init_logging(&options);
+    let _log_filter = init_logging(&options.log_level, &options.log_prefix);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -44,13 +42,9 @@ fn main() -> ExitCode {
 
 /// Starts nsqlookupd and serves until a signal (exit 0) or until it fails (exit 1).
 async fn serve(options: Options) -> ExitCode {
-    let mut interrupt = match signal(SignalKind::interrupt()) {
-        Ok(s) => s,
-        Err(e) => return fatal(&format!("failed to watch SIGINT - {e}")),
-    };
-    let mut terminate = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(e) => return fatal(&format!("failed to watch SIGTERM - {e}")),
+    let mut signals = match ExitSignals::watch() {
+        Ok(signals) => signals,
+        Err(e) => return fatal(&format!("failed to watch SIGINT/SIGTERM - {e}")),
     };
     let lookupd = match Lookupd::new(options, Env::real()).await {
         Ok(lookupd) => lookupd,
@@ -60,8 +54,7 @@ async fn serve(options: Options) -> ExitCode {
     let mut running = tokio::spawn(async move { server.run().await });
     let finished_early = tokio::select! {
         biased;
-        _ = interrupt.recv() => None,
-        _ = terminate.recv() => None,
+        _ = signals.recv() => None,
         result = &mut running => Some(result),
     };
     lookupd.shutdown().await;
@@ -91,40 +84,4 @@ fn report(err: &CliError) -> ExitCode {
 fn fatal(message: &str) -> ExitCode {
     eprintln!("[nsqlookupd] FATAL: {message}");
     ExitCode::from(1)
-}
-
-/// Logs to stderr at `--log-level`, every line starting with `--log-prefix` as in Go.
-fn init_logging(options: &Options) {
-    let level = match options.log_level.as_str() {
-        "debug" => LevelFilter::DEBUG,
-        "warn" => LevelFilter::WARN,
-        "error" | "fatal" => LevelFilter::ERROR,
-        _ => LevelFilter::INFO,
-    };
-    let prefix = options.log_prefix.clone();
-    tracing_subscriber::fmt()
-        .with_ansi(false)
-        .with_max_level(level)
-        .with_writer(move || PrefixedStderr {
-            prefix: prefix.clone(),
-        })
-        .init();
-}
-
-/// Stderr with a prefix before each write; the fmt layer writes one event per call.
-struct PrefixedStderr {
-    prefix: String,
-}
-
-impl Write for PrefixedStderr {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let mut stderr = std::io::stderr().lock();
-        stderr.write_all(self.prefix.as_bytes())?;
-        stderr.write_all(buf)?;
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        std::io::stderr().flush()
-    }
 }
