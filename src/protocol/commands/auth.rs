@@ -3,8 +3,7 @@
 use bytes::{BufMut, BytesMut};
 
 use super::{
-    incomplete_body, put_sized, read_i32, take_body, ClientState, Command, Decoded, ErrorCode,
-    Line, ParseContext, ParseError,
+    checked_body, put_sized, ClientState, Command, Decoded, Line, ParseContext, ParseError,
 };
 
 /// The checks up to reading the body; "already set", "disabled" and the auth server's
@@ -20,29 +19,10 @@ pub(super) fn parse(
     if line.count != 1 {
         return Err(ParseError::invalid("AUTH invalid number of parameters"));
     }
-    let Some(size) = read_i32(src, line.len) else {
-        return Ok(Decoded::Incomplete {
-            needed: line.len + 4,
-        });
+    let secret = match checked_body("AUTH", line, src, ctx.limits.max_body_size)? {
+        Ok(secret) => secret,
+        Err(incomplete) => return Ok(incomplete),
     };
-    let max = ctx.limits.max_body_size;
-    if i64::from(size) > max {
-        return Err(ParseError::new(
-            ErrorCode::BadBody,
-            format!("AUTH body too big {size} > {max}"),
-        ));
-    }
-    if size <= 0 {
-        return Err(ParseError::new(
-            ErrorCode::BadBody,
-            format!("AUTH invalid body size {size}"),
-        ));
-    }
-    let len = size as usize;
-    if let Some(incomplete) = incomplete_body(src, line, len) {
-        return Ok(incomplete);
-    }
-    let secret = take_body(src, line, len);
     Ok(Decoded::Complete(Command::Auth { secret }))
 }
 

@@ -3,8 +3,7 @@
 use bytes::{BufMut, BytesMut};
 
 use super::{
-    incomplete_body, put_sized, read_i32, take_body, ClientState, Command, Decoded, ErrorCode,
-    Line, ParseContext, ParseError,
+    checked_body, put_sized, ClientState, Command, Decoded, Line, ParseContext, ParseError,
 };
 
 /// Go checks "too big" before "<= 0" here (PUB does the opposite).
@@ -16,29 +15,10 @@ pub(super) fn parse(
     if ctx.state != ClientState::Init {
         return Err(ParseError::invalid("cannot IDENTIFY in current state"));
     }
-    let Some(size) = read_i32(src, line.len) else {
-        return Ok(Decoded::Incomplete {
-            needed: line.len + 4,
-        });
+    let body = match checked_body("IDENTIFY", line, src, ctx.limits.max_body_size)? {
+        Ok(body) => body,
+        Err(incomplete) => return Ok(incomplete),
     };
-    let max = ctx.limits.max_body_size;
-    if i64::from(size) > max {
-        return Err(ParseError::new(
-            ErrorCode::BadBody,
-            format!("IDENTIFY body too big {size} > {max}"),
-        ));
-    }
-    if size <= 0 {
-        return Err(ParseError::new(
-            ErrorCode::BadBody,
-            format!("IDENTIFY invalid body size {size}"),
-        ));
-    }
-    let len = size as usize;
-    if let Some(incomplete) = incomplete_body(src, line, len) {
-        return Ok(incomplete);
-    }
-    let body = take_body(src, line, len);
     Ok(Decoded::Complete(Command::Identify { body }))
 }
 

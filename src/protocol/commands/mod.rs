@@ -368,6 +368,38 @@ fn incomplete_body(src: &[u8], line: &Line, len: usize) -> Option<Decoded> {
 }
 
 /// Consumes the line, the size and the body (checked complete) and returns the body.
+/// The body of IDENTIFY and AUTH, checked in Go's order for those two ("too big"
+/// before "<= 0", both E_BAD_BODY): `Ok(Err(..))` while it is not all buffered.
+fn checked_body(
+    name: &str,
+    line: &Line,
+    src: &mut BytesMut,
+    max_body_size: i64,
+) -> Result<Result<Bytes, Decoded>, ParseError> {
+    let Some(size) = read_i32(src, line.len) else {
+        return Ok(Err(Decoded::Incomplete {
+            needed: line.len + 4,
+        }));
+    };
+    if i64::from(size) > max_body_size {
+        return Err(ParseError::new(
+            ErrorCode::BadBody,
+            format!("{name} body too big {size} > {max_body_size}"),
+        ));
+    }
+    if size <= 0 {
+        return Err(ParseError::new(
+            ErrorCode::BadBody,
+            format!("{name} invalid body size {size}"),
+        ));
+    }
+    let len = size as usize;
+    if let Some(incomplete) = incomplete_body(src, line, len) {
+        return Ok(Err(incomplete));
+    }
+    Ok(Ok(take_body(src, line, len)))
+}
+
 fn take_body(src: &mut BytesMut, line: &Line, len: usize) -> Bytes {
     src.advance(line.len + 4);
     src.split_to(len).freeze()
