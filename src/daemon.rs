@@ -83,3 +83,21 @@ impl ExitSignals {
         }
     }
 }
+
+/// One fatal line on stderr, as Go's `[<daemon>] FATAL: ...`; exit status 1.
+pub fn fatal(daemon: &str, message: &str) -> std::process::ExitCode {
+    eprintln!("[{daemon}] FATAL: {message}");
+    std::process::ExitCode::from(1)
+}
+
+/// Prints a command-line failure as Go does (a usage error as it is, anything else as a
+/// fatal line) and returns Go's exit status.
+pub fn report(daemon: &str, err: &crate::nsqd::cli::CliError) -> std::process::ExitCode {
+    match err {
+        crate::nsqd::cli::CliError::Usage { .. } => {
+            eprint!("{err}");
+            std::process::ExitCode::from(err.exit_code())
+        }
+        _ => fatal(daemon, &err.to_string()),
+    }
+}

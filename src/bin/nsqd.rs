@@ -7,7 +7,7 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use nsq::daemon::{init_logging, level_filter, ExitSignals, LogFilterHandle};
+use nsq::daemon::{self, init_logging, level_filter, ExitSignals, LogFilterHandle};
 use nsq::env::Env;
 use nsq::nsqd::cli::{self, CliAction, CliError};
 use nsq::nsqd::runtime_options::LogLevel;
@@ -102,19 +102,12 @@ fn with_data_path(mut options: Options) -> Result<Options, String> {
     Ok(options)
 }
 
-/// Prints a parse error as Go does and picks Go's exit status.
+/// Go's exit for a command-line failure.
 fn report(err: &CliError) -> ExitCode {
-    match err {
-        CliError::Usage { .. } => {
-            eprint!("{err}");
-            ExitCode::from(err.exit_code())
-        }
-        _ => fatal(&err.to_string()),
-    }
+    daemon::report("nsqd", err)
 }
 
-/// One fatal line on stderr (Go's `[nsqd] FATAL: ...`), exit 1.
+/// One fatal line (Go's `[nsqd] FATAL: ...`), exit 1.
 fn fatal(message: &str) -> ExitCode {
-    eprintln!("[nsqd] FATAL: {message}");
-    ExitCode::from(1)
+    daemon::fatal("nsqd", message)
 }

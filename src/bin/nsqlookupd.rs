@@ -7,7 +7,7 @@
 
 use std::process::ExitCode;
 
-use nsq::daemon::{init_logging, ExitSignals};
+use nsq::daemon::{self, init_logging, ExitSignals};
 use nsq::env::Env;
 use nsq::lookupd::cli::{self, CliAction, CliError};
 use nsq::lookupd::{Lookupd, Options};
@@ -69,19 +69,12 @@ async fn serve(options: Options) -> ExitCode {
     }
 }
 
-/// Prints a parse error as Go does and picks Go's exit status.
+/// Go's exit for a command-line failure.
 fn report(err: &CliError) -> ExitCode {
-    match err {
-        CliError::Usage { .. } => {
-            eprint!("{err}");
-            ExitCode::from(err.exit_code())
-        }
-        _ => fatal(&err.to_string()),
-    }
+    daemon::report("nsqlookupd", err)
 }
 
-/// One fatal line on stderr (Go's `[nsqlookupd] FATAL: ...`), exit 1.
+/// One fatal line (Go's `[nsqlookupd] FATAL: ...`), exit 1.
 fn fatal(message: &str) -> ExitCode {
-    eprintln!("[nsqlookupd] FATAL: {message}");
-    ExitCode::from(1)
+    daemon::fatal("nsqlookupd", message)
 }

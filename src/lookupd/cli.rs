@@ -15,55 +15,11 @@ use crate::nsqd::cli::go_values::{go_quote, parse_go_bool};
 use crate::nsqd::cli::ConfigError;
 
 /// What the command line asks the binary to do.
-#[derive(Debug, Clone, PartialEq)]
-pub enum CliAction {
-    /// Start nsqlookupd with these options.
-    Run(Box<Options>),
-    /// `-h`/`--help`: print this text to stderr and exit 0.
-    Help(String),
-    /// `--version`: print this line to stdout and exit 0.
-    Version(String),
-}
+pub type CliAction = crate::nsqd::cli::CliAction<Options>;
 
-/// Why nsqlookupd will not start. Print a [`CliError::Usage`] to stderr as it is; the
-/// others as one fatal line. Exit with [`CliError::exit_code`].
-#[derive(Debug, thiserror::Error)]
-pub enum CliError {
-    /// A bad command line: Go's message line, then the usage text.
-    #[error("{message}\n{usage}")]
-    Usage {
-        /// The line Go prints, e.g. `flag provided but not defined: -x`.
-        message: String,
-        /// The usage text that follows it.
-        usage: String,
-    },
-    /// The config file could not be read.
-    #[error("failed to load config file {path} - {source}")]
-    ConfigRead {
-        /// The `--config` path.
-        path: String,
-        /// The IO error.
-        source: std::io::Error,
-    },
-    /// The config file is not TOML, or has an unknown key or a bad value.
-    #[error("failed to load config file {path} - {source}")]
-    Config {
-        /// The `--config` path.
-        path: String,
-        /// What is wrong in it.
-        source: ConfigError,
-    },
-}
-
-impl CliError {
-    /// Go's exit status: 2 for a bad command line, 1 otherwise.
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            CliError::Usage { .. } => 2,
-            _ => 1,
-        }
-    }
-}
+/// Why nsqlookupd will not start: a bad command line (exit 2), or a config file that
+/// cannot be read or is refused (exit 1), with the same texts as nsqd's.
+pub use crate::nsqd::cli::CliError;
 
 /// What a flag writes into.
 #[derive(Clone, Copy)]

@@ -31,18 +31,20 @@ use crate::nsqd::Options;
 use flags::Target;
 use go_syntax::{Occurrence, Scan};
 
-/// What the command line asks the binary to do.
+/// What the command line asks a daemon binary to do (nsqlookupd uses it with its own
+/// options).
 #[derive(Debug, Clone, PartialEq)]
-pub enum CliAction {
-    /// Start nsqd with these options (already through Go's startup checks).
-    Run(Box<Options>),
+pub enum CliAction<O = Options> {
+    /// Start the daemon with these options (already through Go's startup checks).
+    Run(Box<O>),
     /// `-h`/`--help`: print this text to stderr and exit 0.
     Help(String),
     /// `--version`: print this line to stdout and exit 0.
     Version(String),
 }
 
-/// Why nsqd will not start. Print a [`CliError::Usage`] to stderr as it is (it already
+/// Why a daemon will not start (nsqlookupd's command line fails only the first three
+/// ways). Print a [`CliError::Usage`] to stderr as it is (it already
 /// holds Go's usage text); print the others as one fatal log line. Exit with
 /// [`CliError::exit_code`].
 #[derive(Debug, thiserror::Error)]
