@@ -12,6 +12,7 @@
 //!   its HTTP API.
 //! - [`http_common`]: the HTTP accept loop and Go's V1 response conventions both daemons use.
 //! - [`client`]: a small async producer/consumer used by tests, tools and benches.
+//! - [`go_json`]: JSON strings and floats byte-for-byte as Go's encoder writes them.
 //! - [`go_time`]: Go's duration syntax (`time.ParseDuration`, `Duration.String`) and the
 //!   bench's `--deadline` layout, shared by nsqd's flags, config file and stats and the bench.
 //! - [`bench`]: the `nsq-bench` writer and reader (Go's bench_writer and bench_reader).
@@ -22,6 +23,7 @@ pub mod bench;
 pub mod client;
 pub mod daemon;
 pub mod env;
+pub mod go_json;
 pub mod go_time;
 pub mod http_client;
 pub mod http_common;

@@ -160,14 +160,14 @@ impl Metadata {
         let topics = self.topics.iter().filter(|t| !is_ephemeral(&t.name));
         push_list(&mut out, topics, |out, topic| {
             out.extend_from_slice(b"{\"name\":");
-            push_string(out, &topic.name);
+            crate::go_json::push_string(out, &topic.name);
             out.extend_from_slice(b",\"paused\":");
             push_bool(out, topic.paused);
             out.extend_from_slice(b",\"channels\":");
             let channels = topic.channels.iter().filter(|c| !is_ephemeral(&c.name));
             push_list(out, channels, |out, channel| {
                 out.extend_from_slice(b"{\"name\":");
-                push_string(out, &channel.name);
+                crate::go_json::push_string(out, &channel.name);
                 out.extend_from_slice(b",\"paused\":");
                 push_bool(out, channel.paused);
                 out.push(b'}');
@@ -175,7 +175,7 @@ impl Metadata {
             out.push(b'}');
         });
         out.extend_from_slice(b",\"version\":");
-        push_string(&mut out, &self.version);
+        crate::go_json::push_string(&mut out, &self.version);
         out.push(b'}');
         out
     }
@@ -357,36 +357,6 @@ fn push_list<T>(
 
 fn push_bool(out: &mut Vec<u8>, value: bool) {
     out.extend_from_slice(if value { b"true" } else { b"false" });
-}
-
-/// A JSON string as Go 1.19's encoder (which built nsqd v1.3.0) writes it, HTML escaping
-/// on: `"` and `\` backslashed; `\n`, `\r`, `\t` short; other control bytes, `<`, `>`,
-/// `&` as `\u00XX`; U+2028 and U+2029 as `\u2028`, `\u2029`; everything else raw.
-fn push_string(out: &mut Vec<u8>, s: &str) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    out.push(b'"');
-    for c in s.chars() {
-        match c {
-            '"' => out.extend_from_slice(b"\\\""),
-            '\\' => out.extend_from_slice(b"\\\\"),
-            '\n' => out.extend_from_slice(b"\\n"),
-            '\r' => out.extend_from_slice(b"\\r"),
-            '\t' => out.extend_from_slice(b"\\t"),
-            '\u{0}'..='\u{1f}' | '<' | '>' | '&' => {
-                let b = c as u8;
-                out.extend_from_slice(b"\\u00");
-                out.push(HEX[usize::from(b >> 4)]);
-                out.push(HEX[usize::from(b & 0xf)]);
-            }
-            '\u{2028}' => out.extend_from_slice(b"\\u2028"),
-            '\u{2029}' => out.extend_from_slice(b"\\u2029"),
-            c => {
-                let mut buf = [0; 4];
-                out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
-            }
-        }
-    }
-    out.push(b'"');
 }
 
 // ---- decoding: Go's json.Unmarshal into the Metadata struct ----

@@ -88,7 +88,7 @@ fn option_json(nsqd: &NsqdInner, name: &str) -> Option<String> {
     let int = |v: i64| v.to_string();
     let duration =
         |d: std::time::Duration| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX).to_string();
-    let text = |s: &str| go_json_string(s);
+    let text = |s: &str| crate::go_json::string(s);
     let json = match name {
         "id" => int(o.id),
         "log_level" => nsqd.runtime.log_level().go_number().to_string(),
@@ -163,7 +163,7 @@ fn tls_version_number(name: &str) -> u16 {
 }
 
 fn string_list(items: &[String]) -> String {
-    let items: Vec<String> = items.iter().map(|s| go_json_string(s)).collect();
+    let items: Vec<String> = items.iter().map(|s| crate::go_json::string(s)).collect();
     format!("[{}]", items.join(","))
 }
 
@@ -172,50 +172,8 @@ fn float_list(items: &[f64]) -> String {
     if items.is_empty() {
         return "null".to_string();
     }
-    let items: Vec<String> = items.iter().map(|f| go_json_float(*f)).collect();
+    let items: Vec<String> = items.iter().map(|f| crate::go_json::float(*f)).collect();
     format!("[{}]", items.join(","))
-}
-
-/// A string as Go's `encoding/json` (go1.19) writes it: `"`, `\` and control characters
-/// escaped (`\n`, `\r`, `\t`, else `\u00XX`), and also `<`, `>`, `&`, U+2028 and U+2029
-/// (Go's HTML-safe default).
-fn go_json_string(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{2028}' => out.push_str("\\u2028"),
-            '\u{2029}' => out.push_str("\\u2029"),
-            c if (c as u32) < 0x20 || matches!(c, '<' | '>' | '&') => {
-                out.push_str(&format!("\\u{:04x}", c as u32));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
-/// A float64 as Go's `encoding/json` writes it: the shortest form that reads back the
-/// same, in exponent form only below 1e-6 or from 1e21 (`1e-7`, `1e+21`).
-fn go_json_float(f: f64) -> String {
-    let abs = f.abs();
-    if abs != 0.0 && !(1e-6..1e21).contains(&abs) {
-        let text = format!("{f:e}");
-        match text.split_once('e') {
-            Some((mantissa, exponent)) if !exponent.starts_with('-') => {
-                format!("{mantissa}e+{exponent}")
-            }
-            _ => text,
-        }
-    } else {
-        format!("{f}")
-    }
 }
 
 #[cfg(test)]
@@ -223,29 +181,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn strings_are_escaped_as_go_does() {
-        assert_eq!(go_json_string("nsq.%s"), r#""nsq.%s""#);
-        assert_eq!(
-            go_json_string("a\"b\\c\nd\te\u{1}<>&\u{2028}é"),
-            r#""a\"b\\c\nd\te\u0001\u003c\u003e\u0026\u2028é""#
-        );
-    }
-
-    #[test]
-    fn floats_use_go_formatting() {
-        let cases = [
-            (0.99, "0.99"),
-            (1.0, "1"),
-            (0.5, "0.5"),
-            (0.000001, "0.000001"),
-            (1e-7, "1e-7"),
-            (1.5e-7, "1.5e-7"),
-            (1e21, "1e+21"),
-            (1e20, "100000000000000000000"),
-        ];
-        for (value, want) in cases {
-            assert_eq!(go_json_float(value), want, "{value}");
-        }
+    fn float_lists_are_json_arrays_or_null() {
         assert_eq!(float_list(&[]), "null");
         assert_eq!(float_list(&[1.0, 0.99]), "[1,0.99]");
     }

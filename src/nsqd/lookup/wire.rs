@@ -129,11 +129,11 @@ fn put_line(out: &mut BytesMut, verb: &str, topic: &str, channel: Option<&str>) 
 pub fn identify_body(info: &IdentifyInfo) -> String {
     format!(
         r#"{{"broadcast_address":{},"hostname":{},"http_port":{},"tcp_port":{},"version":{}}}"#,
-        go_json_string(&info.broadcast_address),
-        go_json_string(&info.hostname),
+        crate::go_json::string(&info.broadcast_address),
+        crate::go_json::string(&info.hostname),
         info.http_port,
         info.tcp_port,
-        go_json_string(&info.version),
+        crate::go_json::string(&info.version),
     )
 }
 
@@ -166,29 +166,6 @@ pub fn decode_response(buf: &mut BytesMut, limit: i64) -> Result<Option<Vec<u8>>
     }
     buf.advance(4);
     Ok(Some(buf.split_to(size as usize).to_vec()))
-}
-
-/// A string as Go's `encoding/json` writes it (HTML-safe escaping).
-fn go_json_string(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{2028}' => out.push_str("\\u2028"),
-            '\u{2029}' => out.push_str("\\u2029"),
-            c if (c as u32) < 0x20 || matches!(c, '<' | '>' | '&') => {
-                out.push_str(&format!("\\u{:04x}", c as u32));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 #[cfg(test)]
