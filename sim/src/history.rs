@@ -227,7 +227,7 @@ impl History {
         for entry in &self.entries {
             line.clear();
             // The Debug rendering of our own types is stable text; it is the canonical form.
-            let _ = write!(line, "{} {:?}\n", entry.at, entry.event);
+            let _ = writeln!(line, "{} {:?}", entry.at, entry.event);
             hasher.write(line.as_bytes());
         }
         hasher.finish()

@@ -330,6 +330,12 @@ impl Channel {
         Ok(entry)
     }
 
+    /// [`Buggify::fin_loses_next_message`](crate::nsqd::Buggify): drops the next message
+    /// waiting in memory, as a lost-message bug would.
+    pub fn buggify_drop_next(&self) {
+        self.state.lock().memory.pop_front();
+    }
+
     /// REQ: back to the queue now (`delay_ns == 0`) or after `delay_ns`.
     pub fn requeue(
         &self,

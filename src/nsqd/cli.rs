@@ -22,9 +22,9 @@ mod tests;
 
 use std::collections::BTreeSet;
 
-pub use config_file::ConfigError;
+pub use config_file::{apply_table, ConfigError};
 pub(crate) use go_values::go_quote;
-pub use validate::{unsupported_options, StartupError};
+pub use validate::{startup_checks, unsupported_options, StartupError};
 
 use crate::nsqd::options::VERSION;
 use crate::nsqd::Options;

@@ -19,6 +19,7 @@
 //! - `durability`: loading and persisting metadata, the disk loop, health, exit flush.
 
 pub mod backend;
+pub mod buggify;
 pub mod channel;
 pub mod cli;
 pub mod client;
@@ -55,6 +56,7 @@ use client::ClientRef;
 use runtime_options::{LogLevelHook, LookupdAddresses, RuntimeOptions};
 use topic::{Topic, TopicRef};
 
+pub use buggify::Buggify;
 pub use options::Options;
 
 /// Why nsqd could not start.

@@ -122,6 +122,8 @@ pub struct Options {
     pub max_deflate_level: i64,
     /// `--snappy`: allow clients to negotiate snappy.
     pub snappy: bool,
+    /// Deliberate bugs for the simulator's self-tests; never set by flags or config.
+    pub buggify: super::Buggify,
 }
 
 impl Default for Options {
@@ -182,6 +184,7 @@ impl Default for Options {
             deflate: true,
             max_deflate_level: 6,
             snappy: true,
+            buggify: super::Buggify::default(),
         }
     }
 }

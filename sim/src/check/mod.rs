@@ -138,8 +138,6 @@ pub fn check(enabled: &[Invariant], history: &History, ctx: &CheckContext) -> Ve
 }
 
 fn check_one(invariant: Invariant, history: &History, ctx: &CheckContext) -> Vec<Violation> {
-    let _ = (history, ctx);
-    match invariant {
-        _ => Vec::new(),
-    }
+    let _ = (invariant, history, ctx);
+    Vec::new()
 }

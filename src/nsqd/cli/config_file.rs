@@ -36,7 +36,13 @@ pub enum ConfigError {
 pub fn apply(text: &str, options: &mut Options) -> Result<(), ConfigError> {
     let table: toml::Table = toml::from_str(text)
         .map_err(|e| ConfigError::NotToml(e.to_string().trim_end().to_string()))?;
-    for (key, value) in &table {
+    apply_table(&table, options)
+}
+
+/// Applies config-file keys already parsed into a table (the simulator's scenario
+/// `opts`), with the same checks as a config file.
+pub fn apply_table(table: &toml::Table, options: &mut Options) -> Result<(), ConfigError> {
+    for (key, value) in table {
         let flag =
             flags::find_by_cfg_key(key).ok_or_else(|| ConfigError::UnknownKey(key.clone()))?;
         set_from_toml(flag.target, options, value).map_err(|reason| ConfigError::BadValue {

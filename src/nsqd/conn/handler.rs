@@ -110,6 +110,9 @@ fn finish(reader: &mut Reader, id: &MessageId) -> Outcome {
     channel
         .finish(reader.client.id, id, || nsqd.now_ns())
         .map_err(|e| ProtocolError::new(ErrorCode::FinFailed, format!("FIN {id} failed {e}")))?;
+    if nsqd.opts.buggify.fin_loses_next_message {
+        channel.buggify_drop_next();
+    }
     reader
         .client
         .finish_count

@@ -1,0 +1,164 @@
+//! Swarm testing: per seed, switch whole fault classes off at random and draw the rest's
+//! rates from the scenario's `[swarm]` ranges, then draw a concrete fault schedule
+//! (Groce et al., "Swarm Testing"; TigerBeetle's VOPR). Faults never flap faster than
+//! `min_fault_stability_ms`, never overlap on one host, and all end before the heal.
+
+use nsq::env::{Rng, SeededRng};
+
+use crate::scenario::{
+    DiskFault, Fault, GracefulRestartFault, HostKind, HostsFault, LatencyFault, LinkFault,
+    Scenario, Swarm,
+};
+use crate::workload::draw;
+
+/// Mixed into the seed so the swarm's draws differ from the daemons'.
+const SWARM_SALT: u64 = 0x5157_4152_4d00_0001;
+
+/// A fault class and the rate drawn for it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Class {
+    kind: ClassKind,
+    per_s: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ClassKind {
+    Partition,
+    Hold,
+    Crash,
+    GracefulRestart,
+    Disk,
+    Latency,
+}
+
+/// The faults a swarm run of `scenario` adds for `seed`, plus a one-line summary of the
+/// classes drawn (for reports).
+pub fn draw_faults(scenario: &Scenario, swarm: &Swarm, seed: u64) -> (Vec<Fault>, String) {
+    let rng = SeededRng::new(seed ^ SWARM_SALT);
+    let classes = draw_classes(swarm, &rng);
+    let summary = classes
+        .iter()
+        .map(|c| format!("{:?}={:.3}/s", c.kind, c.per_s).to_lowercase())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let hosts: Vec<String> = if swarm.hosts.is_empty() {
+        scenario.hosts.iter().map(|h| h.name.clone()).collect()
+    } else {
+        swarm.hosts.clone()
+    };
+    let everyone: Vec<String> = scenario
+        .hosts
+        .iter()
+        .map(|h| h.name.clone())
+        .chain(scenario.workloads.iter().map(|w| w.name().to_string()))
+        .collect();
+    let mut faults = Vec::new();
+    let mut busy_until = vec![0u64; hosts.len()];
+    let step = swarm.min_fault_stability_ms;
+    let last_start = scenario.heal_at_ms.saturating_sub(step);
+    let mut t = step;
+    while t < last_start && !hosts.is_empty() {
+        for class in &classes {
+            let p = (class.per_s * step as f64 / 1000.0).min(1.0);
+            if (rng.below(1_000_000) as f64) >= p * 1_000_000.0 {
+                continue;
+            }
+            let index = rng.below(hosts.len() as u64) as usize;
+            if busy_until[index] > t {
+                continue;
+            }
+            let host = &hosts[index];
+            let is_nsqd = scenario.host(host).map(|h| h.kind) == Some(HostKind::Nsqd);
+            if class.kind == ClassKind::Disk && !is_nsqd {
+                continue;
+            }
+            let end = (t + draw(&rng, swarm.down_ms)).min(scenario.heal_at_ms - 1);
+            busy_until[index] = end + step;
+            let others: Vec<String> = everyone.iter().filter(|h| *h != host).cloned().collect();
+            let link = |at_ms| LinkFault {
+                at_ms,
+                a: vec![host.clone()],
+                b: others.clone(),
+                oneway: false,
+            };
+            let hosts_fault = |at_ms| HostsFault {
+                at_ms,
+                hosts: vec![host.clone()],
+            };
+            match class.kind {
+                ClassKind::Partition => {
+                    faults.push(Fault::Partition(link(t)));
+                    faults.push(Fault::Repair(link(end)));
+                }
+                ClassKind::Hold => {
+                    faults.push(Fault::Hold(link(t)));
+                    faults.push(Fault::Release(link(end)));
+                }
+                ClassKind::Crash => {
+                    faults.push(Fault::Crash(hosts_fault(t)));
+                    faults.push(Fault::Restart(hosts_fault(end)));
+                }
+                ClassKind::GracefulRestart => {
+                    faults.push(Fault::GracefulRestart(GracefulRestartFault {
+                        at_ms: t,
+                        hosts: vec![host.clone()],
+                        down_ms: end - t,
+                    }));
+                }
+                ClassKind::Disk => {
+                    let which = rng.below(3);
+                    let disk = |at_ms, on: bool| DiskFault {
+                        at_ms,
+                        host: host.clone(),
+                        write_errors: (which == 0).then_some(on),
+                        fsync_errors: (which == 1).then_some(on),
+                        full: (which == 2).then_some(on),
+                    };
+                    faults.push(Fault::Disk(disk(t, true)));
+                    faults.push(Fault::Disk(disk(end, false)));
+                }
+                ClassKind::Latency => {
+                    let ms = draw(&rng, swarm.latency_ms);
+                    let latency = |at_ms, ms| LatencyFault {
+                        at_ms,
+                        a: vec![host.clone()],
+                        b: others.clone(),
+                        ms,
+                    };
+                    faults.push(Fault::Latency(latency(t, ms)));
+                    faults.push(Fault::Latency(latency(end, 0)));
+                }
+            }
+        }
+        t += step;
+    }
+    (faults, summary)
+}
+
+/// Each class is on for about half the seeds; an enabled class's rate is drawn from its
+/// range. Classes whose range is `[0, 0]` never appear.
+fn draw_classes(swarm: &Swarm, rng: &dyn Rng) -> Vec<Class> {
+    let ranges = [
+        (ClassKind::Partition, swarm.partition_probability_per_s),
+        (ClassKind::Hold, swarm.hold_probability_per_s),
+        (ClassKind::Crash, swarm.crash_probability_per_s),
+        (
+            ClassKind::GracefulRestart,
+            swarm.graceful_restart_probability_per_s,
+        ),
+        (ClassKind::Disk, swarm.disk_fault_probability_per_s),
+        (ClassKind::Latency, swarm.latency_probability_per_s),
+    ];
+    let mut classes = Vec::new();
+    for (kind, [lo, hi]) in ranges {
+        let on = rng.below(2) == 1;
+        let unit = rng.below(1_000_001) as f64 / 1_000_000.0;
+        if on && hi > 0.0 {
+            classes.push(Class {
+                kind,
+                per_s: lo + (hi - lo) * unit,
+            });
+        }
+    }
+    classes
+}

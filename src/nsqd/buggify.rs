@@ -1,0 +1,10 @@
+//! Deliberate bugs, all off by default, that the simulator's tests switch on to prove its
+//! checkers catch what they claim to catch. No flag or config key reaches them.
+
+/// Which deliberate bugs are on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Buggify {
+    /// After each successful FIN, the channel silently drops the next message waiting in
+    /// its memory queue: a lost message no client ever sees.
+    pub fin_loses_next_message: bool,
+}
