@@ -91,9 +91,7 @@ fn main() -> ExitCode {
                 return ExitCode::from(2);
             };
             if history {
-                for entry in report.history.entries() {
-                    println!("{:>10.3} ms  {:?}", entry.at as f64 / 1000.0, entry.event);
-                }
+                print_history(&report);
             }
             print_report(&file, &report, swarm);
             if report.passed() {
@@ -187,6 +185,18 @@ fn execute(scenario: &Scenario, options: &RunOptions) -> Option<Report> {
         Err(error) => {
             eprintln!("{}: {error}", scenario.name);
             None
+        }
+    }
+}
+
+/// Prints every event; stops quietly when stdout is closed (e.g. piped into `head`).
+fn print_history(report: &Report) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    for entry in report.history.entries() {
+        let at = entry.at as f64 / 1000.0;
+        if writeln!(out, "{at:>10.3} ms  {:?}", entry.event).is_err() {
+            return;
         }
     }
 }
