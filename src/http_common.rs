@@ -18,7 +18,6 @@ use hyper::header::{HeaderValue, ALLOW, CONTENT_LENGTH, CONTENT_TYPE, DATE};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use crate::env::Listener;
 
@@ -38,7 +37,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 pub async fn serve<H, F>(
     listener: Box<dyn Listener>,
     shutdown: CancellationToken,
-    tasks: TaskTracker,
+    tasks: crate::env::Tasks,
     handler: H,
 ) where
     H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,

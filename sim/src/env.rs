@@ -4,7 +4,9 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use nsq::env::{BoxFuture, BoxStream, Clock, Datagram, Env, Listener, MemFs, Net, SeededRng};
+use nsq::env::{
+    BoxFuture, BoxStream, Clock, Datagram, Env, Listener, MemFs, Net, SeededRng, TaskMode,
+};
 
 /// turmoil's simulated network for the host the calling task runs on.
 #[derive(Debug, Clone, Copy, Default)]
@@ -86,5 +88,6 @@ pub fn sim_env(fs: MemFs, seed: u64) -> Env {
         net: Arc::new(SimNet),
         fs: Arc::new(fs),
         rng: Arc::new(SeededRng::new(seed)),
+        tasks: TaskMode::Local,
     }
 }

@@ -15,6 +15,7 @@ mod fs;
 mod memfs;
 mod net;
 mod rng;
+mod tasks;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -26,6 +27,7 @@ pub use fs::{Fs, RealFs};
 pub use memfs::{CrashMode, MemFs};
 pub use net::{AsyncStream, BoxStream, Datagram, Listener, Net, RealNet};
 pub use rng::{Rng, SeededRng};
+pub use tasks::{TaskMode, Tasks};
 
 /// A boxed, sendable future: the return type of every seam method (no `async-trait`).
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -41,6 +43,8 @@ pub struct Env {
     pub fs: Arc<dyn Fs>,
     /// Seeded randomness (queue-scan sampling, message sampling, jitter).
     pub rng: Arc<dyn Rng>,
+    /// Where the daemon's tasks run (the runtime, or a simulated host's `LocalSet`).
+    pub tasks: TaskMode,
 }
 
 impl Env {
@@ -52,6 +56,7 @@ impl Env {
             net: Arc::new(RealNet),
             fs: Arc::new(RealFs),
             rng: Arc::new(SeededRng::from_entropy()),
+            tasks: TaskMode::Runtime,
         }
     }
 }

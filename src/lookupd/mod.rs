@@ -20,7 +20,6 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use crate::env::{Env, Listener};
 use registry::RegistrationDb;
@@ -47,7 +46,7 @@ pub(crate) struct LookupdInner {
     /// Who holds which topic and channel.
     pub(crate) db: RegistrationDb,
     pub(crate) shutdown: CancellationToken,
-    pub(crate) tasks: TaskTracker,
+    pub(crate) tasks: crate::env::Tasks,
     tcp_listener: Mutex<Option<Box<dyn Listener>>>,
     http_listener: Mutex<Option<Box<dyn Listener>>>,
     pub(crate) tcp_addr: SocketAddr,
@@ -79,6 +78,7 @@ impl std::fmt::Debug for Lookupd {
 impl Lookupd {
     /// Binds the listeners; nothing is served until [`Lookupd::run`].
     pub async fn new(opts: Options, env: Env) -> Result<Lookupd, LookupdError> {
+        let task_mode = env.tasks;
         let tcp = bind(&env, &opts.tcp_address).await?;
         let tcp_addr = local_addr(&*tcp, &opts.tcp_address)?;
         let http = bind(&env, &opts.http_address).await?;
@@ -90,7 +90,7 @@ impl Lookupd {
                 env,
                 db: RegistrationDb::default(),
                 shutdown: CancellationToken::new(),
-                tasks: TaskTracker::new(),
+                tasks: crate::env::Tasks::new(task_mode),
                 tcp_listener: Mutex::new(Some(tcp)),
                 http_listener: Mutex::new(Some(http)),
                 tcp_addr,

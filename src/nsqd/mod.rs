@@ -48,7 +48,6 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use crate::env::{Env, Listener};
 use channel::ChannelRef;
@@ -95,7 +94,7 @@ pub(crate) struct NsqdInner {
     clients: Mutex<BTreeMap<u64, ClientRef>>,
     next_client_id: AtomicU64,
     pub(crate) shutdown: CancellationToken,
-    pub(crate) tasks: TaskTracker,
+    pub(crate) tasks: crate::env::Tasks,
     tcp_listener: Mutex<Option<Box<dyn Listener>>>,
     http_listener: Mutex<Option<Box<dyn Listener>>>,
     pub(crate) tcp_addr: SocketAddr,
@@ -148,6 +147,7 @@ impl std::fmt::Debug for Nsqd {
 impl Nsqd {
     /// Validates `opts` and binds the listeners; nothing is served until [`Nsqd::run`].
     pub async fn new(opts: Options, env: Env) -> Result<Nsqd, NsqdError> {
+        let task_mode = env.tasks;
         validate(&opts)?;
         let backends = durability::backend_factory(&env, &opts);
         let dir_lock = metadata::lock_data_path(&*env.fs, &backends.data_path)
@@ -174,7 +174,7 @@ impl Nsqd {
                 clients: Mutex::new(BTreeMap::new()),
                 next_client_id: AtomicU64::new(1),
                 shutdown: CancellationToken::new(),
-                tasks: TaskTracker::new(),
+                tasks: crate::env::Tasks::new(task_mode),
                 tcp_listener: Mutex::new(Some(tcp)),
                 http_listener: Mutex::new(http),
                 tcp_addr,

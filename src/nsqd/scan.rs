@@ -89,7 +89,10 @@ async fn resize_pool(
         workers.shutdown().await;
     }
     while workers.len() < ideal {
-        workers.spawn(worker(nsqd.clone(), work_rx.clone(), done_tx.clone()));
+        nsqd.tasks.spawn_into(
+            workers,
+            worker(nsqd.clone(), work_rx.clone(), done_tx.clone()),
+        );
     }
 }
 

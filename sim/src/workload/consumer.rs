@@ -51,7 +51,8 @@ pub async fn run(
                     next_due: 0,
                 };
                 let connected = connected.clone();
-                tokio::spawn(async move {
+                // Local, like the daemons' tasks: a crash drops them in a fixed order.
+                tokio::task::spawn_local(async move {
                     task.run(&addr).await;
                     connected.lock().remove(&addr);
                 });

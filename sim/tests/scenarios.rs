@@ -1,0 +1,238 @@
+//! Every scenario file under `scenarios/` (and `scenarios/regressions/`) runs at its fixed
+//! seed and must pass every checker it enables; one runs twice to prove the same seed gives
+//! the same history; the swarm file runs 50 seeds; a deliberately broken nsqd must be
+//! caught; and bad scenario files are refused naming the key.
+
+use std::path::{Path, PathBuf};
+
+use nsq_sim::check::Invariant;
+use nsq_sim::runner::{self, Report, RunOptions};
+use nsq_sim::scenario::{Scenario, ScenarioError};
+
+fn scenarios_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios")
+}
+
+/// Every scenario file, sorted, regressions included.
+fn scenario_files() -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for dir in [scenarios_dir(), scenarios_dir().join("regressions")] {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+fn run(file: &Path, options: &RunOptions) -> Report {
+    let scenario = Scenario::load(file).unwrap_or_else(|e| panic!("{e}"));
+    runner::run(&scenario, options).unwrap_or_else(|e| panic!("{}: {e}", file.display()))
+}
+
+fn describe_failure(file: &Path, report: &Report, swarm: bool) -> String {
+    let mut text = format!("{} seed {} failed", report.scenario, report.seed);
+    if let Some(failure) = &report.failure {
+        text.push_str(&format!("\n  simulation failed: {failure}"));
+    }
+    for violation in report.violations.iter().take(5) {
+        text.push_str(&format!("\n  {violation}"));
+    }
+    if report.violations.len() > 5 {
+        text.push_str(&format!(
+            "\n  ... {} violations in all",
+            report.violations.len()
+        ));
+    }
+    text.push_str(&format!(
+        "\n  replay: {}",
+        runner::replay_command(file, report.seed, swarm)
+    ));
+    text
+}
+
+#[test]
+fn there_are_at_least_twelve_scenarios_each_with_a_description() {
+    let files = scenario_files();
+    assert!(files.len() >= 12, "only {} scenario files", files.len());
+    for file in files {
+        let scenario = Scenario::load(&file).unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            scenario.description.trim().len() >= 40,
+            "{}: the description should say what the scenario exercises",
+            file.display()
+        );
+    }
+}
+
+#[test]
+fn every_scenario_passes_at_its_seed() {
+    let mut failures = Vec::new();
+    for file in scenario_files() {
+        let scenario = Scenario::load(&file).unwrap_or_else(|e| panic!("{e}"));
+        let report = run(
+            &file,
+            &RunOptions {
+                seed: scenario.seed,
+                ..RunOptions::default()
+            },
+        );
+        assert!(
+            report.history.entries().len() > 100,
+            "{}: the run did almost nothing",
+            file.display()
+        );
+        if !report.passed() {
+            failures.push(describe_failure(&file, &report, false));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn the_same_seed_gives_the_same_history() {
+    let file = scenarios_dir().join("nsqd-crash-each-sync-setting.toml");
+    let options = RunOptions {
+        seed: 42,
+        ..RunOptions::default()
+    };
+    let first = run(&file, &options);
+    let second = run(&file, &options);
+    assert_eq!(first.hash, second.hash);
+    assert_eq!(first.history, second.history);
+    let other = run(
+        &file,
+        &RunOptions {
+            seed: 43,
+            ..RunOptions::default()
+        },
+    );
+    assert_ne!(
+        first.hash, other.hash,
+        "a different seed changes the history"
+    );
+}
+
+#[test]
+fn a_swarm_of_fifty_seeds_passes() {
+    let file = scenarios_dir().join("swarm-mix.toml");
+    let mut failures = Vec::new();
+    let mut classes = std::collections::BTreeSet::new();
+    for seed in 1..=50 {
+        let report = run(
+            &file,
+            &RunOptions {
+                seed,
+                swarm: true,
+                ..RunOptions::default()
+            },
+        );
+        classes.insert(report.swarm_classes.clone().unwrap_or_default());
+        if !report.passed() {
+            failures.push(describe_failure(&file, &report, true));
+        }
+    }
+    assert!(
+        classes.len() > 10,
+        "seeds should draw different fault classes"
+    );
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn a_fin_that_loses_a_message_is_caught_with_a_replay_command() {
+    let file = scenarios_dir().join("smoke.toml");
+    let options = RunOptions {
+        seed: 1,
+        buggify: nsq::nsqd::Buggify {
+            fin_loses_next_message: true,
+        },
+        ..RunOptions::default()
+    };
+    let report = run(&file, &options);
+    assert!(!report.passed(), "the broken build was not caught");
+    let first = &report.violations[0];
+    assert_eq!(first.invariant, Invariant::NoLoss, "{first}");
+    let text = describe_failure(&file, &report, false);
+    assert!(
+        text.contains("replay: cargo run -p nsq-sim --bin nsq-sim -- run")
+            && text.contains("smoke.toml --seed 1"),
+        "{text}"
+    );
+}
+
+fn refused(text: &str) -> String {
+    match Scenario::parse(text, "bad.toml") {
+        Ok(_) => panic!("accepted:\n{text}"),
+        Err(error @ (ScenarioError::Parse { .. } | ScenarioError::Invalid { .. })) => {
+            error.to_string()
+        }
+        Err(other) => panic!("unexpected error {other}"),
+    }
+}
+
+const MINIMAL: &str = r#"
+name = "t"
+description = "d"
+heal_at_ms = 1000
+settle_ms = 1000
+[[host]]
+name = "nsqd1"
+kind = "nsqd"
+"#;
+
+#[test]
+fn bad_scenario_files_are_refused_naming_the_key() {
+    assert!(Scenario::parse(MINIMAL, "ok.toml").is_ok());
+    let unknown = refused(&format!("{MINIMAL}colour = \"red\"\n"));
+    assert!(unknown.contains("colour"), "{unknown}");
+    let host_key = refused(&MINIMAL.replace("kind = \"nsqd\"", "kind = \"nsqd\"\nram = 1"));
+    assert!(host_key.contains("ram"), "{host_key}");
+    let opt = refused(&MINIMAL.replace(
+        "kind = \"nsqd\"",
+        "kind = \"nsqd\"\nopts = { mem_queue = 1 }",
+    ));
+    assert!(
+        opt.contains("host[0].opts") && opt.contains("mem_queue"),
+        "{opt}"
+    );
+    let value = refused(&MINIMAL.replace(
+        "kind = \"nsqd\"",
+        "kind = \"nsqd\"\nopts = { msg_timeout = \"soon\" }",
+    ));
+    assert!(value.contains("msg_timeout"), "{value}");
+    let kind = refused(&MINIMAL.replace("kind = \"nsqd\"", "kind = \"redis\""));
+    assert!(kind.contains("redis"), "{kind}");
+    let target = refused(&format!(
+        "{MINIMAL}[[workload]]\nkind = \"producer\"\nname = \"p\"\ntarget = \"nsqd9\"\ntopic = \"t\"\ncount = 1\nrate_per_s = 1\n"
+    ));
+    assert!(
+        target.contains("workload[0].target") && target.contains("nsqd9"),
+        "{target}"
+    );
+    let late = refused(&format!(
+        "{MINIMAL}[[fault]]\nat_ms = 5000\naction = \"crash\"\nhosts = [\"nsqd1\"]\n"
+    ));
+    assert!(late.contains("fault[0].at_ms"), "{late}");
+    let action = refused(&format!(
+        "{MINIMAL}[[fault]]\nat_ms = 5\naction = \"meteor\"\n"
+    ));
+    assert!(action.contains("meteor"), "{action}");
+    let invariant = refused(&format!(
+        "{MINIMAL}[invariants]\nenabled = [\"no_loss\", \"vibes\"]\n"
+    ));
+    assert!(
+        invariant.contains("invariants.enabled[1]") && invariant.contains("vibes"),
+        "{invariant}"
+    );
+    let swarm = refused(&format!(
+        "{MINIMAL}[swarm]\ncrash_probability_per_s = [0.5, 0.1]\n"
+    ));
+    assert!(swarm.contains("swarm.crash_probability_per_s"), "{swarm}");
+}
