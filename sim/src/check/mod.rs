@@ -4,12 +4,34 @@
 //! Safety checkers hold at every moment of the run; liveness checkers
 //! ([`Invariant::Drains`], [`Invariant::LookupdConverges`]) judge the state observed at the
 //! end, `settle_ms` after every fault was repaired.
+//!
+//! Every checker is sound: it reports only what real NSQ semantics forbid, whatever the
+//! latency, broken connections (commands left unconfirmed), crashes and restarts did.
+//!
+//! # Layout
+//! - `view`: the history indexed once (connections, publishes, deliveries, host lives).
+//! - one module per invariant: `no_loss`, `no_unexpected`, `attempts`, `fin_final`,
+//!   `deferred`, `rdy`, `drains`, `lookupd`.
 
 use std::collections::BTreeMap;
 
 use nsq::protocol::message::MessageId;
 
 use crate::history::{History, Micros};
+
+mod attempts;
+mod deferred;
+mod drains;
+mod fin_final;
+mod lookupd;
+mod no_loss;
+mod no_unexpected;
+mod rdy;
+#[cfg(test)]
+mod testkit;
+mod view;
+
+use view::View;
 
 /// One guarantee a scenario can ask to be checked, by the name scenario files use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -96,6 +118,9 @@ pub struct NsqdFacts {
     pub crash_durable: bool,
     /// The `broadcast_address` it registers with lookupds (what lookupd lists).
     pub broadcast_address: String,
+    /// The lookupd hosts it registers with (`--lookupd-tcp-address`); `None` for every
+    /// lookupd of the cluster.
+    pub lookupds: Option<Vec<String>>,
 }
 
 /// One broken guarantee.
@@ -127,17 +152,26 @@ impl std::fmt::Display for Violation {
 /// Runs the `enabled` checkers over `history`; violations come ordered by time, unknown
 /// times last, so the first is the first thing that went wrong.
 pub fn check(enabled: &[Invariant], history: &History, ctx: &CheckContext) -> Vec<Violation> {
+    let view = View::new(history);
     let mut violations = Vec::new();
     for invariant in Invariant::ALL {
         if enabled.contains(&invariant) {
-            violations.extend(check_one(invariant, history, ctx));
+            violations.extend(check_one(invariant, &view, ctx));
         }
     }
     violations.sort_by_key(|v| (v.at.is_none(), v.at));
     violations
 }
 
-fn check_one(invariant: Invariant, history: &History, ctx: &CheckContext) -> Vec<Violation> {
-    let _ = (invariant, history, ctx);
-    Vec::new()
+fn check_one(invariant: Invariant, view: &View<'_>, ctx: &CheckContext) -> Vec<Violation> {
+    match invariant {
+        Invariant::NoLoss => no_loss::check(view, ctx),
+        Invariant::NoUnexpected => no_unexpected::check(view),
+        Invariant::AttemptsMonotonic => attempts::check(view, ctx),
+        Invariant::FinFinal => fin_final::check(view, ctx),
+        Invariant::DeferredNotEarly => deferred::check(view, ctx),
+        Invariant::RdyRespected => rdy::check(view, ctx),
+        Invariant::Drains => drains::check(view, ctx),
+        Invariant::LookupdConverges => lookupd::check(view, ctx),
+    }
 }
