@@ -451,6 +451,7 @@ fn check_context(scenario: &Scenario, state: &FaultState) -> Result<CheckContext
                     msg_timeout_ms,
                     crash_durable: options.mem_queue_size == 0 && options.sync_every == 1,
                     broadcast_address: options.broadcast_address.clone(),
+                    lookupds: Some(host.lookupd.clone()),
                 },
             );
         }

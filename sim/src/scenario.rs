@@ -192,6 +192,14 @@ pub struct Producer {
     /// The body size (at least the bytes that make each body unique).
     #[serde(default = "default_body")]
     pub body_bytes: usize,
+    /// The IDENTIFY `heartbeat_interval`; a connection silent for twice as long is
+    /// given up (go-nsq's read deadline), so a blackholed connection does not hang it.
+    #[serde(default = "default_heartbeat")]
+    pub heartbeat_ms: u64,
+}
+
+fn default_heartbeat() -> u64 {
+    2_000
 }
 
 fn one() -> u64 {
@@ -230,6 +238,10 @@ pub struct Consumer {
     /// What it does with each message before the heal.
     #[serde(default)]
     pub actions: Actions,
+    /// The IDENTIFY `heartbeat_interval`; a connection silent for twice as long is
+    /// given up (go-nsq's read deadline) and made again at the next poll.
+    #[serde(default = "default_heartbeat")]
+    pub heartbeat_ms: u64,
 }
 
 fn default_rdy() -> u64 {
@@ -666,6 +678,7 @@ impl Scenario {
                 if p.body_bytes > 1_000_000 {
                     return Err((key("body_bytes"), "must be at most 1000000".into()));
                 }
+                check_heartbeat(&key("heartbeat_ms"), p.heartbeat_ms)?;
             }
             Workload::Consumer(c) => {
                 if c.discover != "lookupd" {
@@ -681,6 +694,7 @@ impl Scenario {
                 if c.poll_ms < 100 {
                     return Err((key("poll_ms"), "must be at least 100".into()));
                 }
+                check_heartbeat(&key("heartbeat_ms"), c.heartbeat_ms)?;
                 let a = &c.actions;
                 for (name, share) in [
                     ("fin", a.fin),
@@ -838,6 +852,15 @@ fn check_name(key: &str, name: &str) -> Result<(), (String, String)> {
             key.to_string(),
             format!("\"{name}\" is not a valid NSQ name"),
         ))
+    }
+}
+
+/// nsqd accepts heartbeat intervals of 1 s up to `--max-heartbeat-interval` (60 s).
+fn check_heartbeat(key: &str, ms: u64) -> Result<(), (String, String)> {
+    if (1_000..=60_000).contains(&ms) {
+        Ok(())
+    } else {
+        Err((key.to_string(), "must be 1000..=60000".into()))
     }
 }
 

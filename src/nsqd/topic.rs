@@ -12,6 +12,7 @@ use super::channel::{Channel, ChannelRef};
 use super::diskqueue::DiskQueueConfig;
 use super::e2e::E2eConfig;
 use super::lookup::Registrations;
+use crate::protocol::message::MessageId;
 use crate::protocol::{names, GuidFactory, Message};
 
 /// Why a publish was refused; the text follows `PUB failed ` on the wire.
@@ -81,6 +82,11 @@ struct TopicState {
     started: bool,
     exiting: bool,
     guid: GuidFactory,
+    /// When each DPUB message parked on the topic's disk queue is due (ns). Go's disk
+    /// format has no room for a delay, so without this a DPUB published before its topic
+    /// had a channel would be delivered at once when one appears. Lost on exit or crash,
+    /// as Go loses every delay that went through disk.
+    deferred_on_disk: BTreeMap<MessageId, i64>,
 }
 
 impl TopicState {
@@ -159,6 +165,7 @@ impl Topic {
                 started: true,
                 exiting: false,
                 guid: GuidFactory::new(node_id),
+                deferred_on_disk: BTreeMap::new(),
             }),
             message_count: AtomicU64::new(0),
             message_bytes: AtomicU64::new(0),
@@ -201,7 +208,7 @@ impl Topic {
             let writes = if deliver_now {
                 fan_out(&state.channels, messages, defer_ns, now_ns)
             } else {
-                self.hold(&mut state, messages, defer_ns)
+                self.hold(&mut state, messages, defer_ns, now_ns)
             };
             self.has_pending
                 .store(!state.pending.is_empty(), Ordering::Release);
@@ -223,12 +230,17 @@ impl Topic {
         state: &mut TopicState,
         messages: Vec<Message>,
         defer_ns: i64,
+        now_ns: i64,
     ) -> Vec<DiskWrite> {
         let mut overflow = Vec::new();
         for message in messages {
             if state.pending.len() < self.mem_queue_size {
                 state.pending.push_back(Pending { message, defer_ns });
             } else if !self.ephemeral {
+                if defer_ns > 0 {
+                    let due_ns = now_ns.saturating_add(defer_ns);
+                    state.deferred_on_disk.insert(message.id, due_ns);
+                }
                 overflow.push(message);
             }
         }
@@ -257,12 +269,12 @@ impl Topic {
             return Ok(false);
         }
         let writes = {
-            let state = self.state.lock();
+            let mut state = self.state.lock();
             if state.channels.is_empty() {
                 // The last channel went away meanwhile: keep them on the topic's disk.
                 vec![(backend.clone(), None, messages)]
             } else {
-                fan_out(&state.channels, messages, 0, now_ns)
+                fan_out_from_disk(&mut state, messages, now_ns)
             }
         };
         write_all(writes).await?;
@@ -513,6 +525,31 @@ impl Topic {
             channels: state.channels.values().cloned().collect(),
         }
     }
+}
+
+/// Hands messages read from the topic's disk queue to the channels: at once, or deferred
+/// until the due time a DPUB parked on disk still has.
+fn fan_out_from_disk(
+    state: &mut TopicState,
+    messages: Vec<Message>,
+    now_ns: i64,
+) -> Vec<DiskWrite> {
+    if state.deferred_on_disk.is_empty() {
+        return fan_out(&state.channels, messages, 0, now_ns);
+    }
+    let mut now = Vec::new();
+    let mut writes = Vec::new();
+    for message in messages {
+        match state.deferred_on_disk.remove(&message.id) {
+            Some(due_ns) if due_ns > now_ns => {
+                let defer_ns = due_ns - now_ns;
+                writes.extend(fan_out(&state.channels, vec![message], defer_ns, now_ns));
+            }
+            _ => now.push(message),
+        }
+    }
+    writes.extend(fan_out(&state.channels, now, 0, now_ns));
+    writes
 }
 
 /// Gives every channel its own copy of `messages` (same id, timestamp and body).

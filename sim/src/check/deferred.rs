@@ -62,7 +62,7 @@ fn early_requeues(
     };
     let mut violations = Vec::new();
     let requeues = conn.answers.iter().filter(|a| {
-        a.command == Command::Req && a.delay_ms > 0 && view.confirmed(conn, Command::Req, a.id)
+        a.command == Command::Req && a.delay_ms > 0 && view.confirmed(conn, a)
     });
     for req in requeues {
         let Some(requeued) = view.answered_attempts(conn, req, ctx) else {

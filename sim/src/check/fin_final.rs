@@ -24,7 +24,7 @@ pub(crate) fn check(view: &View<'_>, ctx: &CheckContext) -> Vec<Violation> {
         let fins = conn
             .answers
             .iter()
-            .filter(|a| a.command == Command::Fin && view.confirmed(conn, Command::Fin, a.id));
+            .filter(|a| a.command == Command::Fin && view.confirmed(conn, a));
         for fin in fins {
             let Some(finished) = view.answered_attempts(conn, fin, ctx) else {
                 continue;
@@ -101,6 +101,18 @@ mod tests {
             "E_FIN_FAILED FIN 0000000000000001 failed ID not in flight",
         );
         s.at(30).close(1, true).at(6000).deliver(2, 1, 2, "a");
+        assert_eq!(run(FinFinal, &s, &ctx()), vec![]);
+    }
+
+    #[test]
+    fn a_fin_sent_after_close_wait_proves_nothing() {
+        // The consumer FINs what it still holds after CLOSE_WAIT: nothing answers those.
+        let mut s = Script::new();
+        s.at(1)
+            .consumer(1, "nsqd1", "c", 10)
+            .consumer(2, "nsqd1", "c", 10);
+        s.at(10).deliver(1, 1, 1, "a").at(20).close(1, true).fin(1, 1);
+        s.at(6000).deliver(2, 1, 2, "a").close(2, true);
         assert_eq!(run(FinFinal, &s, &ctx()), vec![]);
     }
 

@@ -51,8 +51,9 @@ pub(crate) struct Conn<'h> {
     pub incarnation: usize,
     /// `(topic, channel)` once SUB was answered `OK`.
     pub sub: Option<(&'h str, &'h str)>,
-    /// Ended with `CLOSE_WAIT`: every answer to its commands has arrived.
-    pub closed_clean: bool,
+    /// Where it ended with `CLOSE_WAIT`: every answer to the commands sent before that
+    /// has arrived (commands sent after it are answered by nothing).
+    pub closed_clean: Option<Seq>,
     /// Every `RDY` sent, in order.
     pub rdy: Vec<(Seq, u64)>,
     /// Every FIN, REQ and TOUCH sent, in order.
@@ -213,7 +214,7 @@ impl<'h> View<'h> {
             }
             Event::Closed { conn, clean } => {
                 if let Some(c) = self.conns.get_mut(conn) {
-                    c.closed_clean = *clean;
+                    c.closed_clean = clean.then_some(seq);
                 }
             }
             Event::HostCrashed { host } => self.life(host, seq, at, Life::Crashed),
@@ -360,11 +361,12 @@ impl<'h> View<'h> {
         Some((c.nsqd, topic, channel))
     }
 
-    /// Whether a FIN or REQ of `id` on `conn` certainly reached nsqd and succeeded: the
-    /// connection ended with `CLOSE_WAIT` (so every error reply had arrived) and no
-    /// `E_*_FAILED` named the id.
-    pub fn confirmed(&self, conn: &Conn<'_>, command: Command, id: MessageId) -> bool {
-        conn.closed_clean && !conn.failed.contains(&(command, id))
+    /// Whether a FIN or REQ `answer` on `conn` certainly reached nsqd and succeeded: the
+    /// connection later ended with `CLOSE_WAIT` (so every error reply to it had arrived)
+    /// and no `E_*_FAILED` named the id.
+    pub fn confirmed(&self, conn: &Conn<'_>, answer: &Answer) -> bool {
+        conn.closed_clean.is_some_and(|closed| answer.seq < closed)
+            && !conn.failed.contains(&(answer.command, answer.id))
     }
 
     /// The copy a FIN or REQ `answer` on `conn` took out of flight, when that is certain.
@@ -437,7 +439,7 @@ impl<'h> Conn<'h> {
             nsqd,
             incarnation,
             sub: None,
-            closed_clean: false,
+            closed_clean: None,
             rdy: Vec::new(),
             answers: Vec::new(),
             failed: BTreeSet::new(),

@@ -14,7 +14,7 @@ use nsq::protocol::commands::Command;
 use nsq::protocol::message::{Message, MessageId};
 use parking_lot::Mutex;
 
-use super::{client_rng, draw, sleep_until_ms, Phases};
+use super::{client_rng, draw, identify_body, sleep_until_ms, Phases};
 use crate::cluster::NSQD_TCP_PORT;
 use crate::env::SimNet;
 use crate::history::{ConnId, Event, History, Micros};
@@ -130,6 +130,10 @@ impl Connection {
 
     async fn serve(&mut self, client: &mut Client, conn: ConnId) -> Result<(), ()> {
         client
+            .identify(identify_body(&self.spec.name, self.spec.heartbeat_ms))
+            .await
+            .map_err(drop)?;
+        client
             .subscribe(&self.spec.topic, &self.spec.channel)
             .await
             .map_err(drop)?;
@@ -144,10 +148,16 @@ impl Connection {
             .await
             .map_err(drop)?;
         self.record(Event::Ready { conn, count });
+        // go-nsq's read deadline: a connection silent for two heartbeats is dead.
+        let silence = 2 * self.spec.heartbeat_ms * 1000;
+        let mut last_frame = now_micros();
         loop {
             let now = now_micros();
             if now >= self.phases.close_ms * 1000 {
                 return self.close(client, conn).await;
+            }
+            if now >= last_frame + silence {
+                return Err(());
             }
             self.answer_due(client, conn, now).await?;
             let wake = self
@@ -155,11 +165,13 @@ impl Connection {
                 .keys()
                 .next()
                 .map_or(self.phases.close_ms * 1000, |(at, _)| *at)
-                .min(self.phases.close_ms * 1000);
+                .min(self.phases.close_ms * 1000)
+                .min(last_frame + silence);
             let wait = Duration::from_micros(wake.saturating_sub(now));
             tokio::select! {
                 biased;
                 frame = client.connection_mut().read_frame() => {
+                    last_frame = now_micros();
                     match frame.map_err(drop)? {
                         Frame::Message(message) => self.received(conn, message),
                         Frame::Error(text) => self.record(Event::ServerError {

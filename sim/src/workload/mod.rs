@@ -58,6 +58,16 @@ pub(crate) fn chance(rng: &dyn nsq::env::Rng, share: f64) -> bool {
     share > 0.0 && (rng.below(1_000_000) as f64) < share * 1_000_000.0
 }
 
+/// The IDENTIFY body of a workload connection: its name and heartbeat interval.
+pub(crate) fn identify_body(name: &str, heartbeat_ms: u64) -> serde_json::Value {
+    serde_json::json!({
+        "client_id": name,
+        "hostname": name,
+        "user_agent": "nsq-sim",
+        "heartbeat_interval": heartbeat_ms,
+    })
+}
+
 /// Sleeps until simulated time `ms`.
 pub(crate) async fn sleep_until_ms(ms: u64) {
     let now = crate::now_micros() / 1000;

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use nsq::client::{ClientError, Producer as Client};
 use parking_lot::Mutex;
 
-use super::{chance, client_rng, draw, sleep_until_ms, Phases};
+use super::{chance, client_rng, draw, identify_body, sleep_until_ms, Phases};
 use crate::cluster::NSQD_TCP_PORT;
 use crate::env::SimNet;
 use crate::history::{Event, History};
@@ -37,7 +37,7 @@ pub async fn run(
     while sent < spec.count && now_micros() / 1000 < phases.produce_until_ms {
         let (producer, conn) = match client.as_mut() {
             Some(c) => c,
-            None => match Client::connect(&SimNet, &addr).await {
+            None => match connect(&addr, &spec).await {
                 Ok(producer) => {
                     let conn = {
                         let mut h = history.lock();
@@ -82,16 +82,23 @@ pub async fn run(
             );
             publish
         };
-        let result = match (defer_ms, bodies.as_slice()) {
-            (Some(defer), [one]) => {
-                let defer = i64::try_from(defer).unwrap_or(i64::MAX);
-                producer
-                    .deferred_publish(&spec.topic, defer, one.clone())
-                    .await
+        let request = async {
+            match (defer_ms, bodies.as_slice()) {
+                (Some(defer), [one]) => {
+                    let defer = i64::try_from(defer).unwrap_or(i64::MAX);
+                    producer
+                        .deferred_publish(&spec.topic, defer, one.clone())
+                        .await
+                }
+                (_, [one]) => producer.publish(&spec.topic, one.clone()).await,
+                _ => producer.multi_publish(&spec.topic, &bodies).await,
             }
-            (_, [one]) => producer.publish(&spec.topic, one.clone()).await,
-            _ => producer.multi_publish(&spec.topic, &bodies).await,
         };
+        // No answer within two heartbeats: the connection is given up, the answer unknown.
+        let silence = Duration::from_millis(2 * spec.heartbeat_ms);
+        let result = tokio::time::timeout(silence, request)
+            .await
+            .unwrap_or(Err(ClientError::Closed));
         let answer = match &result {
             Ok(()) => Some((true, None)),
             Err(ClientError::Server { code_and_text }) => {
@@ -118,6 +125,15 @@ pub async fn run(
     // Stay alive (a finished host counts as stopped) without holding the connection busy.
     std::future::pending::<()>().await;
     Ok(())
+}
+
+/// Connects and identifies with the producer's heartbeat interval.
+async fn connect(addr: &str, spec: &Producer) -> Result<Client, ClientError> {
+    let mut producer = Client::connect(&SimNet, addr).await?;
+    producer
+        .identify(identify_body(&spec.name, spec.heartbeat_ms))
+        .await?;
+    Ok(producer)
 }
 
 /// A body unique in the run: `<producer>-<start>-<seq>`, padded to the configured size.
