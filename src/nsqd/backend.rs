@@ -243,9 +243,13 @@ impl Backend {
             }
         }
         self.apply_holds(queue);
-        let synced = queue.sync_if_due().await;
+        // The records are read and held: a failed sync must not lose them. The metadata
+        // keeps the older read position, so a crash before the next good sync repeats them.
+        if let Err(error) = queue.sync_if_due().await {
+            tracing::error!(queue = %self.name, %error, "failed to sync after a read; retried later");
+        }
         self.depth.store(queue.depth(), Ordering::Release);
-        synced.map(|()| messages)
+        Ok(messages)
     }
 
     /// The message `id` is done with (FIN): it no longer holds the read position back.

@@ -72,6 +72,13 @@ fn parse_seeds(text: &str) -> Result<std::ops::Range<u64>, String> {
 #[allow(clippy::disallowed_methods)]
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Daemon logs, on request: `RUST_LOG=warn nsq-sim run ...`.
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
     match cli.command {
         Command::Run {
             file,

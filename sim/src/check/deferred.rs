@@ -61,9 +61,10 @@ fn early_requeues(
         return Vec::new();
     };
     let mut violations = Vec::new();
-    let requeues = conn.answers.iter().filter(|a| {
-        a.command == Command::Req && a.delay_ms > 0 && view.confirmed(conn, a)
-    });
+    let requeues = conn
+        .answers
+        .iter()
+        .filter(|a| a.command == Command::Req && a.delay_ms > 0 && view.confirmed(conn, a));
     for req in requeues {
         let Some(requeued) = view.answered_attempts(conn, req, ctx) else {
             continue;

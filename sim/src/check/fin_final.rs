@@ -111,7 +111,11 @@ mod tests {
         s.at(1)
             .consumer(1, "nsqd1", "c", 10)
             .consumer(2, "nsqd1", "c", 10);
-        s.at(10).deliver(1, 1, 1, "a").at(20).close(1, true).fin(1, 1);
+        s.at(10)
+            .deliver(1, 1, 1, "a")
+            .at(20)
+            .close(1, true)
+            .fin(1, 1);
         s.at(6000).deliver(2, 1, 2, "a").close(2, true);
         assert_eq!(run(FinFinal, &s, &ctx()), vec![]);
     }
