@@ -13,7 +13,10 @@
 //! - nothing arrives that was not published: one body per id, one id per body, on the
 //!   topic it was published to;
 //! - the attempts of an id on a channel strictly increase;
-//! - a FINished message (no `E_FIN_FAILED` for it) never comes back;
+//! - a FINished message (no `E_FIN_FAILED` for it) never comes back. A FIN or REQ sent
+//!   less than a network hop before the client dropped its connection does not count:
+//!   dropping a socket with unread data resets it (RFC 9293 §3.10.4, as turmoil does),
+//!   and the reset may overtake the command;
 //! - DPUB and REQ delays are never cut short (a graceful restart forgets them, as Go
 //!   does, so a restart in between waives the check);
 //! - the live unacknowledged messages on a connection never exceed its RDY;
