@@ -13,6 +13,8 @@ pub mod cli;
 mod http;
 pub mod options;
 pub mod registry;
+#[cfg(test)]
+mod registry_props;
 mod tcp;
 
 use std::net::SocketAddr;
