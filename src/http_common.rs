@@ -33,11 +33,13 @@ const V1_VALUE: &str = "nsq; version=1.0";
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
 /// Serves HTTP on `listener` until `shutdown`, each connection a task on `tasks`, each
-/// request answered by `handler`.
+/// request answered by `handler`. With `tls`, each connection first completes a TLS
+/// handshake (HTTPS); one that fails or stalls is dropped.
 pub async fn serve<H, F>(
     listener: Box<dyn Listener>,
     shutdown: CancellationToken,
     tasks: crate::env::Tasks,
+    tls: Option<std::sync::Arc<rustls::ServerConfig>>,
     handler: H,
 ) where
     H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
@@ -59,7 +61,18 @@ pub async fn serve<H, F>(
         };
         let handler = handler.clone();
         let shutdown = shutdown.clone();
+        let tls = tls.clone();
         tasks.spawn(async move {
+            let stream = match tls {
+                Some(config) => match crate::nsqd::tls::accept(config, stream).await {
+                    Ok((stream, _)) => stream,
+                    Err(error) => {
+                        tracing::debug!(%error, "HTTPS handshake failed");
+                        return;
+                    }
+                },
+                None => stream,
+            };
             let service = hyper::service::service_fn(move |request| {
                 let answer = handler(request);
                 async move { Ok::<_, Infallible>(answer.await) }

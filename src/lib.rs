@@ -21,6 +21,7 @@
 
 pub mod bench;
 pub mod client;
+pub mod compress;
 pub mod daemon;
 pub mod env;
 pub mod go_json;

@@ -18,7 +18,7 @@ use crate::protocol::names::{is_valid_channel_name, is_valid_topic_name};
 pub(crate) async fn serve(lookupd: Arc<LookupdInner>, listener: Box<dyn Listener>) {
     let shutdown = lookupd.shutdown.clone();
     let tasks = lookupd.tasks.clone();
-    http_common::serve(listener, shutdown, tasks, move |request| {
+    http_common::serve(listener, shutdown, tasks, None, move |request| {
         let lookupd = lookupd.clone();
         async move { route(&lookupd, request) }
     })

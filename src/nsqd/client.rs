@@ -59,6 +59,20 @@ pub struct ClientShared {
     pub ready_changed: Notify,
     /// Cancelled to close the connection from the daemon's side (channel deleted, exit).
     pub close: CancellationToken,
+    /// The stream upgrades IDENTIFY negotiated (TLS, snappy, deflate).
+    pub transport: Mutex<Transport>,
+}
+
+/// What the connection's stream was upgraded to, for `/stats`, the TLS-required check and
+/// the auth server.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Transport {
+    /// The TLS handshake's outcome, once upgraded.
+    pub tls: Option<crate::nsqd::tls::TlsInfo>,
+    /// Snappy framing is on.
+    pub snappy: bool,
+    /// Raw deflate is on.
+    pub deflate: bool,
 }
 
 impl ClientShared {
@@ -83,6 +97,7 @@ impl ClientShared {
             pub_counts: Mutex::new(BTreeMap::new()),
             ready_changed: Notify::new(),
             close: CancellationToken::new(),
+            transport: Mutex::new(Transport::default()),
         }
     }
 

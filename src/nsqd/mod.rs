@@ -39,6 +39,7 @@ pub mod stats;
 mod stats_text;
 mod statsd;
 mod tcp;
+pub mod tls;
 pub mod topic;
 
 use std::collections::BTreeMap;
@@ -78,6 +79,10 @@ pub enum NsqdError {
     /// `nsqd.dat` could not be read.
     #[error("{0}")]
     Metadata(String),
+    /// The TLS certificate, key or CA could not be loaded (Go: "failed to build TLS
+    /// config").
+    #[error("failed to build TLS config - {0}")]
+    Tls(#[from] tls::TlsConfigError),
 }
 
 /// The shared state of one nsqd.
@@ -97,8 +102,13 @@ pub(crate) struct NsqdInner {
     pub(crate) tasks: crate::env::Tasks,
     tcp_listener: Mutex<Option<Box<dyn Listener>>>,
     http_listener: Mutex<Option<Box<dyn Listener>>>,
+    https_listener: Mutex<Option<Box<dyn Listener>>>,
     pub(crate) tcp_addr: SocketAddr,
     pub(crate) http_addr: Option<SocketAddr>,
+    /// Where HTTPS listens: only with a TLS certificate and key.
+    pub(crate) https_addr: Option<SocketAddr>,
+    /// The TLS server configuration, when `--tls-cert` and `--tls-key` are set.
+    pub(crate) tls: Option<Arc<rustls::ServerConfig>>,
     /// Makes the disk queues (knows `--data-path` and the sizes).
     pub(crate) backends: topic::BackendFactory,
     /// Held until exit so a second nsqd cannot use the same `--data-path`.
@@ -162,6 +172,15 @@ impl Nsqd {
             let addr = local_addr(&*listener, &opts.http_address)?;
             (Some(listener), Some(addr))
         };
+        let tls = tls::server_config(&opts, &env).await?;
+        let (https, https_addr) = match (&tls, opts.https_address.is_empty()) {
+            (Some(_), false) => {
+                let listener = bind(&env, &opts.https_address).await?;
+                let addr = local_addr(&*listener, &opts.https_address)?;
+                (Some(listener), Some(addr))
+            }
+            _ => (None, None),
+        };
         let start_time = env.clock.now_ns() / 1_000_000_000;
         tracing::info!(version = options::VERSION, tcp = %tcp_addr, http = ?http_addr, "nsqd starting");
         let nsqd = Nsqd {
@@ -177,8 +196,11 @@ impl Nsqd {
                 tasks: crate::env::Tasks::new(task_mode),
                 tcp_listener: Mutex::new(Some(tcp)),
                 http_listener: Mutex::new(http),
+                https_listener: Mutex::new(https),
                 tcp_addr,
                 http_addr,
+                https_addr,
+                tls,
                 backends,
                 dir_lock: Mutex::new(Some(dir_lock)),
                 health: Mutex::new(None),
@@ -194,6 +216,11 @@ impl Nsqd {
     /// The address the TCP protocol listens on.
     pub fn tcp_addr(&self) -> SocketAddr {
         self.inner.tcp_addr
+    }
+
+    /// The address the HTTPS API listens on, if TLS is configured.
+    pub fn https_addr(&self) -> Option<SocketAddr> {
+        self.inner.https_addr
     }
 
     /// The address the HTTP API listens on, if enabled.
@@ -221,6 +248,11 @@ impl Nsqd {
         }
         if let Some(listener) = inner.http_listener.lock().take() {
             inner.tasks.spawn(http::serve(inner.clone(), listener));
+        }
+        if let (Some(listener), Some(tls)) = (inner.https_listener.lock().take(), &inner.tls) {
+            inner
+                .tasks
+                .spawn(http::serve_https(inner.clone(), listener, tls.clone()));
         }
         inner.tasks.spawn(scan::queue_scan_loop(inner.clone()));
         if !inner.opts.statsd_address.is_empty() {

@@ -325,6 +325,9 @@ fn client_stats(client: &ClientShared, filter: &StatsFilter) -> ClientStats {
             count: *count,
         })
         .collect();
+    let transport = client.transport.lock().clone();
+    let is_tls = transport.tls.is_some();
+    let tls = transport.tls.unwrap_or_default();
     ClientStats {
         client_id: settings.client_id,
         hostname: settings.hostname,
@@ -338,14 +341,15 @@ fn client_stats(client: &ClientShared, filter: &StatsFilter) -> ClientStats {
         requeue_count: client.requeue_count.load(Ordering::Relaxed),
         connect_ts: client.connect_ts,
         sample_rate: settings.sample_rate,
-        deflate: false,
-        snappy: false,
+        deflate: transport.deflate,
+        snappy: transport.snappy,
         user_agent: settings.user_agent,
         pub_counts,
-        tls: false,
-        tls_cipher_suite: String::new(),
-        tls_version: String::new(),
-        tls_negotiated_protocol: String::new(),
-        tls_negotiated_protocol_is_mutual: false,
+        tls: is_tls,
+        tls_cipher_suite: tls.cipher_suite,
+        tls_version: tls.version,
+        tls_negotiated_protocol: tls.negotiated_protocol,
+        // Go's `NegotiatedProtocolIsMutual` is always true on a TLS connection.
+        tls_negotiated_protocol_is_mutual: is_tls,
     }
 }

@@ -29,3 +29,4 @@ mod support;
 mod tcp_commands;
 mod tcp_errors;
 mod third_party;
+mod tls;

@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use nsq::env::Env;
+use nsq::env::{BoxStream, Env};
 use nsq::nsqd::{Nsqd, Options};
 use nsq::protocol::frame::decode_frame;
 use nsq::protocol::{Command, FrameType, MessageId, MESSAGE_HEADER_LENGTH};
@@ -122,7 +122,7 @@ impl Server {
             .expect("connect");
         stream.set_nodelay(true).expect("nodelay");
         Conn {
-            stream,
+            stream: Box::new(stream),
             buf: BytesMut::with_capacity(64 * 1024),
         }
     }
@@ -268,22 +268,47 @@ impl Msg {
 
 /// A raw V2 connection.
 pub struct Conn {
-    stream: TcpStream,
+    stream: BoxStream,
     buf: BytesMut,
 }
 
 impl Conn {
+    /// Replaces the stream with `upgrade(stream)` (TLS, snappy, deflate), after checking
+    /// nothing unread is buffered: those bytes would belong to the new layer.
+    pub async fn upgrade<F, Fut>(self, upgrade: F) -> Conn
+    where
+        F: FnOnce(BoxStream) -> Fut,
+        Fut: std::future::Future<Output = BoxStream>,
+    {
+        assert!(
+            self.buf.is_empty(),
+            "unread bytes before an upgrade: {:?}",
+            self.buf
+        );
+        Conn {
+            stream: upgrade(self.stream).await,
+            buf: self.buf,
+        }
+    }
+
     /// Writes `bytes` as one write.
     pub async fn send(&mut self, bytes: &[u8]) {
-        timeout(WAIT, self.stream.write_all(bytes))
-            .await
-            .expect("write in time")
-            .expect("write");
+        timeout(WAIT, async {
+            self.stream.write_all(bytes).await?;
+            self.stream.flush().await
+        })
+        .await
+        .expect("write in time")
+        .expect("write");
     }
 
     /// Like [`Conn::send`], but a failed write (the server already closed) is fine.
     pub async fn send_lossy(&mut self, bytes: &[u8]) {
-        let _ = timeout(WAIT, self.stream.write_all(bytes)).await;
+        let _ = timeout(WAIT, async {
+            self.stream.write_all(bytes).await?;
+            self.stream.flush().await
+        })
+        .await;
     }
 
     /// Writes one encoded command.
@@ -379,7 +404,12 @@ impl Conn {
 
     /// The server closes the connection (no further frame) within [`WAIT`].
     pub async fn expect_closed(&mut self) {
-        match self.read(WAIT).await {
+        self.expect_closed_within(WAIT).await;
+    }
+
+    /// Like [`Conn::expect_closed`], waiting up to `within`.
+    pub async fn expect_closed_within(&mut self, within: Duration) {
+        match self.read(within).await {
             Read::Closed => {}
             other => panic!("expected the server to close the connection, got {other:?}"),
         }

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use tokio::time::{timeout, Instant};
 use tokio_nsq::{
-    NSQChannel, NSQConsumerConfig, NSQConsumerConfigSources, NSQEvent, NSQProducerConfig, NSQTopic,
+    NSQChannel, NSQConfigShared, NSQConfigSharedTLS, NSQConsumerConfig, NSQConsumerConfigSources,
+    NSQEvent, NSQProducerConfig, NSQTopic,
 };
 
 use crate::support::*;
@@ -18,6 +19,31 @@ const EXCHANGE_MAX: Duration = Duration::from_secs(20);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokio_nsq_publishes_and_consumes_1000_messages_exactly_once() {
     let server = start().await;
+    exchange(&server, NSQConfigShared::new).await;
+    server.stop().await;
+}
+
+/// tokio-nsq's TLS is insecure by default (it accepts any server certificate), so the
+/// test's self-made certificate needs no trust set-up on its side.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokio_nsq_over_tls_publishes_and_consumes_every_message() {
+    let pki = crate::tls::Pki::new();
+    // TLS required on TCP: a client that did not upgrade could not publish at all.
+    let server = start_with(nsq::nsqd::Options {
+        tls_required: 1,
+        ..pki.options()
+    })
+    .await;
+    exchange(&server, || {
+        NSQConfigShared::new().set_tls(NSQConfigSharedTLS::new("localhost"))
+    })
+    .await;
+    server.stop().await;
+}
+
+/// Publishes [`MESSAGES`] bodies with a tokio-nsq producer and consumes them with a
+/// tokio-nsq consumer, both made with `shared()`: each arrives exactly once.
+async fn exchange(server: &Server, shared: impl Fn() -> NSQConfigShared) {
     let address = server.tcp.to_string();
     let topic = NSQTopic::new("third_party").expect("valid topic");
     let channel = NSQChannel::new("ch").expect("valid channel");
@@ -25,7 +51,9 @@ async fn tokio_nsq_publishes_and_consumes_1000_messages_exactly_once() {
         .map(|i| format!("message-{i:04}").into_bytes())
         .collect();
 
-    let mut producer = NSQProducerConfig::new(address.clone()).build();
+    let mut producer = NSQProducerConfig::new(address.clone())
+        .set_shared(shared())
+        .build();
     let healthy = timeout(WAIT, producer.consume())
         .await
         .expect("producer event in time");
@@ -52,6 +80,7 @@ async fn tokio_nsq_publishes_and_consumes_1000_messages_exactly_once() {
     assert_eq!(topic_stats["message_count"], MESSAGES, "{topic_stats}");
 
     let mut consumer = NSQConsumerConfig::new(topic, channel)
+        .set_shared(shared())
         .set_max_in_flight(100)
         .set_rebalance_interval(Duration::from_millis(100))
         .set_sources(NSQConsumerConfigSources::Daemons(vec![address]))
@@ -91,5 +120,4 @@ async fn tokio_nsq_publishes_and_consumes_1000_messages_exactly_once() {
     assert_eq!(channel["timeout_count"], 0, "{channel}");
     drop(consumer);
     drop(producer);
-    server.stop().await;
 }

@@ -63,17 +63,7 @@ pub fn startup_checks(options: &mut Options) -> Result<(), StartupError> {
 /// any of them would silently behave unlike Go nsqd, so the binary refuses. Delete an
 /// entry here when its feature lands.
 pub fn unsupported_options(options: &Options) -> Vec<&'static str> {
-    let checks = [
-        ("tls-cert", !options.tls_cert.is_empty()),
-        ("tls-key", !options.tls_key.is_empty()),
-        ("tls-root-ca-file", !options.tls_root_ca_file.is_empty()),
-        (
-            "tls-client-auth-policy",
-            !options.tls_client_auth_policy.is_empty(),
-        ),
-        ("tls-required", options.tls_required != 0),
-        ("auth-http-address", !options.auth_http_addresses.is_empty()),
-    ];
+    let checks = [("auth-http-address", !options.auth_http_addresses.is_empty())];
     checks
         .into_iter()
         .filter(|(_, set)| *set)

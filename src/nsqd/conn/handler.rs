@@ -60,6 +60,16 @@ async fn identify(reader: &mut Reader, body: &[u8]) -> Outcome {
     if !negotiated.feature_negotiation {
         return Ok(Some(Reader::ok()));
     }
+    let upgrades = super::upgrade::Upgrades {
+        tls: negotiated.tls_v1,
+        snappy: negotiated.snappy,
+        deflate: negotiated
+            .deflate
+            .then(|| u32::try_from(negotiated.deflate_level).unwrap_or(6)),
+    };
+    if upgrades.any() {
+        reader.pending_upgrade = Some(upgrades);
+    }
     let json = identify::response_json(&negotiated, &limits, super::super::options::VERSION);
     Ok(Some(Reader::response(&json)))
 }

@@ -8,14 +8,15 @@
 
 mod handler;
 mod pump;
+mod upgrade;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf};
-use tokio::sync::mpsc;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::sync::{mpsc, oneshot};
 
 use super::channel::ChannelRef;
 use super::client::{ClientRef, ClientSettings, ClientShared};
@@ -40,6 +41,23 @@ pub(crate) enum ToPump {
     Subscribed(TopicRef, ChannelRef, Bytes),
     /// IDENTIFY changed the settings (heartbeat, buffering, sampling, msg timeout).
     SettingsChanged,
+    /// IDENTIFY negotiated a stream upgrade: write and flush this answer in the clear,
+    /// hand the write half over, and wait for the upgraded one (`Err`: closing).
+    Upgrade {
+        answer: Bytes,
+        writer_out: oneshot::Sender<WriteHalf<BoxStream>>,
+        writer_in: oneshot::Receiver<WriteHalf<BoxStream>>,
+    },
+}
+
+/// What the reader does after a command.
+enum Next {
+    /// Read the next command.
+    Continue,
+    /// Close the connection.
+    Close,
+    /// Send this IDENTIFY answer, then upgrade the stream.
+    Upgrade(Bytes, upgrade::Upgrades),
 }
 
 /// Serves one accepted connection until it closes.
@@ -78,6 +96,7 @@ pub(crate) async fn serve(nsqd: Arc<NsqdInner>, mut stream: BoxStream, peer: Soc
         client: client.clone(),
         to_pump: tx,
         subscription: None,
+        pending_upgrade: None,
     };
     reader.run(read_half).await;
     let subscription = reader.subscription.take();
@@ -123,26 +142,35 @@ struct Reader {
     client: ClientRef,
     to_pump: mpsc::Sender<ToPump>,
     subscription: Option<(TopicRef, ChannelRef)>,
+    /// Set by IDENTIFY when it negotiated TLS, snappy or deflate.
+    pending_upgrade: Option<upgrade::Upgrades>,
 }
 
 impl Reader {
     async fn run(&mut self, mut read_half: ReadHalf<BoxStream>) {
         let limits = self.nsqd.limits();
         let mut buf = BytesMut::with_capacity(READ_CHUNK_BYTES);
+        let tls_required = self.nsqd.opts.tls_required != 0;
         loop {
             let heartbeat_ms = self.client.settings.lock().heartbeat_interval_ms;
             let ctx = ParseContext {
                 state: self.client.state(),
                 limits: &limits,
                 heartbeats_enabled: heartbeat_ms > 0,
-                tls_pending: false,
+                tls_pending: tls_required && self.client.transport.lock().tls.is_none(),
             };
             match protocol::decode(&mut buf, &ctx) {
-                Ok(Decoded::Complete(command)) => {
-                    if !self.execute(command).await {
-                        return;
+                Ok(Decoded::Complete(command)) => match self.execute(command).await {
+                    Next::Continue => {}
+                    Next::Close => return,
+                    Next::Upgrade(answer, upgrades) => {
+                        let unread = buf.split();
+                        match self.upgrade(read_half, unread, answer, upgrades).await {
+                            Some(upgraded) => read_half = upgraded,
+                            None => return,
+                        }
                     }
-                }
+                },
                 Ok(Decoded::Incomplete { needed }) => {
                     let want = needed.max(buf.len() + READ_CHUNK_BYTES);
                     buf.reserve(want - buf.len());
@@ -193,13 +221,56 @@ impl Reader {
         }
     }
 
-    /// Runs one command; false when the connection must close.
-    async fn execute(&mut self, command: protocol::Command) -> bool {
-        match handler::handle(self, command).await {
+    /// Runs one command.
+    async fn execute(&mut self, command: protocol::Command) -> Next {
+        let keep_going = match handler::handle(self, command).await {
             Ok(None) => true,
-            Ok(Some(response)) => self.send(ToPump::Frame(response)).await,
+            Ok(Some(response)) => match self.pending_upgrade.take() {
+                Some(upgrades) => return Next::Upgrade(response, upgrades),
+                None => self.send(ToPump::Frame(response)).await,
+            },
             Err(error) => self.send_error(&error).await,
+        };
+        if keep_going {
+            Next::Continue
+        } else {
+            Next::Close
         }
+    }
+
+    /// Has the pump send `answer` in the clear and give up its write half, upgrades the
+    /// joined stream, and hands the pump its new write half. The new read half, or
+    /// `None` when the connection is done.
+    async fn upgrade(
+        &mut self,
+        read_half: ReadHalf<BoxStream>,
+        unread: BytesMut,
+        answer: Bytes,
+        upgrades: upgrade::Upgrades,
+    ) -> Option<ReadHalf<BoxStream>> {
+        let (writer_out, from_pump) = oneshot::channel();
+        let (to_pump, writer_in) = oneshot::channel();
+        let asked = ToPump::Upgrade {
+            answer,
+            writer_out,
+            writer_in,
+        };
+        if !self.send(asked).await {
+            return None;
+        }
+        let write_half = from_pump.await.ok()?;
+        let stream = read_half.unsplit(write_half);
+        let upgraded = upgrade::apply(&self.nsqd, &self.client, stream, unread, upgrades).await;
+        let stream = match upgraded {
+            Ok(stream) => stream,
+            Err(error) => {
+                tracing::warn!(client = self.client.id, %error, "IDENTIFY upgrade failed");
+                return None;
+            }
+        };
+        let (read_half, write_half) = tokio::io::split(stream);
+        to_pump.send(write_half).ok()?;
+        Some(read_half)
     }
 
     async fn parse_failed(&mut self, failure: ParseError) {
@@ -268,9 +339,7 @@ impl NsqdInner {
             default_msg_timeout_ms: millis(opts.msg_timeout),
             max_msg_timeout_ms: millis(opts.max_msg_timeout),
             max_rdy_count: opts.max_rdy_count,
-            // TLS, snappy, deflate and AUTH arrive with a later issue: until then they are
-            // answered as not available.
-            tls_available: false,
+            tls_available: self.tls.is_some(),
             snappy_enabled: opts.snappy,
             deflate_enabled: opts.deflate,
             max_deflate_level: opts.max_deflate_level,

@@ -27,7 +27,8 @@ const TAKE_BATCH_MAX: usize = 256;
 struct Pump {
     nsqd: Arc<NsqdInner>,
     client: ClientRef,
-    writer: WriteHalf<BoxStream>,
+    /// `None` only while the reader holds it for a stream upgrade.
+    writer: Option<WriteHalf<BoxStream>>,
     out: BytesMut,
     settings: ClientSettings,
     subscription: Option<(TopicRef, ChannelRef)>,
@@ -45,7 +46,7 @@ pub(super) async fn run(
     let mut pump = Pump {
         nsqd,
         client: client.clone(),
-        writer,
+        writer: Some(writer),
         out: BytesMut::with_capacity(64 * 1024),
         settings,
         subscription: None,
@@ -80,6 +81,20 @@ pub(super) async fn run(
                     pump.settings = client.settings.lock().clone();
                     heartbeat = heartbeat_interval(pump.settings.heartbeat_interval_ms);
                 }
+                Some(ToPump::Upgrade { answer, writer_out, writer_in }) => {
+                    pump.out.extend_from_slice(&answer);
+                    if pump.flush().await.is_err() {
+                        break;
+                    }
+                    let Some(writer) = pump.writer.take() else { break };
+                    if writer_out.send(writer).is_err() {
+                        break;
+                    }
+                    match writer_in.await {
+                        Ok(writer) => pump.writer = Some(writer),
+                        Err(_) => break,
+                    }
+                }
             },
             _ = tick(&mut heartbeat) => {
                 frame::write_frame(&mut pump.out, FrameType::Response, frame::HEARTBEAT);
@@ -89,7 +104,9 @@ pub(super) async fn run(
         }
     }
     client.close.cancel();
-    let _ = pump.writer.shutdown().await;
+    if let Some(writer) = pump.writer.as_mut() {
+        let _ = writer.shutdown().await;
+    }
 }
 
 impl Pump {
@@ -158,15 +175,21 @@ impl Pump {
         let deadline_ms = u64::try_from(self.settings.heartbeat_interval_ms)
             .ok()
             .filter(|ms| *ms > 0);
+        let Some(writer) = self.writer.as_mut() else {
+            return Err(std::io::ErrorKind::NotConnected.into());
+        };
+        let out = &self.out;
+        // The flush ends a compressed block (snappy, deflate) or a TLS record.
+        let write_and_flush = async {
+            writer.write_all(out).await?;
+            writer.flush().await
+        };
         let write = async {
             match deadline_ms {
-                Some(ms) => tokio::time::timeout(
-                    Duration::from_millis(ms),
-                    self.writer.write_all(&self.out),
-                )
-                .await
-                .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into())),
-                None => self.writer.write_all(&self.out).await,
+                Some(ms) => tokio::time::timeout(Duration::from_millis(ms), write_and_flush)
+                    .await
+                    .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into())),
+                None => write_and_flush.await,
             }
         };
         // A client that never reads must not hold up a shutdown or a channel deletion.

@@ -34,7 +34,32 @@ use respond::{error, method_not_allowed, plain, HttpResponse};
 pub(crate) async fn serve(nsqd: Arc<NsqdInner>, listener: Box<dyn Listener>) {
     let shutdown = nsqd.shutdown.clone();
     let tasks = nsqd.tasks.clone();
-    crate::http_common::serve(listener, shutdown, tasks, move |request| {
+    // `--tls-required=true` (not `tcp-https`) closes plain HTTP: every request gets 403.
+    let refuse_plain = nsqd.opts.tls_required == TLS_REQUIRED_EVERYWHERE;
+    crate::http_common::serve(listener, shutdown, tasks, None, move |request| {
+        let nsqd = nsqd.clone();
+        async move {
+            if refuse_plain {
+                return respond::tls_required(&nsqd);
+            }
+            route(&nsqd, request).await
+        }
+    })
+    .await
+}
+
+/// `--tls-required=true`: Go's `TLSRequired` (2); `tcp-https` is 1.
+const TLS_REQUIRED_EVERYWHERE: i64 = 2;
+
+/// Serves the same API over TLS on `--https-address`.
+pub(crate) async fn serve_https(
+    nsqd: Arc<NsqdInner>,
+    listener: Box<dyn Listener>,
+    tls: Arc<rustls::ServerConfig>,
+) {
+    let shutdown = nsqd.shutdown.clone();
+    let tasks = nsqd.tasks.clone();
+    crate::http_common::serve(listener, shutdown, tasks, Some(tls), move |request| {
         let nsqd = nsqd.clone();
         async move { route(&nsqd, request).await }
     })

@@ -46,3 +46,11 @@ pub(super) fn json_bytes(nsqd: &NsqdInner, status: StatusCode, bytes: Vec<u8>) -
 pub(super) fn plain(nsqd: &NsqdInner, status: StatusCode, text: &str, v1: bool) -> HttpResponse {
     http_common::plain(nsqd.now_ns(), status, text, v1)
 }
+
+/// Go's answer on plain HTTP under `--tls-required=true`: 403 with the HTTPS port, the
+/// body written by hand (spaces and all) as Go's `ServeHTTP` writes it.
+pub(super) fn tls_required(nsqd: &NsqdInner) -> HttpResponse {
+    let port = nsqd.https_addr.map_or(0, |a| a.port());
+    let body = format!(r#"{{"message": "TLS_REQUIRED", "https_port": {port}}}"#);
+    http_common::json_bytes(nsqd.now_ns(), StatusCode::FORBIDDEN, body.into_bytes())
+}
