@@ -59,6 +59,11 @@ pub struct ClientShared {
     pub ready_changed: Notify,
     /// Cancelled to close the connection from the daemon's side (channel deleted, exit).
     pub close: CancellationToken,
+    /// Set when the connection upgraded to TLS: the client certificate's common name
+    /// (empty without one). AUTH queries send `tls` and `common_name` from it.
+    pub tls_common_name: Mutex<Option<String>>,
+    /// What the auth servers granted this connection (AUTH).
+    pub(crate) auth: Mutex<super::auth::AuthSession>,
 }
 
 impl ClientShared {
@@ -83,6 +88,8 @@ impl ClientShared {
             pub_counts: Mutex::new(BTreeMap::new()),
             ready_changed: Notify::new(),
             close: CancellationToken::new(),
+            tls_common_name: Mutex::new(None),
+            auth: Mutex::new(super::auth::AuthSession::default()),
         }
     }
 

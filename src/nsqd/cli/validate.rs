@@ -72,7 +72,14 @@ pub fn unsupported_options(options: &Options) -> Vec<&'static str> {
             !options.tls_client_auth_policy.is_empty(),
         ),
         ("tls-required", options.tls_required != 0),
-        ("auth-http-address", !options.auth_http_addresses.is_empty()),
+        // Go also asks `https://` auth servers; nsq-rs has no TLS client yet.
+        (
+            "auth-http-address (https)",
+            options
+                .auth_http_addresses
+                .iter()
+                .any(|a| !crate::nsqd::auth::is_supported_address(a)),
+        ),
     ];
     checks
         .into_iter()

@@ -78,6 +78,7 @@ pub(crate) async fn serve(nsqd: Arc<NsqdInner>, mut stream: BoxStream, peer: Soc
         client: client.clone(),
         to_pump: tx,
         subscription: None,
+        auth_gate: super::auth::MpubGate::default(),
     };
     reader.run(read_half).await;
     let subscription = reader.subscription.take();
@@ -123,6 +124,8 @@ struct Reader {
     client: ClientRef,
     to_pump: mpsc::Sender<ToPump>,
     subscription: Option<(TopicRef, ChannelRef)>,
+    /// Whether the MPUB being read already passed its auth check.
+    auth_gate: super::auth::MpubGate,
 }
 
 impl Reader {
@@ -137,9 +140,18 @@ impl Reader {
                 heartbeats_enabled: heartbeat_ms > 0,
                 tls_pending: false,
             };
+            let gate = self
+                .auth_gate
+                .check(&self.nsqd, &self.client, &buf, ctx.tls_pending);
+            if let Err(error) = gate.await {
+                self.send_error(&error).await;
+                return;
+            }
             match protocol::decode(&mut buf, &ctx) {
                 Ok(Decoded::Complete(command)) => {
-                    if !self.execute(command).await {
+                    let keep_going = self.execute(command).await;
+                    self.auth_gate.reset();
+                    if !keep_going {
                         return;
                     }
                 }
@@ -268,13 +280,13 @@ impl NsqdInner {
             default_msg_timeout_ms: millis(opts.msg_timeout),
             max_msg_timeout_ms: millis(opts.max_msg_timeout),
             max_rdy_count: opts.max_rdy_count,
-            // TLS, snappy, deflate and AUTH arrive with a later issue: until then they are
+            // TLS, snappy and deflate arrive with a later issue: until then they are
             // answered as not available.
             tls_available: false,
             snappy_enabled: opts.snappy,
             deflate_enabled: opts.deflate,
             max_deflate_level: opts.max_deflate_level,
-            auth_required: false,
+            auth_required: self.auth_enabled(),
         }
     }
 }
