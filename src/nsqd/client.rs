@@ -61,6 +61,8 @@ pub struct ClientShared {
     pub close: CancellationToken,
     /// The stream upgrades IDENTIFY negotiated (TLS, snappy, deflate).
     pub transport: Mutex<Transport>,
+    /// What the auth servers granted this connection (AUTH).
+    pub(crate) auth: Mutex<super::auth::AuthSession>,
 }
 
 /// What the connection's stream was upgraded to, for `/stats`, the TLS-required check and
@@ -98,6 +100,7 @@ impl ClientShared {
             ready_changed: Notify::new(),
             close: CancellationToken::new(),
             transport: Mutex::new(Transport::default()),
+            auth: Mutex::new(super::auth::AuthSession::default()),
         }
     }
 

@@ -9,6 +9,7 @@
 //! - `backend`: a topic's or channel's disk queue as the message flow uses it.
 //! - `client`: what is shared about one connection (settings, RDY, counters).
 //! - `tcp`: the V2 listener; `conn`: one connection (command reader and message pump).
+//! - `auth`: AUTH (asking the auth servers, caching their answer, permission checks).
 //! - `scan`: the queue scan loop (timeouts and deferred messages).
 //! - `http`: the HTTP API; `stats`: the `/stats` shapes.
 //! - `statsd`: the statsd push loop (runs only with `--statsd-address`).
@@ -18,6 +19,7 @@
 //! - `lookup`: the lookupd loop (registrations, PING, re-sync) and channel pre-creation.
 //! - `durability`: loading and persisting metadata, the disk loop, health, exit flush.
 
+mod auth;
 pub mod backend;
 pub mod buggify;
 pub mod channel;

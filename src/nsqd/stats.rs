@@ -166,6 +166,15 @@ pub struct ClientStats {
     pub snappy: bool,
     /// IDENTIFY user_agent.
     pub user_agent: String,
+    /// Whether an auth server answered this client's AUTH (omitted when not).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub authed: bool,
+    /// The identity the auth server named (omitted when empty).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub auth_identity: String,
+    /// The auth server's identity URL (omitted when empty).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub auth_identity_url: String,
     /// Messages published per topic (omitted when none).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub pub_counts: Vec<PubCount>,
@@ -328,6 +337,9 @@ fn client_stats(client: &ClientShared, filter: &StatsFilter) -> ClientStats {
     let transport = client.transport.lock().clone();
     let is_tls = transport.tls.is_some();
     let tls = transport.tls.unwrap_or_default();
+    let identity = client.auth.lock().identity();
+    let authed = identity.is_some();
+    let (auth_identity, auth_identity_url) = identity.unwrap_or_default();
     ClientStats {
         client_id: settings.client_id,
         hostname: settings.hostname,
@@ -344,6 +356,9 @@ fn client_stats(client: &ClientShared, filter: &StatsFilter) -> ClientStats {
         deflate: transport.deflate,
         snappy: transport.snappy,
         user_agent: settings.user_agent,
+        authed,
+        auth_identity,
+        auth_identity_url,
         pub_counts,
         tls: is_tls,
         tls_cipher_suite: tls.cipher_suite,

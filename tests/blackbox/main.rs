@@ -2,6 +2,7 @@
 //! into one test binary so it links once.
 //!
 //! - `support`: start an nsqd, a raw V2 connection, a tiny HTTP client, asserts.
+//! - `auth`: AUTH against a fake auth server (grants, denials, expiry, garbage, hangs).
 //! - `tcp_commands`: V2 commands that succeed, byte for byte as Go answers them.
 //! - `tcp_errors`: every V2 error case, its text, and fatal vs non-fatal.
 //! - `delivery`: RDY, timeouts, REQ, TOUCH, DPUB, CLS, heartbeats, ephemeral, fan-out.
@@ -16,6 +17,7 @@
 //! - `restart`: what a graceful exit keeps on `--data-path`, and its lock.
 //! - `third_party`: the `tokio-nsq` client publishing and consuming against us.
 
+mod auth;
 mod delivery;
 mod e2e;
 mod health;

@@ -63,7 +63,14 @@ pub fn startup_checks(options: &mut Options) -> Result<(), StartupError> {
 /// any of them would silently behave unlike Go nsqd, so the binary refuses. Delete an
 /// entry here when its feature lands.
 pub fn unsupported_options(options: &Options) -> Vec<&'static str> {
-    let checks = [("auth-http-address", !options.auth_http_addresses.is_empty())];
+    // Go also asks `https://` auth servers; nsq-rs has no TLS client yet.
+    let checks = [(
+        "auth-http-address (https)",
+        options
+            .auth_http_addresses
+            .iter()
+            .any(|a| !crate::nsqd::auth::is_supported_address(a)),
+    )];
     checks
         .into_iter()
         .filter(|(_, set)| *set)
@@ -182,10 +189,13 @@ mod tests {
     fn unsupported_lists_only_what_is_set() {
         assert!(unsupported_options(&Options::default()).is_empty());
         let options = Options {
-            nsqlookupd_tcp_addresses: vec!["127.0.0.1:4160".into()],
             tls_required: 1,
+            auth_http_addresses: vec!["127.0.0.1:4181".into(), "https://auth:4181".into()],
             ..Options::default()
         };
-        assert_eq!(unsupported_options(&options), vec!["tls-required"]);
+        assert_eq!(
+            unsupported_options(&options),
+            vec!["auth-http-address (https)"]
+        );
     }
 }

@@ -3,6 +3,7 @@
 use bytes::Bytes;
 
 use super::{millis, Reader, ToPump};
+use crate::nsqd::auth;
 use crate::protocol::{identify, ClientState, Command, ErrorCode, MessageId, ProtocolError};
 
 type Outcome = Result<Option<Bytes>, ProtocolError>;
@@ -12,7 +13,10 @@ pub(super) async fn handle(reader: &mut Reader, command: Command) -> Outcome {
     match command {
         Command::Nop => Ok(None),
         Command::Identify { body } => identify(reader, &body).await,
-        Command::Auth { .. } => Err(ProtocolError::new(ErrorCode::AuthDisabled, "AUTH disabled")),
+        Command::Auth { secret } => {
+            let answer = auth::authenticate(&reader.nsqd, &reader.client, &secret).await?;
+            Ok(Some(Reader::response(&answer)))
+        }
         Command::Sub { topic, channel } => subscribe(reader, &topic, &channel).await,
         Command::Rdy { count } => {
             // RDY after CLS is ignored, as Go does.
@@ -75,6 +79,14 @@ async fn identify(reader: &mut Reader, body: &[u8]) -> Outcome {
 }
 
 async fn subscribe(reader: &mut Reader, topic_name: &str, channel_name: &str) -> Outcome {
+    auth::check(
+        &reader.nsqd,
+        &reader.client,
+        "SUB",
+        topic_name,
+        channel_name,
+    )
+    .await?;
     // An ephemeral topic or channel may be deleting itself right now: retry once, as Go does.
     for attempt in 1.. {
         let topic = reader.nsqd.topic(topic_name).await;
@@ -188,6 +200,10 @@ async fn publish(
     bodies: &[Bytes],
     defer_ms: i64,
 ) -> Outcome {
+    // An MPUB was checked before its body was read, as Go does (see `MpubGate`).
+    if !(name == "MPUB" && reader.auth_gate.passed()) {
+        auth::check(&reader.nsqd, &reader.client, name, topic_name, "").await?;
+    }
     let topic = reader.nsqd.topic(topic_name).await;
     let now = reader.nsqd.now_ns();
     let published = topic

@@ -97,6 +97,7 @@ pub(crate) async fn serve(nsqd: Arc<NsqdInner>, mut stream: BoxStream, peer: Soc
         to_pump: tx,
         subscription: None,
         pending_upgrade: None,
+        auth_gate: super::auth::MpubGate::default(),
     };
     reader.run(read_half).await;
     let subscription = reader.subscription.take();
@@ -144,6 +145,8 @@ struct Reader {
     subscription: Option<(TopicRef, ChannelRef)>,
     /// Set by IDENTIFY when it negotiated TLS, snappy or deflate.
     pending_upgrade: Option<upgrade::Upgrades>,
+    /// Whether the MPUB being read already passed its auth check.
+    auth_gate: super::auth::MpubGate,
 }
 
 impl Reader {
@@ -159,18 +162,29 @@ impl Reader {
                 heartbeats_enabled: heartbeat_ms > 0,
                 tls_pending: tls_required && self.client.transport.lock().tls.is_none(),
             };
+            let gate = self
+                .auth_gate
+                .check(&self.nsqd, &self.client, &buf, ctx.tls_pending);
+            if let Err(error) = gate.await {
+                self.send_error(&error).await;
+                return;
+            }
             match protocol::decode(&mut buf, &ctx) {
-                Ok(Decoded::Complete(command)) => match self.execute(command).await {
-                    Next::Continue => {}
-                    Next::Close => return,
-                    Next::Upgrade(answer, upgrades) => {
-                        let unread = buf.split();
-                        match self.upgrade(read_half, unread, answer, upgrades).await {
-                            Some(upgraded) => read_half = upgraded,
-                            None => return,
+                Ok(Decoded::Complete(command)) => {
+                    let next = self.execute(command).await;
+                    self.auth_gate.reset();
+                    match next {
+                        Next::Continue => {}
+                        Next::Close => return,
+                        Next::Upgrade(answer, upgrades) => {
+                            let unread = buf.split();
+                            match self.upgrade(read_half, unread, answer, upgrades).await {
+                                Some(upgraded) => read_half = upgraded,
+                                None => return,
+                            }
                         }
                     }
-                },
+                }
                 Ok(Decoded::Incomplete { needed }) => {
                     let want = needed.max(buf.len() + READ_CHUNK_BYTES);
                     buf.reserve(want - buf.len());
@@ -343,7 +357,7 @@ impl NsqdInner {
             snappy_enabled: opts.snappy,
             deflate_enabled: opts.deflate,
             max_deflate_level: opts.max_deflate_level,
-            auth_required: false,
+            auth_required: self.auth_enabled(),
         }
     }
 }
