@@ -483,3 +483,26 @@ async fn a_url_address_keeps_its_path() {
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn over_tls_the_query_carries_tls_and_the_client_certificate_s_common_name() {
+    let pki = crate::tls::Pki::new();
+    let fake = FakeAuth::start(alice(60)).await;
+    let tls = pki.options();
+    let server = start_with(Options {
+        tls_cert: tls.tls_cert,
+        tls_key: tls.tls_key,
+        tls_client_auth_policy: "require".into(),
+        ..auth_options(vec![fake.address()])
+    })
+    .await;
+    let identity = Some((pki.client_pem.as_str(), pki.client_key_pem.as_str()));
+    let mut conn = crate::tls::tls_conn(&server, pki.client(identity)).await;
+    auth(&mut conn, "s").await;
+    conn.expect_response(ALICE_ANSWER).await;
+    assert_eq!(
+        fake.targets(),
+        vec!["/auth?common_name=trusted-client&remote_ip=127.0.0.1&secret=s&tls=true"]
+    );
+    server.stop().await;
+}

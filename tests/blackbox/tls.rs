@@ -25,8 +25,8 @@ pub struct Pki {
     dir: tempfile::TempDir,
     ca_pem: String,
     /// Signed by the CA, CN `trusted-client`.
-    client_pem: String,
-    client_key_pem: String,
+    pub client_pem: String,
+    pub client_key_pem: String,
     /// Self-signed, CN `stranger`.
     stranger_pem: String,
     stranger_key_pem: String,
@@ -86,7 +86,7 @@ impl Pki {
     }
 
     /// A client configuration trusting the CA, optionally presenting a certificate.
-    fn client(&self, identity: Option<(&str, &str)>) -> Arc<rustls::ClientConfig> {
+    pub fn client(&self, identity: Option<(&str, &str)>) -> Arc<rustls::ClientConfig> {
         let provider = Arc::new(rustls_graviola::default_provider());
         let mut roots = rustls::RootCertStore::empty();
         for cert in CertificateDer::pem_slice_iter(self.ca_pem.as_bytes()) {
@@ -140,7 +140,7 @@ fn identify(json: &str) -> Vec<u8> {
 }
 
 /// IDENTIFY with TLS, the handshake, and the `OK` that comes over TLS.
-async fn tls_conn(server: &Server, config: Arc<rustls::ClientConfig>) -> Conn {
+pub async fn tls_conn(server: &Server, config: Arc<rustls::ClientConfig>) -> Conn {
     let conn = identify_tls(server).await;
     let mut conn = conn
         .upgrade(|stream| async move { tls_connect(config, stream).await.expect("handshake") })
