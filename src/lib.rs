@@ -11,6 +11,8 @@
 //! - [`lookupd`]: the nsqlookupd daemon: the registration DB, the V1 TCP protocol and
 //!   its HTTP API.
 //! - [`http_common`]: the HTTP accept loop and Go's V1 response conventions both daemons use.
+//! - [`compress`]: the snappy (framing format) and raw deflate stream wrappers nsqd and
+//!   clients switch to after IDENTIFY.
 //! - [`client`]: a small async producer/consumer used by tests, tools and benches.
 //! - [`go_json`]: JSON strings and floats byte-for-byte as Go's encoder writes them.
 //! - [`go_time`]: Go's duration syntax (`time.ParseDuration`, `Duration.String`) and the

@@ -4,6 +4,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::error::ClientError;
+use crate::compress::{self, Prefixed};
 use crate::env::{BoxStream, Net};
 use crate::protocol::commands::Command;
 use crate::protocol::frame::{self, FrameType, HEARTBEAT, MAGIC_V2};
@@ -237,6 +238,35 @@ impl Connection {
     pub async fn identify(&mut self, json: serde_json::Value) -> Result<Bytes, ClientError> {
         let body = Bytes::from(json.to_string());
         self.request(&Command::Identify { body }).await
+    }
+
+    /// Switches the connection to snappy after an IDENTIFY answered `"snappy":true`, and
+    /// reads the `OK` nsqd then sends compressed. Bytes already read past the IDENTIFY
+    /// answer are the start of the compressed stream and are decoded first; anything
+    /// still queued for writing leaves compressed.
+    pub async fn upgrade_snappy(&mut self) -> Result<(), ClientError> {
+        self.wrap_stream(compress::snappy);
+        expect_response(self.read_response().await?, frame::OK, "OK")
+    }
+
+    /// Like [`upgrade_snappy`](Self::upgrade_snappy) for `"deflate":true`; our writes
+    /// compress at `level`.
+    pub async fn upgrade_deflate(&mut self, level: u32) -> Result<(), ClientError> {
+        self.wrap_stream(|stream| compress::deflate(stream, level));
+        expect_response(self.read_response().await?, frame::OK, "OK")
+    }
+
+    /// Replaces the stream with `wrap(stream)`, handing the read buffer's bytes to the
+    /// wrapper as the start of its input.
+    fn wrap_stream(&mut self, wrap: impl FnOnce(BoxStream) -> BoxStream) {
+        let plain = std::mem::replace(&mut self.stream, Box::new(tokio::io::empty()));
+        let already_read = self.read_buf.split().freeze();
+        let plain: BoxStream = if already_read.is_empty() {
+            plain
+        } else {
+            Box::new(Prefixed::new(already_read, plain))
+        };
+        self.stream = wrap(plain);
     }
 
     /// Flushes what is queued and shuts the write side down (the server sees EOF).

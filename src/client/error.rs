@@ -27,6 +27,9 @@ pub enum ClientError {
     /// The server closed the connection (possibly in the middle of a frame).
     #[error("connection closed by server")]
     Closed,
+    /// The IDENTIFY answer turned on something this client cannot speak, or is not JSON.
+    #[error("IDENTIFY negotiation failed: {0}")]
+    Negotiation(String),
     /// No nsqlookupd could be asked which nsqds hold a topic.
     #[error("lookup failed: {0}")]
     Lookup(String),

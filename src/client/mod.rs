@@ -3,12 +3,14 @@
 //! It speaks plain V2 over any [`BoxStream`](crate::env::BoxStream), so the same code runs
 //! on a real socket, an in-memory `tokio::io::duplex` pipe or a turmoil stream. All wire
 //! bytes come from [`crate::protocol`]; this module only adds buffering and the
-//! request/answer choreography. TLS, snappy, deflate and AUTH are not spoken: a caller
-//! must not ask for them in IDENTIFY.
+//! request/answer choreography. Snappy and deflate are spoken after IDENTIFY negotiates
+//! them (through [`crate::compress`]); TLS and AUTH are not: a caller must not ask for them.
 //!
 //! # Layout
 //! - [`Connection`] (`connection.rs`): magic, buffered command writes, bounded frame reads,
 //!   automatic heartbeat answers. Use it directly for raw or pipelined traffic.
+//! - [`Connection::identify_and_upgrade`] (`negotiate.rs`): IDENTIFY, then the snappy or
+//!   deflate upgrade the answer turned on ([`Negotiated`], [`Compression`]).
 //! - [`Producer`] (`producer.rs`): PUB, MPUB and DPUB, each waiting for its `OK`.
 //! - [`Consumer`] (`consumer.rs`): SUB, RDY, FIN, REQ, TOUCH, CLS and a message stream.
 //! - [`lookup_nsqds`] (`lookup.rs`): the nsqds holding a topic, asked of nsqlookupds.
@@ -21,6 +23,7 @@ mod connection;
 mod consumer;
 mod error;
 mod lookup;
+mod negotiate;
 mod producer;
 #[cfg(test)]
 mod test_server;
@@ -29,4 +32,5 @@ pub use connection::{Connection, ConnectionOptions, Frame, DEFAULT_MAX_FRAME_SIZ
 pub use consumer::Consumer;
 pub use error::ClientError;
 pub use lookup::lookup_nsqds;
+pub use negotiate::{Compression, Negotiated};
 pub use producer::Producer;

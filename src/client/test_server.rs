@@ -1,15 +1,16 @@
 //! The server side of an in-memory pipe, scripted by unit tests (no nsqd needed).
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::connection::{Connection, ConnectionOptions};
+use crate::env::BoxStream;
 use crate::protocol::frame::{write_frame, write_message_frame, FrameType};
 use crate::protocol::message::{Message, MessageId};
 
 /// A scripted peer: tests assert the exact bytes the client wrote and feed it frames.
 pub struct TestServer {
-    stream: DuplexStream,
+    stream: BoxStream,
 }
 
 /// A client connection and its scripted server over a 64 KiB pipe.
@@ -22,7 +23,12 @@ pub fn pair() -> (Connection, TestServer) {
 pub fn pair_with(pipe_bytes: usize, options: ConnectionOptions) -> (Connection, TestServer) {
     let (client, server) = tokio::io::duplex(pipe_bytes);
     let conn = Connection::with_options(Box::new(client), options);
-    (conn, TestServer { stream: server })
+    (
+        conn,
+        TestServer {
+            stream: Box::new(server),
+        },
+    )
 }
 
 /// A message as nsqd would deliver it for the first time.
@@ -47,9 +53,16 @@ impl TestServer {
         );
     }
 
-    /// Writes raw bytes.
+    /// Writes raw bytes and flushes them (a compressed stream sends nothing before).
     pub async fn send_raw(&mut self, bytes: &[u8]) {
         self.stream.write_all(bytes).await.unwrap();
+        self.stream.flush().await.unwrap();
+    }
+
+    /// Switches to a compressed stream, as nsqd does after answering IDENTIFY.
+    pub fn upgrade(&mut self, wrap: fn(BoxStream) -> BoxStream) {
+        let plain = std::mem::replace(&mut self.stream, Box::new(tokio::io::empty()));
+        self.stream = wrap(plain);
     }
 
     /// Writes a response frame.

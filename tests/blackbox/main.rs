@@ -18,6 +18,7 @@
 //! - `third_party`: the `tokio-nsq` client publishing and consuming against us.
 
 mod auth;
+mod compression;
 mod delivery;
 mod e2e;
 mod health;

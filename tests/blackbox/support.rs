@@ -273,20 +273,21 @@ pub struct Conn {
 }
 
 impl Conn {
-    /// Replaces the stream with `upgrade(stream)` (TLS, snappy, deflate), after checking
-    /// nothing unread is buffered: those bytes would belong to the new layer.
-    pub async fn upgrade<F, Fut>(self, upgrade: F) -> Conn
+    /// Replaces the stream with `upgrade(stream)` (TLS, snappy, deflate). Bytes already
+    /// read past the last frame belong to the new layer and are fed to it first.
+    pub async fn upgrade<F, Fut>(mut self, upgrade: F) -> Conn
     where
         F: FnOnce(BoxStream) -> Fut,
         Fut: std::future::Future<Output = BoxStream>,
     {
-        assert!(
-            self.buf.is_empty(),
-            "unread bytes before an upgrade: {:?}",
-            self.buf
-        );
+        let stream = if self.buf.is_empty() {
+            self.stream
+        } else {
+            let unread = self.buf.split().freeze();
+            Box::new(nsq::compress::Prefixed::new(unread, self.stream)) as BoxStream
+        };
         Conn {
-            stream: upgrade(self.stream).await,
+            stream: upgrade(stream).await,
             buf: self.buf,
         }
     }
@@ -405,6 +406,34 @@ impl Conn {
     /// The server closes the connection (no further frame) within [`WAIT`].
     pub async fn expect_closed(&mut self) {
         self.expect_closed_within(WAIT).await;
+    }
+
+    /// Reads and throws away whatever arrives until the connection is quiet for
+    /// [`QUIET`] (e.g. a compressed answer the test does not decode).
+    pub async fn drain(&mut self) {
+        loop {
+            self.buf.clear();
+            match timeout(QUIET, self.stream.read_buf(&mut self.buf)).await {
+                Ok(Ok(n)) if n > 0 => continue,
+                _ => break,
+            }
+        }
+        self.buf.clear();
+    }
+
+    /// Expects the server to close the connection within [`WAIT`], whatever bytes come
+    /// first (e.g. the end of a compressed stream the test does not decode).
+    pub async fn expect_eof(&mut self) {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            self.buf.clear();
+            let left = deadline.saturating_duration_since(Instant::now());
+            match timeout(left, self.stream.read_buf(&mut self.buf)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => return,
+                Ok(Ok(_)) => continue,
+                Err(_) => panic!("the server did not close the connection"),
+            }
+        }
     }
 
     /// Like [`Conn::expect_closed`], waiting up to `within`.

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use tokio::time::{timeout, Instant};
 use tokio_nsq::{
-    NSQChannel, NSQConfigShared, NSQConfigSharedTLS, NSQConsumerConfig, NSQConsumerConfigSources,
-    NSQEvent, NSQProducerConfig, NSQTopic,
+    NSQChannel, NSQConfigShared, NSQConfigSharedCompression, NSQConfigSharedTLS, NSQConsumerConfig,
+    NSQConsumerConfigSources, NSQDeflateLevel, NSQEvent, NSQProducerConfig, NSQTopic,
 };
 
 use crate::support::*;
@@ -36,6 +36,27 @@ async fn tokio_nsq_over_tls_publishes_and_consumes_every_message() {
     .await;
     exchange(&server, || {
         NSQConfigShared::new().set_tls(NSQConfigSharedTLS::new("localhost"))
+    })
+    .await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokio_nsq_with_snappy_publishes_and_consumes_every_message() {
+    let server = start().await;
+    exchange(&server, || {
+        NSQConfigShared::new().set_compression(NSQConfigSharedCompression::Snappy)
+    })
+    .await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokio_nsq_with_deflate_publishes_and_consumes_every_message() {
+    let server = start().await;
+    exchange(&server, || {
+        let level = NSQDeflateLevel::new(5).expect("valid level");
+        NSQConfigShared::new().set_compression(NSQConfigSharedCompression::Deflate(level))
     })
     .await;
     server.stop().await;

@@ -6,11 +6,9 @@
 //! again.
 
 use std::io;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 
-use bytes::{Buf, BytesMut};
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use bytes::BytesMut;
+use tokio::io::AsyncWriteExt;
 
 use crate::env::BoxStream;
 use crate::nsqd::client::ClientShared;
@@ -47,10 +45,7 @@ pub(super) async fn apply(
     let mut stream: BoxStream = if unread.is_empty() {
         stream
     } else {
-        Box::new(Prefixed {
-            prefix: unread,
-            inner: stream,
-        })
+        Box::new(crate::compress::Prefixed::new(unread.freeze(), stream))
     };
     if upgrades.tls {
         let config = nsqd
@@ -84,64 +79,4 @@ async fn send_ok(stream: &mut BoxStream) -> io::Result<()> {
     frame::write_frame(&mut out, frame::FrameType::Response, frame::OK);
     stream.write_all(&out).await?;
     stream.flush().await
-}
-
-/// A stream whose first reads return bytes that were read ahead from it.
-struct Prefixed {
-    prefix: BytesMut,
-    inner: BoxStream,
-}
-
-impl AsyncRead for Prefixed {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        if !self.prefix.is_empty() {
-            let n = self.prefix.len().min(buf.remaining());
-            buf.put_slice(&self.prefix[..n]);
-            self.prefix.advance(n);
-            return Poll::Ready(Ok(()));
-        }
-        Pin::new(&mut self.inner).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for Prefixed {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use tokio::io::AsyncReadExt;
-
-    #[tokio::test]
-    async fn bytes_read_ahead_come_first() {
-        let (a, mut b) = tokio::io::duplex(64);
-        let mut prefixed = Prefixed {
-            prefix: BytesMut::from(&b"head-"[..]),
-            inner: Box::new(a),
-        };
-        b.write_all(b"tail").await.unwrap();
-        drop(b);
-        let mut all = Vec::new();
-        prefixed.read_to_end(&mut all).await.unwrap();
-        assert_eq!(all, b"head-tail");
-    }
 }
