@@ -196,6 +196,22 @@ pub struct Producer {
     /// given up (go-nsq's read deadline), so a blackholed connection does not hang it.
     #[serde(default = "default_heartbeat")]
     pub heartbeat_ms: u64,
+    /// The stream compression negotiated in IDENTIFY.
+    #[serde(default)]
+    pub compression: Compression,
+}
+
+/// The compression a workload asks for in IDENTIFY.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    /// Plain V2.
+    #[default]
+    None,
+    /// Snappy's framing format.
+    Snappy,
+    /// Raw deflate at nsqd's default level.
+    Deflate,
 }
 
 fn default_heartbeat() -> u64 {
@@ -242,6 +258,9 @@ pub struct Consumer {
     /// given up (go-nsq's read deadline) and made again at the next poll.
     #[serde(default = "default_heartbeat")]
     pub heartbeat_ms: u64,
+    /// The stream compression negotiated in IDENTIFY.
+    #[serde(default)]
+    pub compression: Compression,
 }
 
 fn default_rdy() -> u64 {

@@ -14,7 +14,7 @@ use nsq::protocol::commands::Command;
 use nsq::protocol::message::{Message, MessageId};
 use parking_lot::Mutex;
 
-use super::{client_rng, draw, identify_body, sleep_until_ms, Phases};
+use super::{client_rng, draw, identify, sleep_until_ms, Phases};
 use crate::cluster::NSQD_TCP_PORT;
 use crate::env::SimNet;
 use crate::history::{ConnId, Event, History, Micros};
@@ -129,10 +129,14 @@ impl Connection {
     }
 
     async fn serve(&mut self, client: &mut Client, conn: ConnId) -> Result<(), ()> {
-        client
-            .identify(identify_body(&self.spec.name, self.spec.heartbeat_ms))
-            .await
-            .map_err(drop)?;
+        identify(
+            client.connection_mut(),
+            &self.spec.name,
+            self.spec.heartbeat_ms,
+            self.spec.compression,
+        )
+        .await
+        .map_err(drop)?;
         client
             .subscribe(&self.spec.topic, &self.spec.channel)
             .await

@@ -6,7 +6,7 @@ pub mod consumer;
 pub mod control;
 pub mod producer;
 
-use crate::scenario::Scenario;
+use crate::scenario::{Compression, Scenario};
 
 /// The moments of a run every client acts on, in milliseconds of simulated time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,14 +58,35 @@ pub(crate) fn chance(rng: &dyn nsq::env::Rng, share: f64) -> bool {
     share > 0.0 && (rng.below(1_000_000) as f64) < share * 1_000_000.0
 }
 
-/// The IDENTIFY body of a workload connection: its name and heartbeat interval.
-pub(crate) fn identify_body(name: &str, heartbeat_ms: u64) -> serde_json::Value {
-    serde_json::json!({
+/// IDENTIFYs on `conn` with the workload's name, heartbeat interval and compression, and
+/// switches to the compression nsqd turned on; an error if nsqd refused it.
+pub(crate) async fn identify(
+    conn: &mut nsq::client::Connection,
+    name: &str,
+    heartbeat_ms: u64,
+    compression: Compression,
+) -> Result<(), nsq::client::ClientError> {
+    let body = serde_json::json!({
         "client_id": name,
         "hostname": name,
         "user_agent": "nsq-sim",
         "heartbeat_interval": heartbeat_ms,
-    })
+        "feature_negotiation": true,
+        "snappy": compression == Compression::Snappy,
+        "deflate": compression == Compression::Deflate,
+    });
+    let negotiated = conn.identify_and_upgrade(body).await?;
+    let got = match negotiated.compression {
+        nsq::client::Compression::None => Compression::None,
+        nsq::client::Compression::Snappy => Compression::Snappy,
+        nsq::client::Compression::Deflate { .. } => Compression::Deflate,
+    };
+    if got != compression {
+        return Err(nsq::client::ClientError::Negotiation(format!(
+            "asked for {compression:?}, nsqd turned on {got:?}"
+        )));
+    }
+    Ok(())
 }
 
 /// Sleeps until simulated time `ms`.

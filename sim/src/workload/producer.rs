@@ -9,7 +9,7 @@ use bytes::Bytes;
 use nsq::client::{ClientError, Producer as Client};
 use parking_lot::Mutex;
 
-use super::{chance, client_rng, draw, identify_body, sleep_until_ms, Phases};
+use super::{chance, client_rng, draw, identify, sleep_until_ms, Phases};
 use crate::cluster::NSQD_TCP_PORT;
 use crate::env::SimNet;
 use crate::history::{Event, History};
@@ -130,9 +130,13 @@ pub async fn run(
 /// Connects and identifies with the producer's heartbeat interval.
 async fn connect(addr: &str, spec: &Producer) -> Result<Client, ClientError> {
     let mut producer = Client::connect(&SimNet, addr).await?;
-    producer
-        .identify(identify_body(&spec.name, spec.heartbeat_ms))
-        .await?;
+    identify(
+        producer.connection_mut(),
+        &spec.name,
+        spec.heartbeat_ms,
+        spec.compression,
+    )
+    .await?;
     Ok(producer)
 }
 
