@@ -5,12 +5,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use serde_json::json;
 use tokio::time::Instant;
 
 use super::error::{on_connection, BenchError};
 use super::report::Summary;
+use super::Compression;
 use crate::client::{ClientError, Connection, Frame};
 use crate::env::Net;
 use crate::protocol::commands::Command;
@@ -52,6 +52,8 @@ pub struct ReaderConfig {
     pub start_at: Option<Instant>,
     /// `--fin-flush`.
     pub flush_policy: FlushPolicy,
+    /// `--snappy` / `--deflate`.
+    pub compression: Compression,
 }
 
 /// Runs the reader and reports the messages received by all connections.
@@ -91,17 +93,15 @@ pub async fn run_reader(net: Arc<dyn Net>, config: &ReaderConfig) -> Result<Summ
     })
 }
 
-/// Connects and queues IDENTIFY and SUB (sent with RDY when the run starts, like Go).
+/// Connects and queues IDENTIFY and SUB (sent with RDY when the run starts, like Go);
+/// with compression, IDENTIFY and the upgrade happen here and only SUB is queued.
 async fn prepare(net: &dyn Net, config: &ReaderConfig) -> Result<Connection, ClientError> {
-    let mut conn = super::connect(net, &config.address).await?;
     let identify = json!({
         "client_id": "reader",
         "hostname": "reader",
         "user_agent": super::user_agent(),
     });
-    conn.send(&Command::Identify {
-        body: Bytes::from(identify.to_string()),
-    });
+    let (mut conn, _) = super::open(net, &config.address, identify, config.compression).await?;
     conn.send(&Command::Sub {
         topic: config.topic.clone(),
         channel: config.channel.clone(),
@@ -172,7 +172,7 @@ mod tests {
 
     use super::{go_should_flush, run_reader, FlushPolicy, ReaderConfig};
     use crate::bench::fake_nsqd::FakeNsqd;
-    use crate::bench::BenchError;
+    use crate::bench::{BenchError, Compression};
     use crate::env::RealNet;
 
     fn config(address: String, flush_policy: FlushPolicy) -> ReaderConfig {
@@ -186,6 +186,7 @@ mod tests {
             connections: 2,
             start_at: None,
             flush_policy,
+            compression: Compression::None,
         }
     }
 
@@ -221,6 +222,18 @@ mod tests {
             assert!(summary.messages > 2 * 8 * 4, "{policy:?}: {summary:?}");
             assert!(nsqd.finished() > 0, "{policy:?}");
             assert_eq!(summary.message_size, 16);
+        }
+    }
+
+    #[tokio::test]
+    async fn compressed_connections_receive_and_fin() {
+        for compression in [Compression::Snappy, Compression::Deflate { level: 6 }] {
+            let nsqd = FakeNsqd::start().await;
+            let mut compressed = config(nsqd.address(), FlushPolicy::Drained);
+            compressed.compression = compression;
+            let summary = run_reader(Arc::new(RealNet), &compressed).await.unwrap();
+            assert!(summary.messages > 2 * 8 * 4, "{compression:?}: {summary:?}");
+            assert!(nsqd.finished() > 0, "{compression:?}");
         }
     }
 }

@@ -11,6 +11,7 @@ use tokio::time::Instant;
 
 use super::error::{on_connection, BenchError};
 use super::report::Summary;
+use super::Compression;
 use crate::client::{ClientError, Connection, Frame};
 use crate::env::Net;
 use crate::protocol::commands::Command;
@@ -33,6 +34,8 @@ pub struct WriterConfig {
     pub connections: usize,
     /// When to start once the connections are prepared (`--deadline`); None: at once.
     pub start_at: Option<Instant>,
+    /// `--snappy` / `--deflate`.
+    pub compression: Compression,
 }
 
 /// Runs the writer and reports the messages published by all connections.
@@ -40,7 +43,7 @@ pub async fn run_writer(net: Arc<dyn Net>, config: &WriterConfig) -> Result<Summ
     let mpub = encoded_mpub(config);
     let mut prepared = Vec::with_capacity(config.connections);
     for index in 0..config.connections {
-        let conn = prepare(net.as_ref(), &config.address)
+        let conn = prepare(net.as_ref(), &config.address, config.compression)
             .await
             .map_err(on_connection(index))?;
         prepared.push(conn);
@@ -85,29 +88,35 @@ fn encoded_mpub(config: &WriterConfig) -> Bytes {
     buf.freeze()
 }
 
-/// Connects and queues IDENTIFY (sent when the run starts, like Go).
-async fn prepare(net: &dyn Net, address: &str) -> Result<Connection, ClientError> {
-    let mut conn = super::connect(net, address).await?;
+/// A connection introduced to nsqd, and whether IDENTIFY's answer is still to be read.
+type Prepared = (Connection, bool);
+
+/// Connects and queues IDENTIFY (sent when the run starts, like Go), or IDENTIFYs and
+/// upgrades at once when compression is asked for.
+async fn prepare(
+    net: &dyn Net,
+    address: &str,
+    compression: Compression,
+) -> Result<Prepared, ClientError> {
     let identify = json!({
         "client_id": "writer",
         "hostname": "writer",
         "user_agent": super::user_agent(),
     });
-    conn.send(&Command::Identify {
-        body: Bytes::from(identify.to_string()),
-    });
-    Ok(conn)
+    super::open(net, address, identify, compression).await
 }
 
 /// One connection's loop; returns the number of messages nsqd acknowledged.
 async fn publish_until(
-    mut conn: Connection,
+    (mut conn, identify_pending): Prepared,
     mpub: Bytes,
     batch_size: usize,
     runfor: Duration,
 ) -> Result<u64, ClientError> {
-    conn.flush().await?;
-    conn.read_response().await?;
+    if identify_pending {
+        conn.flush().await?;
+        conn.read_response().await?;
+    }
     let end = Instant::now() + runfor;
     let mut published = 0u64;
     loop {
@@ -134,7 +143,7 @@ mod tests {
 
     use super::{run_writer, WriterConfig};
     use crate::bench::fake_nsqd::FakeNsqd;
-    use crate::bench::BenchError;
+    use crate::bench::{BenchError, Compression};
     use crate::env::RealNet;
 
     fn config(address: String) -> WriterConfig {
@@ -146,6 +155,7 @@ mod tests {
             runfor: Duration::from_millis(50),
             connections: 2,
             start_at: None,
+            compression: Compression::None,
         }
     }
 
@@ -173,6 +183,35 @@ mod tests {
                 assert_eq!(source.server_code(), Some("E_BAD_TOPIC"))
             }
             other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn compressed_connections_publish_too() {
+        for compression in [Compression::Snappy, Compression::Deflate { level: 1 }] {
+            let nsqd = FakeNsqd::start().await;
+            let mut compressed = config(nsqd.address());
+            compressed.compression = compression;
+            let summary = run_writer(Arc::new(RealNet), &compressed).await.unwrap();
+            assert!(summary.messages > 0, "{compression:?}");
+            assert_eq!(summary.messages, nsqd.published(), "{compression:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_refused_compression_is_a_clear_error() {
+        let nsqd = FakeNsqd::start_with_compression(false).await;
+        for (compression, name) in [
+            (Compression::Snappy, "snappy"),
+            (Compression::Deflate { level: 6 }, "deflate"),
+        ] {
+            let mut asked = config(nsqd.address());
+            asked.compression = compression;
+            let err = run_writer(Arc::new(RealNet), &asked).await.unwrap_err();
+            assert!(
+                err.to_string().ends_with(&format!("nsqd refused {name}")),
+                "{err}"
+            );
         }
     }
 }

@@ -10,7 +10,9 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use tokio::time::Instant;
 
-use nsq::bench::{run_reader, run_writer, FlushPolicy, ReaderConfig, Summary, WriterConfig};
+use nsq::bench::{
+    run_reader, run_writer, Compression, FlushPolicy, ReaderConfig, Summary, WriterConfig,
+};
 use nsq::env::{Clock, RealClock, RealNet};
 use nsq::go_time::{format_go_duration, parse_deadline, parse_go_duration};
 
@@ -58,6 +60,15 @@ struct CommonArgs {
     /// Deadline to start the benchmark run, "2006-01-02 15:04:05" in UTC.
     #[arg(long)]
     deadline: Option<String>,
+    /// Negotiate snappy compression in IDENTIFY (an error if nsqd refuses).
+    #[arg(long, conflicts_with = "deflate")]
+    snappy: bool,
+    /// Negotiate deflate compression in IDENTIFY (an error if nsqd refuses).
+    #[arg(long)]
+    deflate: bool,
+    /// The deflate level to ask for (nsqd caps it at its --max-deflate-level).
+    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(1..=9))]
+    deflate_level: u32,
 }
 
 #[derive(Args, Debug)]
@@ -112,6 +123,18 @@ fn start_at(deadline: Option<&str>) -> Result<Option<Instant>, String> {
     Ok(Some(Instant::now() + wait))
 }
 
+fn compression(common: &CommonArgs) -> Compression {
+    if common.snappy {
+        Compression::Snappy
+    } else if common.deflate {
+        Compression::Deflate {
+            level: common.deflate_level,
+        }
+    } else {
+        Compression::None
+    }
+}
+
 fn connections(common: &CommonArgs) -> usize {
     match common.connections {
         Some(n) => n as usize,
@@ -154,6 +177,7 @@ async fn run(mode: Mode) -> Result<Summary, String> {
                 runfor: args.common.runfor,
                 connections: connections(&args.common),
                 start_at: start_at(args.common.deadline.as_deref())?,
+                compression: compression(&args.common),
             };
             run_writer(net, &config).await.map_err(|e| e.to_string())
         }
@@ -171,6 +195,7 @@ async fn run(mode: Mode) -> Result<Summary, String> {
                     FinFlush::Go => FlushPolicy::Go,
                     FinFlush::Drained => FlushPolicy::Drained,
                 },
+                compression: compression(&args.common),
             };
             run_reader(net, &config).await.map_err(|e| e.to_string())
         }
