@@ -415,3 +415,46 @@ proptest! {
         }
     }
 }
+
+/// Rough one-way throughput of each codec over an in-memory pipe; run by hand with
+/// `cargo test --release -p nsq --lib compress::tests::throughput -- --ignored --nocapture`.
+#[tokio::test]
+#[ignore]
+async fn throughput() {
+    let total_bytes = 256 << 20;
+    // What nsq-bench sends (an MPUB of 200 zeroed 200-byte bodies per flush), and the
+    // same with random bodies.
+    let zeros: Vec<u8> = (0..200)
+        .flat_map(|_| [&200u32.to_be_bytes()[..], &[0u8; 200]].concat())
+        .collect();
+    let random = random_bytes(zeros.len(), 7);
+    for ((name, wrap), (payload, batch)) in CODECS
+        .into_iter()
+        .flat_map(|codec| [(codec, ("zeros", &zeros)), (codec, ("random", &random))])
+    {
+        let (a, b) = tokio::io::duplex(1 << 20);
+        let (mut writer, mut reader) = (wrap(Box::new(a)), wrap(Box::new(b)));
+        let start = tokio::time::Instant::now();
+        let send = async {
+            let mut sent = 0;
+            while sent < total_bytes {
+                writer.write_all(batch).await.unwrap();
+                writer.flush().await.unwrap();
+                sent += batch.len();
+            }
+            sent
+        };
+        let receive = async {
+            let mut buf = vec![0u8; 64 * 1024];
+            let mut got = 0;
+            while got < total_bytes {
+                got += reader.read(&mut buf).await.unwrap();
+            }
+            got
+        };
+        let (sent, _) = tokio::join!(send, receive);
+        let secs = start.elapsed().as_secs_f64();
+        let mib_per_s = sent as f64 / secs / (1 << 20) as f64;
+        println!("{name} {payload}: {mib_per_s:.0} MiB/s plaintext, one way");
+    }
+}
