@@ -190,8 +190,8 @@ impl Connection {
         }
     }
 
-    /// Records a delivery and decides its answer.
-    fn received(&mut self, conn: ConnId, message: Message) {
+    /// Records a delivery; the message is held until answered.
+    fn hold(&mut self, conn: ConnId, message: Message) -> MessageId {
         let id = message.id;
         self.record(Event::Delivered {
             conn,
@@ -200,6 +200,12 @@ impl Connection {
             body: message.body,
         });
         self.held.insert(id);
+        id
+    }
+
+    /// Records a delivery and decides its answer.
+    fn received(&mut self, conn: ConnId, message: Message) {
+        let id = self.hold(conn, message);
         let now = now_micros();
         if now >= self.phases.heal_ms * 1000 {
             self.schedule(now, id, Action::Fin);
@@ -283,14 +289,7 @@ impl Connection {
             loop {
                 match client.connection_mut().read_frame().await.map_err(drop)? {
                     Frame::Message(message) => {
-                        let id = message.id;
-                        self.record(Event::Delivered {
-                            conn,
-                            id,
-                            attempts: message.attempts,
-                            body: message.body,
-                        });
-                        self.held.insert(id);
+                        self.hold(conn, message);
                     }
                     Frame::Response(data) if data.as_ref() == b"CLOSE_WAIT" => {
                         return Ok::<(), ()>(())
