@@ -35,6 +35,19 @@ pub enum HttpGetError {
     /// The body was not the JSON expected.
     #[error("bad body - {0}")]
     Body(String),
+    /// The TLS handshake with an `https://` server failed.
+    #[error("TLS handshake failed - {0}")]
+    Tls(std::io::Error),
+}
+
+/// What an `https://` request needs: the client configuration (its trusted roots) and the
+/// name the server's certificate must carry.
+#[derive(Clone)]
+pub struct TlsTarget {
+    /// The rustls client configuration.
+    pub config: std::sync::Arc<rustls::ClientConfig>,
+    /// The host part of the URL.
+    pub server_name: String,
 }
 
 /// The timeouts Go's `http_api.Client` uses.
@@ -55,10 +68,38 @@ pub async fn get_json<T: DeserializeOwned>(
     timeouts: HttpTimeouts,
     body_max: usize,
 ) -> Result<T, HttpGetError> {
-    let stream = timeout(timeouts.connect, net.connect_tcp(addr))
+    get_json_via(net, addr, None, path_and_query, timeouts, body_max).await
+}
+
+/// [`get_json`] over TLS when `tls` is given (`https://`); the handshake counts against
+/// the connect timeout.
+pub async fn get_json_via<T: DeserializeOwned>(
+    net: &dyn Net,
+    addr: &str,
+    tls: Option<&TlsTarget>,
+    path_and_query: &str,
+    timeouts: HttpTimeouts,
+    body_max: usize,
+) -> Result<T, HttpGetError> {
+    let connect = async {
+        let stream = net.connect_tcp(addr).await.map_err(HttpGetError::Connect)?;
+        match tls {
+            None => Ok(stream),
+            Some(target) => {
+                let name = rustls::pki_types::ServerName::try_from(target.server_name.clone())
+                    .map_err(|e| HttpGetError::Tls(std::io::Error::other(e.to_string())))?;
+                let connector = tokio_rustls::TlsConnector::from(target.config.clone());
+                let tls_stream = connector
+                    .connect(name, stream)
+                    .await
+                    .map_err(HttpGetError::Tls)?;
+                Ok(Box::new(tls_stream) as crate::env::BoxStream)
+            }
+        }
+    };
+    let stream = timeout(timeouts.connect, connect)
         .await
-        .map_err(|_| HttpGetError::ConnectTimeout)?
-        .map_err(HttpGetError::Connect)?;
+        .map_err(|_| HttpGetError::ConnectTimeout)??;
     let request = Request::get(path_and_query)
         .header(HOST, addr)
         .header(ACCEPT, "application/vnd.nsq; version=1.0")

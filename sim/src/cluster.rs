@@ -54,10 +54,6 @@ pub fn daemon_options(host: &Host, index: usize) -> Result<DaemonOptions, String
                 .map(|l| format!("{l}:{LOOKUPD_TCP_PORT}"))
                 .collect();
             nsq::nsqd::cli::startup_checks(&mut options).map_err(|e| e.to_string())?;
-            let unsupported = nsq::nsqd::cli::unsupported_options(&options);
-            if let Some(first) = unsupported.first() {
-                return Err(format!("{first} is not supported by nsq-rs yet"));
-            }
             Ok(DaemonOptions::Nsqd(Box::new(options)))
         }
         HostKind::Nsqlookupd => {

@@ -18,12 +18,7 @@ fn main() -> ExitCode {
         .skip(1)
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
-    let options = match cli::parse_args(args).and_then(|action| {
-        if let CliAction::Run(options) = &action {
-            cli::check_supported(options)?;
-        }
-        Ok(action)
-    }) {
+    let options = match cli::parse_args(args) {
         Ok(CliAction::Run(options)) => *options,
         Ok(CliAction::Help(text)) => {
             eprint!("{text}");

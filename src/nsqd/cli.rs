@@ -8,7 +8,7 @@
 //!
 //! Layout: `flags` is the table of every flag; `go_syntax` reads argv as Go's `flag`
 //! package does; `config_file` reads the TOML file; `validate` holds the startup checks
-//! and [`unsupported_options`]; `go_values` is Go's value syntax (durations are in
+//! ; `go_values` is Go's value syntax (durations are in
 //! [`crate::go_time`]).
 
 pub(crate) mod config_file;
@@ -24,7 +24,7 @@ use std::collections::BTreeSet;
 
 pub use config_file::{apply_table, ConfigError};
 pub(crate) use go_values::go_quote;
-pub use validate::{startup_checks, unsupported_options, StartupError};
+pub use validate::{startup_checks, StartupError};
 
 use crate::nsqd::options::VERSION;
 use crate::nsqd::Options;
@@ -76,9 +76,6 @@ pub enum CliError {
     /// The options fail Go's startup checks.
     #[error("failed to instantiate nsqd - {0}")]
     Startup(#[from] StartupError),
-    /// The options ask for features nsq-rs does not have yet.
-    #[error("not supported yet by nsq-rs: {}", flag_list(.0))]
-    Unsupported(Vec<&'static str>),
 }
 
 impl CliError {
@@ -89,15 +86,6 @@ impl CliError {
             _ => 1,
         }
     }
-}
-
-/// `--a, --b` for an error message.
-fn flag_list(names: &[&str]) -> String {
-    names
-        .iter()
-        .map(|name| format!("--{name}"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// Go nsqd's usage text (`Usage of nsqd:` and every flag), with this host's defaults.
@@ -156,18 +144,6 @@ where
     apply_command_line(&occurrences, &mut options)?;
     validate::startup_checks(&mut options)?;
     Ok(CliAction::Run(Box::new(options)))
-}
-
-/// Refuses options that need features nsq-rs does not have yet (see
-/// [`unsupported_options`]). A separate step from parsing, so tests and tools can parse
-/// every Go option; the binary applies it before starting.
-pub fn check_supported(options: &Options) -> Result<(), CliError> {
-    let unsupported = unsupported_options(options);
-    if unsupported.is_empty() {
-        Ok(())
-    } else {
-        Err(CliError::Unsupported(unsupported))
-    }
 }
 
 /// The value of the last occurrence of flag `name`.

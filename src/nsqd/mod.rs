@@ -111,6 +111,8 @@ pub(crate) struct NsqdInner {
     pub(crate) https_addr: Option<SocketAddr>,
     /// The TLS server configuration, when `--tls-cert` and `--tls-key` are set.
     pub(crate) tls: Option<Arc<rustls::ServerConfig>>,
+    /// The client configuration for `https://` auth servers (the system's roots).
+    pub(crate) auth_tls: Option<Arc<rustls::ClientConfig>>,
     /// Makes the disk queues (knows `--data-path` and the sizes).
     pub(crate) backends: topic::BackendFactory,
     /// Held until exit so a second nsqd cannot use the same `--data-path`.
@@ -175,6 +177,11 @@ impl Nsqd {
             (Some(listener), Some(addr))
         };
         let tls = tls::server_config(&opts, &env).await?;
+        let auth_tls = if opts.auth_http_addresses.iter().any(|a| auth::is_https(a)) {
+            Some(tls::system_client_config(&env).await?)
+        } else {
+            None
+        };
         let (https, https_addr) = match (&tls, opts.https_address.is_empty()) {
             (Some(_), false) => {
                 let listener = bind(&env, &opts.https_address).await?;
@@ -203,6 +210,7 @@ impl Nsqd {
                 http_addr,
                 https_addr,
                 tls,
+                auth_tls,
                 backends,
                 dir_lock: Mutex::new(Some(dir_lock)),
                 health: Mutex::new(None),

@@ -91,12 +91,13 @@ pub async fn server_config(
     Ok(Some(Arc::new(config)))
 }
 
-/// The roots client certificates are verified against: `--tls-root-ca-file`.
+/// The roots client certificates are verified against: `--tls-root-ca-file`, or the
+/// system's roots without one (Go's nil `ClientCAs`).
 async fn client_roots(opts: &Options, env: &Env) -> Result<RootCertStore, TlsConfigError> {
-    let mut roots = RootCertStore::empty();
     if opts.tls_root_ca_file.is_empty() {
-        return Ok(roots);
+        return system_roots(env).await;
     }
+    let mut roots = RootCertStore::empty();
     let pem = read(env, &opts.tls_root_ca_file).await?;
     for cert in CertificateDer::pem_slice_iter(&pem) {
         let cert = cert.map_err(|_| pem_error(&opts.tls_root_ca_file, "not a PEM certificate"))?;
@@ -130,6 +131,53 @@ fn pem_error(path: &str, what: &'static str) -> TlsConfigError {
 
 fn rustls_error(error: impl std::fmt::Display) -> TlsConfigError {
     TlsConfigError::Rustls(error.to_string())
+}
+
+/// Where Go looks for the system's trusted roots on Linux, in its order; the first file
+/// that exists is used.
+const SYSTEM_ROOT_FILES: [&str; 6] = [
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+    "/etc/ssl/ca-bundle.pem",
+    "/etc/pki/tls/cacert.pem",
+    "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",
+    "/etc/ssl/cert.pem",
+];
+
+/// The client configuration nsqd asks `https://` auth servers with: the system's roots,
+/// as Go's default HTTP client trusts them. No roots found is an error.
+pub async fn system_client_config(env: &Env) -> Result<Arc<rustls::ClientConfig>, TlsConfigError> {
+    let roots = system_roots(env).await?;
+    let provider = Arc::new(rustls_graviola::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(rustls_error)?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+/// The system's trusted roots, read (through `env.fs`) from the first of Go's Linux
+/// bundle files that exists. None found is an error.
+async fn system_roots(env: &Env) -> Result<RootCertStore, TlsConfigError> {
+    let mut roots = RootCertStore::empty();
+    for path in SYSTEM_ROOT_FILES {
+        let Ok(pem) = env.fs.read(Path::new(path)).await else {
+            continue;
+        };
+        for cert in CertificateDer::pem_slice_iter(&pem).flatten() {
+            // Go skips certificates it cannot parse; so do we.
+            let _ = roots.add(cert);
+        }
+        break;
+    }
+    if roots.is_empty() {
+        return Err(pem_error(
+            SYSTEM_ROOT_FILES[0],
+            "no system root certificates found",
+        ));
+    }
+    Ok(roots)
 }
 
 /// What a finished handshake agreed, for `/stats` and the auth server.

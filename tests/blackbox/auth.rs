@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use nsq::env::{Env, SeededRng};
+use nsq::env::{BoxStream, Env, MemFs, SeededRng};
 use nsq::nsqd::Options;
 use nsq::protocol::Command;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -38,11 +38,16 @@ struct FakeAuth {
 
 impl FakeAuth {
     async fn start(answer: Answer) -> FakeAuth {
+        FakeAuth::start_with_tls(answer, None).await
+    }
+
+    /// With `tls`, the fake serves HTTPS.
+    async fn start_with_tls(answer: Answer, tls: Option<Arc<rustls::ServerConfig>>) -> FakeAuth {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let answer = Arc::new(Mutex::new(answer));
         let targets = Arc::new(Mutex::new(Vec::new()));
-        tokio::spawn(serve(listener, answer.clone(), targets.clone()));
+        tokio::spawn(serve(listener, tls, answer.clone(), targets.clone()));
         FakeAuth {
             addr,
             answer,
@@ -66,6 +71,7 @@ impl FakeAuth {
 
 async fn serve(
     listener: TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
     answer: Arc<Mutex<Answer>>,
     targets: Arc<Mutex<Vec<String>>>,
 ) {
@@ -75,7 +81,17 @@ async fn serve(
         };
         let answer = answer.lock().unwrap().clone();
         let targets = targets.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
+            let stream: BoxStream = match tls {
+                Some(config) => {
+                    match tokio_rustls::TlsAcceptor::from(config).accept(stream).await {
+                        Ok(tls) => Box::new(tls),
+                        Err(_) => return,
+                    }
+                }
+                None => Box::new(stream),
+            };
             let mut reader = BufReader::new(stream);
             let mut request_line = String::new();
             if reader.read_line(&mut request_line).await.is_err() {
@@ -104,6 +120,7 @@ async fn serve(
                 body.len()
             );
             let _ = reader.get_mut().write_all(response.as_bytes()).await;
+            let _ = reader.get_mut().flush().await;
         });
     }
 }
@@ -504,5 +521,44 @@ async fn over_tls_the_query_carries_tls_and_the_client_certificate_s_common_name
         fake.targets(),
         vec!["/auth?common_name=trusted-client&remote_ip=127.0.0.1&secret=s&tls=true"]
     );
+    server.stop().await;
+}
+
+/// An `https://` auth server is asked over TLS, trusting the system's roots, which nsqd
+/// reads where Go does (`/etc/ssl/certs/ca-certificates.crt`); here that file, on an
+/// in-memory disk, holds the test CA.
+#[tokio::test]
+async fn an_https_auth_server_is_asked_over_tls_trusting_the_system_roots() {
+    let pki = crate::tls::Pki::new();
+    let fake = FakeAuth::start_with_tls(alice(60), Some(pki.localhost_server_config())).await;
+    let fs = MemFs::new();
+    for dir in ["/etc/ssl/certs", "/data"] {
+        nsq::env::Fs::create_dir_all(&fs, std::path::Path::new(dir))
+            .await
+            .unwrap();
+    }
+    nsq::env::Fs::write(
+        &fs,
+        std::path::Path::new("/etc/ssl/certs/ca-certificates.crt"),
+        pki.ca_pem().as_bytes(),
+    )
+    .await
+    .unwrap();
+    let env = Env {
+        fs: Arc::new(fs),
+        ..Env::real()
+    };
+    let url = format!("https://localhost:{}/auth", fake.addr.port());
+    let server = start_with_env(
+        Options {
+            data_path: "/data".into(),
+            ..auth_options(vec![url])
+        },
+        env,
+    )
+    .await;
+    let mut conn = alice_conn(&server).await;
+    conn.publish("pubs", b"over https").await;
+    assert_eq!(fake.targets().len(), 1);
     server.stop().await;
 }

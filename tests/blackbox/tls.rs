@@ -71,6 +71,29 @@ impl Pki {
         }
     }
 
+    /// The CA certificate, PEM.
+    pub fn ca_pem(&self) -> &str {
+        &self.ca_pem
+    }
+
+    /// A server configuration presenting the `localhost` certificate (for fake servers
+    /// nsqd connects to).
+    pub fn localhost_server_config(&self) -> Arc<rustls::ServerConfig> {
+        let read = |name: &str| std::fs::read(self.dir.path().join(name)).unwrap();
+        let certs = CertificateDer::pem_slice_iter(&read("server.pem"))
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        let key = PrivateKeyDer::from_pem_slice(&read("server.key")).unwrap();
+        let provider = Arc::new(rustls_graviola::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .unwrap();
+        Arc::new(config)
+    }
+
     fn path(&self, name: &str) -> String {
         self.dir.path().join(name).to_string_lossy().into_owned()
     }

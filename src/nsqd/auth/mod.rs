@@ -20,7 +20,7 @@ use crate::protocol::{is_valid_topic_name, ErrorCode, ProtocolError, MAX_LINE_LE
 use super::client::ClientShared;
 use super::NsqdInner;
 
-pub(crate) use query::is_supported_address;
+pub(crate) use query::is_https;
 use query::{query_any, AuthRequest, QueryError};
 use state::AuthState;
 
@@ -214,9 +214,16 @@ async fn ask(
         connect: nsqd.opts.http_client_connect_timeout,
         request: nsqd.opts.http_client_request_timeout,
     };
-    query_any(&*nsqd.env.net, addresses, start, request, timeouts, || {
-        nsqd.now_ns()
-    })
+    let tls = nsqd.auth_tls.as_ref();
+    query_any(
+        &*nsqd.env.net,
+        addresses,
+        start,
+        request,
+        timeouts,
+        tls,
+        || nsqd.now_ns(),
+    )
     .await
 }
 

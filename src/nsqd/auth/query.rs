@@ -2,8 +2,10 @@
 //! `GET /auth?common_name=..&remote_ip=..&secret=..&tls=..` per server, starting at a
 //! random one and going round until one gives a valid answer.
 
+use std::sync::Arc;
+
 use crate::env::Net;
-use crate::http_client::{get_json, HttpGetError, HttpTimeouts};
+use crate::http_client::{get_json_via, HttpGetError, HttpTimeouts, TlsTarget};
 
 use super::state::{AuthResponse, AuthState, ResponseError};
 
@@ -32,7 +34,7 @@ pub(crate) enum QueryError {
     /// The JSON was well formed but not a valid answer.
     #[error(transparent)]
     Response(#[from] ResponseError),
-    /// An address nsq-rs cannot ask (only `http://` URLs and `host:port` are served).
+    /// An address that is not `host:port`, `http://...` or `https://...`.
     #[error("unsupported auth server url {0}")]
     Url(String),
     /// Every server failed, Go's message: each `failed to auth against <addr> - <why>`,
@@ -51,19 +53,21 @@ fn all_failed(failures: &[(String, QueryError)]) -> String {
 
 /// Asks `addresses` in turn, beginning at index `start`, and returns the first valid
 /// answer; `now_ns` reads the wall clock when an answer arrives (the ttl starts then).
+/// `https://` servers are asked with `tls` (the system's roots).
 pub(crate) async fn query_any(
     net: &dyn Net,
     addresses: &[String],
     start: usize,
     request: AuthRequest<'_>,
     timeouts: HttpTimeouts,
+    tls: Option<&Arc<rustls::ClientConfig>>,
     now_ns: impl Fn() -> i64,
 ) -> Result<AuthState, QueryError> {
     let mut failures = Vec::new();
     let n = addresses.len();
     for i in 0..n {
         let address = &addresses[(start + i) % n];
-        match query_one(net, address, request, timeouts, &now_ns).await {
+        match query_one(net, address, request, timeouts, tls, &now_ns).await {
             Ok(state) => return Ok(state),
             Err(why) => {
                 tracing::debug!(auth_server = %address, error = %why, "auth server failed");
@@ -79,11 +83,27 @@ async fn query_one(
     address: &str,
     request: AuthRequest<'_>,
     timeouts: HttpTimeouts,
+    tls: Option<&Arc<rustls::ClientConfig>>,
     now_ns: &impl Fn() -> i64,
 ) -> Result<AuthState, QueryError> {
-    let (host_port, path) = endpoint(address, &query_string(request))?;
-    let response: AuthResponse =
-        get_json(net, &host_port, &path, timeouts, AUTH_RESPONSE_BYTES_MAX).await?;
+    let endpoint = endpoint(address, &query_string(request))?;
+    let target = match (&endpoint.https_host, tls) {
+        (None, _) => None,
+        (Some(host), Some(config)) => Some(TlsTarget {
+            config: config.clone(),
+            server_name: host.clone(),
+        }),
+        (Some(_), None) => return Err(QueryError::Url(address.to_string())),
+    };
+    let response: AuthResponse = get_json_via(
+        net,
+        &endpoint.host_port,
+        target.as_ref(),
+        &endpoint.path,
+        timeouts,
+        AUTH_RESPONSE_BYTES_MAX,
+    )
+    .await?;
     Ok(AuthState::from_response(response, now_ns())?)
 }
 
@@ -119,15 +139,34 @@ fn go_query_escape(s: &[u8]) -> String {
     out
 }
 
+/// Where one auth server is asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Endpoint {
+    /// `host:port` to connect to.
+    host_port: String,
+    /// The path and query asked for.
+    path: String,
+    /// For `https://`: the host the certificate must name.
+    https_host: Option<String>,
+}
+
 /// Where to connect and what to ask for: a plain `host:port` becomes
 /// `http://host:port/auth?<query>`; a URL gets `?<query>` appended as Go does.
-fn endpoint(address: &str, query: &str) -> Result<(String, String), QueryError> {
+fn endpoint(address: &str, query: &str) -> Result<Endpoint, QueryError> {
     let Some((scheme, rest)) = address.split_once("://") else {
-        return Ok((address.to_string(), format!("/auth?{query}")));
+        return Ok(Endpoint {
+            host_port: address.to_string(),
+            path: format!("/auth?{query}"),
+            https_host: None,
+        });
     };
-    if !scheme.eq_ignore_ascii_case("http") {
+    let https = if scheme.eq_ignore_ascii_case("https") {
+        true
+    } else if scheme.eq_ignore_ascii_case("http") {
+        false
+    } else {
         return Err(QueryError::Url(address.to_string()));
-    }
+    };
     let split = rest.find(['/', '?']).unwrap_or(rest.len());
     let (authority, path) = rest.split_at(split);
     if authority.is_empty() {
@@ -136,23 +175,35 @@ fn endpoint(address: &str, query: &str) -> Result<(String, String), QueryError> 
     let has_port = authority
         .rsplit_once(':')
         .is_some_and(|(_, port)| !port.contains(']'));
-    let host_port = if has_port {
-        authority.to_string()
+    let (host, host_port) = if has_port {
+        let host = authority
+            .rsplit_once(':')
+            .map_or(authority, |(host, _)| host);
+        (host, authority.to_string())
     } else {
-        format!("{authority}:80")
+        let port = if https { 443 } else { 80 };
+        (authority, format!("{authority}:{port}"))
     };
     let path = if path.starts_with('/') {
         path.to_string()
     } else {
         format!("/{path}")
     };
-    Ok((host_port, format!("{path}?{query}")))
+    let https_host = https.then(|| {
+        host.trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string()
+    });
+    Ok(Endpoint {
+        host_port,
+        path: format!("{path}?{query}"),
+        https_host,
+    })
 }
 
-/// Whether nsq-rs can ask `address` at all (an `https://` auth server needs a TLS client
-/// nsq-rs does not have); the command line refuses the others at startup.
-pub(crate) fn is_supported_address(address: &str) -> bool {
-    endpoint(address, "").is_ok()
+/// Whether `address` names an `https://` auth server (nsqd then loads the system's roots).
+pub(crate) fn is_https(address: &str) -> bool {
+    endpoint(address, "").is_ok_and(|e| e.https_host.is_some())
 }
 
 #[cfg(test)]
@@ -184,7 +235,7 @@ mod tests {
     fn a_host_port_is_asked_at_slash_auth() {
         assert_eq!(
             endpoint("127.0.0.1:4181", "q=1").unwrap(),
-            ("127.0.0.1:4181".into(), "/auth?q=1".into())
+            plain("127.0.0.1:4181", "/auth?q=1")
         );
     }
 
@@ -192,28 +243,49 @@ mod tests {
     fn a_url_keeps_its_path_and_gets_the_query_appended() {
         assert_eq!(
             endpoint("http://auth.local:8080/v1/check", "q=1").unwrap(),
-            ("auth.local:8080".into(), "/v1/check?q=1".into())
+            plain("auth.local:8080", "/v1/check?q=1")
         );
         assert_eq!(
             endpoint("http://auth.local", "q=1").unwrap(),
-            ("auth.local:80".into(), "/?q=1".into())
+            plain("auth.local:80", "/?q=1")
         );
         assert_eq!(
             endpoint("http://[::1]:9/a", "q").unwrap(),
-            ("[::1]:9".into(), "/a?q".into())
+            plain("[::1]:9", "/a?q")
         );
         assert_eq!(
             endpoint("http://[::1]/a", "q").unwrap(),
-            ("[::1]:80".into(), "/a?q".into())
+            plain("[::1]:80", "/a?q")
         );
     }
 
+    fn plain(host_port: &str, path: &str) -> Endpoint {
+        Endpoint {
+            host_port: host_port.into(),
+            path: path.into(),
+            https_host: None,
+        }
+    }
+
     #[test]
-    fn only_plain_http_is_supported() {
-        assert!(is_supported_address("127.0.0.1:4181"));
-        assert!(is_supported_address("http://a:1/auth"));
-        assert!(!is_supported_address("https://a:1/auth"));
-        assert!(!is_supported_address("http:///auth"));
+    fn https_urls_name_the_host_the_certificate_must_carry() {
+        assert_eq!(
+            endpoint("https://auth.local/check", "q").unwrap(),
+            Endpoint {
+                host_port: "auth.local:443".into(),
+                path: "/check?q".into(),
+                https_host: Some("auth.local".into()),
+            }
+        );
+        assert_eq!(
+            endpoint("https://[::1]:8443/a", "q").unwrap().https_host,
+            Some("::1".into())
+        );
+        assert!(is_https("HTTPS://a:1/auth"));
+        assert!(!is_https("http://a:1/auth"));
+        assert!(!is_https("127.0.0.1:4181"));
+        assert!(endpoint("http:///auth", "").is_err());
+        assert!(endpoint("ftp://a/auth", "").is_err());
     }
 
     #[test]

@@ -170,7 +170,7 @@ fn percentiles_repeat_or_comma_separate_and_sort_descending() {
 
 #[test]
 fn tls_required_is_a_bool_flag_that_takes_tcp_https() {
-    // A certificate makes the combinations valid; the unsupported check is a separate step.
+    // A certificate makes the combinations valid.
     let with_cert = |extra: &str| run(&["-tls-cert=c.pem", "-tls-key=k.pem", extra]).tls_required;
     assert_eq!(with_cert("-tls-required"), 2);
     assert_eq!(with_cert("-tls-required=true"), 2);
@@ -194,7 +194,6 @@ fn tls_client_auth_policy_forces_tls_required() {
         "-tls-client-auth-policy=require",
     ]);
     assert_eq!(options.tls_required, 2);
-    assert!(unsupported_options(&options).is_empty());
 }
 
 #[test]
@@ -305,41 +304,12 @@ fn startup_checks_run_and_exit_1() {
 }
 
 #[test]
-fn unsupported_features_are_refused_by_a_separate_step() {
-    let options = run(&[
-        "-lookupd-tcp-address=127.0.0.1:4160",
-        "-auth-http-address=127.0.0.1:4181",
-        "-auth-http-address=https://127.0.0.1:4182/auth",
-    ]);
-    let err = check_supported(&options).unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        "not supported yet by nsq-rs: --auth-http-address (https)"
-    );
-    assert!(
-        check_supported(&run(&["-auth-http-address=127.0.0.1:4181"])).is_ok(),
-        "plain HTTP auth servers are supported"
-    );
-    assert!(
-        check_supported(&run(&["-statsd-address=127.0.0.1:8125"])).is_ok(),
-        "statsd is supported"
-    );
-    assert!(
-        check_supported(&run(&["-lookupd-tcp-address=127.0.0.1:4160"])).is_ok(),
-        "the lookupd loop is supported"
-    );
-    assert_eq!(err.exit_code(), 1);
-    assert!(check_supported(&run(&[])).is_ok());
-}
-
-#[test]
 fn e2e_latency_percentiles_are_supported() {
     let options = run(&[
         "--e2e-processing-latency-percentile=0.99,0.5",
         "--e2e-processing-latency-window-time=1m",
     ]);
     assert_eq!(options.e2e_processing_latency_percentiles, vec![0.99, 0.5]);
-    assert!(check_supported(&options).is_ok());
 }
 
 #[test]
@@ -525,10 +495,6 @@ fn example_config_with_every_key_parses() {
         vec![1.0, 0.99, 0.95]
     );
     assert_eq!(options.max_output_buffer_timeout, Duration::from_secs(30));
-    assert!(
-        unsupported_options(&options).is_empty(),
-        "every feature the example uses is supported"
-    );
 }
 
 /// The usage text matches Go nsqd v1.3.0's `--help` line for line.

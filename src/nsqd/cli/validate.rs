@@ -59,25 +59,6 @@ pub fn startup_checks(options: &mut Options) -> Result<(), StartupError> {
     Ok(())
 }
 
-/// The flags set in `options` whose features nsq-rs does not implement yet. Starting with
-/// any of them would silently behave unlike Go nsqd, so the binary refuses. Delete an
-/// entry here when its feature lands.
-pub fn unsupported_options(options: &Options) -> Vec<&'static str> {
-    // Go also asks `https://` auth servers; nsq-rs has no TLS client yet.
-    let checks = [(
-        "auth-http-address (https)",
-        options
-            .auth_http_addresses
-            .iter()
-            .any(|a| !crate::nsqd::auth::is_supported_address(a)),
-    )];
-    checks
-        .into_iter()
-        .filter(|(_, set)| *set)
-        .map(|(name, _)| name)
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -183,19 +164,5 @@ mod tests {
             o.statsd_address = "127.0.0.1:8125".into();
         })
         .is_ok());
-    }
-
-    #[test]
-    fn unsupported_lists_only_what_is_set() {
-        assert!(unsupported_options(&Options::default()).is_empty());
-        let options = Options {
-            tls_required: 1,
-            auth_http_addresses: vec!["127.0.0.1:4181".into(), "https://auth:4181".into()],
-            ..Options::default()
-        };
-        assert_eq!(
-            unsupported_options(&options),
-            vec!["auth-http-address (https)"]
-        );
     }
 }
