@@ -149,18 +149,7 @@ async fn run_nsqd(
     history: Arc<Mutex<History>>,
 ) -> turmoil::Result {
     let nsqd = nsq::nsqd::Nsqd::new(options, env).await?;
-    tokio::select! {
-        biased;
-        () = control.stop_requested() => {
-            nsqd.shutdown().await;
-            history.lock().record(crate::now_micros(), Event::HostStopped { host: name });
-            Ok(())
-        }
-        result = nsqd.run() => {
-            result?;
-            Ok(())
-        }
-    }
+    serve_until_stopped(nsqd.run(), nsqd.shutdown(), &control, name, &history).await
 }
 
 async fn run_lookupd(
@@ -171,14 +160,29 @@ async fn run_lookupd(
     history: Arc<Mutex<History>>,
 ) -> turmoil::Result {
     let lookupd = nsq::lookupd::Lookupd::new(options, env).await?;
+    serve_until_stopped(lookupd.run(), lookupd.shutdown(), &control, name, &history).await
+}
+
+/// Drives a daemon's `run` until a graceful stop is requested, then its `shutdown` (both
+/// futures are lazy: `shutdown` starts only then), and records the stop.
+async fn serve_until_stopped<E>(
+    run: impl std::future::Future<Output = Result<(), E>>,
+    shutdown: impl std::future::Future<Output = ()>,
+    control: &HostControl,
+    name: String,
+    history: &Mutex<History>,
+) -> turmoil::Result
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
     tokio::select! {
         biased;
         () = control.stop_requested() => {
-            lookupd.shutdown().await;
+            shutdown.await;
             history.lock().record(crate::now_micros(), Event::HostStopped { host: name });
             Ok(())
         }
-        result = lookupd.run() => {
+        result = run => {
             result?;
             Ok(())
         }
