@@ -56,8 +56,23 @@ impl Report {
     }
 }
 
-/// Runs `scenario` as `options` say.
+/// Runs `scenario` as `options` say; twice when the scenario enables `deterministic`,
+/// failing the run if the two histories differ.
 pub fn run(scenario: &Scenario, options: &RunOptions) -> Result<Report, String> {
+    let mut report = run_once(scenario, options)?;
+    if scenario.checks_determinism() {
+        let again = run_once(scenario, options)?;
+        if again.hash != report.hash && report.failure.is_none() {
+            report.failure = Some(format!(
+                "deterministic: the same seed gave two histories ({:016x}, then {:016x})",
+                report.hash, again.hash
+            ));
+        }
+    }
+    Ok(report)
+}
+
+fn run_once(scenario: &Scenario, options: &RunOptions) -> Result<Report, String> {
     let seed = options.seed;
     let phases = Phases::of(scenario);
     let mut sim = turmoil::Builder::new()

@@ -444,11 +444,16 @@ pub struct TombstoneFault {
     pub nsqd: String,
 }
 
+/// The name that asks for a second run of the same seed and equal histories: not a check
+/// of one history, so the runner handles it.
+pub const DETERMINISTIC: &str = "deterministic";
+
 /// The invariants a scenario checks.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Invariants {
-    /// Checker names ([`Invariant::name`]); all of them when left out.
+    /// Checker names ([`Invariant::name`]), and `"deterministic"`; all the checkers
+    /// when left out.
     #[serde(default = "all_invariants")]
     pub enabled: Vec<String>,
 }
@@ -582,6 +587,12 @@ impl Scenario {
         self.heal_at_ms + self.settle_ms
     }
 
+    /// Whether the scenario asks to be run twice per seed, with equal histories required
+    /// (`"deterministic"` in `invariants.enabled`).
+    pub fn checks_determinism(&self) -> bool {
+        self.invariants.enabled.iter().any(|n| n == DETERMINISTIC)
+    }
+
     /// The invariants to check.
     pub fn enabled_invariants(&self) -> Vec<Invariant> {
         self.invariants
@@ -637,7 +648,7 @@ impl Scenario {
             self.validate_fault(i, fault)?;
         }
         for (i, name) in self.invariants.enabled.iter().enumerate() {
-            if Invariant::from_name(name).is_none() {
+            if Invariant::from_name(name).is_none() && name != DETERMINISTIC {
                 return bad(
                     format!("invariants.enabled[{i}]"),
                     &format!("unknown invariant \"{name}\""),

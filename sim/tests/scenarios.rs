@@ -238,6 +238,10 @@ fn bad_scenario_files_are_refused_naming_the_key() {
         "{MINIMAL}[[fault]]\nat_ms = 5\naction = \"meteor\"\n"
     ));
     assert!(action.contains("meteor"), "{action}");
+    let accepted = format!("{MINIMAL}[invariants]\nenabled = [\"no_loss\", \"deterministic\"]\n");
+    let scenario = Scenario::parse(&accepted, "ok.toml").unwrap_or_else(|e| panic!("{e}"));
+    assert!(scenario.checks_determinism());
+    assert_eq!(scenario.enabled_invariants(), vec![Invariant::NoLoss]);
     let invariant = refused(&format!(
         "{MINIMAL}[invariants]\nenabled = [\"no_loss\", \"vibes\"]\n"
     ));
