@@ -474,6 +474,8 @@ impl Topic {
     pub fn empty(&self) {
         let mut state = self.state.lock();
         state.pending.clear();
+        // The caller empties the disk queue too: no parked DPUB is left to be due.
+        state.deferred_on_disk.clear();
         self.has_pending.store(false, Ordering::Release);
     }
 

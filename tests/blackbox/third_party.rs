@@ -19,7 +19,7 @@ const EXCHANGE_MAX: Duration = Duration::from_secs(20);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokio_nsq_publishes_and_consumes_1000_messages_exactly_once() {
     let server = start().await;
-    exchange(&server, NSQConfigShared::new).await;
+    exchange(&server, NSQConfigShared::new, None).await;
     server.stop().await;
 }
 
@@ -34,9 +34,11 @@ async fn tokio_nsq_over_tls_publishes_and_consumes_every_message() {
         ..pki.options()
     })
     .await;
-    exchange(&server, || {
-        NSQConfigShared::new().set_tls(NSQConfigSharedTLS::new("localhost"))
-    })
+    exchange(
+        &server,
+        || NSQConfigShared::new().set_tls(NSQConfigSharedTLS::new("localhost")),
+        Some("tls"),
+    )
     .await;
     server.stop().await;
 }
@@ -44,9 +46,11 @@ async fn tokio_nsq_over_tls_publishes_and_consumes_every_message() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokio_nsq_with_snappy_publishes_and_consumes_every_message() {
     let server = start().await;
-    exchange(&server, || {
-        NSQConfigShared::new().set_compression(NSQConfigSharedCompression::Snappy)
-    })
+    exchange(
+        &server,
+        || NSQConfigShared::new().set_compression(NSQConfigSharedCompression::Snappy),
+        Some("snappy"),
+    )
     .await;
     server.stop().await;
 }
@@ -54,17 +58,23 @@ async fn tokio_nsq_with_snappy_publishes_and_consumes_every_message() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokio_nsq_with_deflate_publishes_and_consumes_every_message() {
     let server = start().await;
-    exchange(&server, || {
-        let level = NSQDeflateLevel::new(5).expect("valid level");
-        NSQConfigShared::new().set_compression(NSQConfigSharedCompression::Deflate(level))
-    })
+    exchange(
+        &server,
+        || {
+            let level = NSQDeflateLevel::new(5).expect("valid level");
+            NSQConfigShared::new().set_compression(NSQConfigSharedCompression::Deflate(level))
+        },
+        Some("deflate"),
+    )
     .await;
     server.stop().await;
 }
 
 /// Publishes [`MESSAGES`] bodies with a tokio-nsq producer and consumes them with a
-/// tokio-nsq consumer, both made with `shared()`: each arrives exactly once.
-async fn exchange(server: &Server, shared: impl Fn() -> NSQConfigShared) {
+/// tokio-nsq consumer, both made with `shared()`: each arrives exactly once. With
+/// `upgraded`, `/stats` must show the consumer's connection with that field (`tls`,
+/// `snappy`, `deflate`) true while it consumes.
+async fn exchange(server: &Server, shared: impl Fn() -> NSQConfigShared, upgraded: Option<&str>) {
     let address = server.tcp.to_string();
     let topic = NSQTopic::new("third_party").expect("valid topic");
     let channel = NSQChannel::new("ch").expect("valid channel");
@@ -116,6 +126,10 @@ async fn exchange(server: &Server, shared: impl Fn() -> NSQConfigShared) {
         assert_eq!(message.attempt, 1, "no redelivery");
         received.push(message.body.clone());
         message.finish().await;
+        if let (Some(field), 1) = (upgraded, received.len()) {
+            let stats = server.channel_stats("third_party", "ch").await;
+            assert_eq!(stats["clients"][0][field], true, "{stats}");
+        }
     }
     // Nothing more may come: every message was delivered exactly once.
     let extra = timeout(QUIET, consumer.consume_filtered()).await;
