@@ -1,13 +1,14 @@
 //! nsq-rs: a faithful, faster re-implementation of NSQ's `nsqd` and `nsqlookupd`.
 //!
 //! # Layout
-//! - [`env`]: the seams (clock, network, files, randomness) every daemon goes through, so
-//!   the same code runs on real sockets and inside turmoil simulations.
+//! - [`env`]: the seams (clock, network, files, randomness, task spawning) every daemon
+//!   goes through, so the same code runs on real sockets and inside turmoil simulations.
 //! - [`protocol`]: pure, IO-free wire code: V2 commands (one file each), frames, message
 //!   encoding, names, error codes, GUIDs, IDENTIFY.
 //! - [`nsqd`]: the nsqd daemon: options, topics, channels, queues, client connections,
 //!   the queue scan loop, the HTTP API and stats.
-//! - [`http_client`]: a bounded JSON `GET` over the seams (lookupd queries).
+//! - [`http_client`]: a bounded JSON `GET` over the seams, plain or TLS (lookupd and auth
+//!   server queries).
 //! - [`lookupd`]: the nsqlookupd daemon: the registration DB, the V1 TCP protocol and
 //!   its HTTP API.
 //! - [`http_common`]: the HTTP accept loop and Go's V1 response conventions both daemons use.

@@ -8,7 +8,9 @@
 //! - `diskqueue`: the go-diskqueue-compatible queue a topic or channel overflows to.
 //! - `backend`: a topic's or channel's disk queue as the message flow uses it.
 //! - `client`: what is shared about one connection (settings, RDY, counters).
-//! - `tcp`: the V2 listener; `conn`: one connection (command reader and message pump).
+//! - `tcp`: the V2 listener; `conn`: one connection (command reader, message pump and the
+//!   IDENTIFY stream upgrades).
+//! - `tls`: the TLS server configuration (and system roots) and the handshake.
 //! - `auth`: AUTH (asking the auth servers, caching their answer, permission checks).
 //! - `scan`: the queue scan loop (timeouts and deferred messages).
 //! - `http`: the HTTP API; `stats`: the `/stats` shapes.
@@ -18,6 +20,7 @@
 //! - `metadata`: `nsqd.dat` (load and persist, Go's bytes) and the `--data-path` lock.
 //! - `lookup`: the lookupd loop (registrations, PING, re-sync) and channel pre-creation.
 //! - `durability`: loading and persisting metadata, the disk loop, health, exit flush.
+//! - `buggify`: deliberate bugs the simulator's self-tests switch on (never flags).
 
 mod auth;
 pub mod backend;
