@@ -51,7 +51,7 @@ fn fan_out(c: &mut Criterion) {
             b.iter(|| {
                 now += 1;
                 runtime
-                    .block_on(topic.publish(&bodies, now, 0))
+                    .block_on(topic.publish(bodies.clone(), now, 0))
                     .expect("publish");
                 for channel in &chans {
                     channel.take_for_client(&client, BATCH, now, 60_000_000_000, || true, &mut out);

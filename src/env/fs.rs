@@ -27,6 +27,16 @@ pub trait Fs: Send + Sync {
     fn write<'a>(&'a self, path: &'a Path, data: &'a [u8]) -> BoxFuture<'a, io::Result<()>>;
     /// Appends `data` to `path`, creating it (mode 0600) if missing (not synced).
     fn append<'a>(&'a self, path: &'a Path, data: &'a [u8]) -> BoxFuture<'a, io::Result<()>>;
+    /// Writes `data` at `offset` of `path` (created with mode 0600 if missing) and cuts
+    /// off whatever the file held past `offset + data.len()`, so a retry after a failed
+    /// or torn write leaves exactly the same file. Not synced. Hands `data` back so the
+    /// caller can reuse its allocation for the next batch.
+    fn write_at<'a>(
+        &'a self,
+        path: &'a Path,
+        offset: u64,
+        data: Vec<u8>,
+    ) -> BoxFuture<'a, (Vec<u8>, io::Result<()>)>;
     /// Makes everything written to `path` so far durable (fsync).
     fn sync<'a>(&'a self, path: &'a Path) -> BoxFuture<'a, io::Result<()>>;
     /// Atomically renames `from` to `to`, replacing `to`.
@@ -121,6 +131,27 @@ impl Fs for RealFs {
         }))
     }
 
+    fn write_at<'a>(
+        &'a self,
+        path: &'a Path,
+        offset: u64,
+        data: Vec<u8>,
+    ) -> BoxFuture<'a, (Vec<u8>, io::Result<()>)> {
+        let path = path.to_path_buf();
+        Box::pin(async move {
+            // The buffer travels to the blocking thread and back: no copy of the data.
+            let joined = tokio::task::spawn_blocking(move || {
+                let written = write_at_blocking(&path, offset, &data);
+                (data, written)
+            })
+            .await;
+            match joined {
+                Ok(done) => done,
+                Err(error) => (Vec::new(), Err(io::Error::other(error))),
+            }
+        })
+    }
+
     fn sync<'a>(&'a self, path: &'a Path) -> BoxFuture<'a, io::Result<()>> {
         let path = path.to_path_buf();
         Box::pin(blocking(move || {
@@ -177,6 +208,20 @@ impl Fs for RealFs {
     }
 }
 
+/// [`Fs::write_at`] on the real file system: one positioned write, and a truncate only
+/// when an earlier, failed attempt left bytes past the end.
+#[allow(clippy::disallowed_types)]
+fn write_at_blocking(path: &Path, offset: u64, data: &[u8]) -> io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    let file = open_options().write(true).create(true).open(path)?;
+    file.write_all_at(data, offset)?;
+    let end = offset + data.len() as u64;
+    if file.metadata()?.len() > end {
+        file.set_len(end)?;
+    }
+    Ok(())
+}
+
 /// Files are created with mode 0600, as go-diskqueue creates them.
 #[allow(clippy::disallowed_types)]
 fn open_options() -> std::fs::OpenOptions {
@@ -205,6 +250,29 @@ mod tests {
         assert!(err.to_string().contains("directory is locked"), "{err}");
         drop(lock);
         let _again = RealFs.lock_dir(dir.path()).await.unwrap();
+    }
+
+    /// `write_at` creates the file, writes at the offset, cuts off what a longer earlier
+    /// attempt left past the end, and hands the buffer back.
+    #[tokio::test]
+    async fn real_write_at_rewrites_from_the_offset_and_cuts_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("q.dat");
+        let (buf, written) = RealFs.write_at(&path, 0, b"hello world".to_vec()).await;
+        written.unwrap();
+        assert_eq!(buf, b"hello world");
+        let (_, written) = RealFs.write_at(&path, 6, b"you".to_vec()).await;
+        written.unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"hello you");
+        let (_, written) = RealFs.write_at(&path, 9, b"!".to_vec()).await;
+        written.unwrap();
+        assert_eq!(RealFs.read(&path).await.unwrap(), b"hello you!");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
     }
 
     #[tokio::test]

@@ -205,12 +205,18 @@ impl State {
     }
 
     fn write(&mut self, path: &Path, data: &[u8], append: bool) -> io::Result<()> {
-        self.check_file_slot(path)?;
         let old_len = self.files.get(path).map_or(0, |f| f.pending.len());
         let start = if append { old_len } else { 0 };
+        self.write_from(path, start, data)
+    }
+
+    /// Writes `data` at `start` (zeros fill a gap past the end) and cuts the file there.
+    fn write_from(&mut self, path: &Path, start: usize, data: &[u8]) -> io::Result<()> {
+        self.check_file_slot(path)?;
+        let old_len = self.files.get(path).map_or(0, |f| f.pending.len());
         self.check_write(path, old_len, start + data.len())?;
         let file = self.files.entry(path.to_path_buf()).or_default();
-        file.pending.truncate(start);
+        file.pending.resize(start, 0);
         file.pending.extend_from_slice(data);
         file.last_unsynced = Some((start, data.len()));
         Ok(())
@@ -328,6 +334,21 @@ impl Fs for MemFs {
 
     fn append<'a>(&'a self, path: &'a Path, data: &'a [u8]) -> BoxFuture<'a, io::Result<()>> {
         Box::pin(async move { self.state.lock().write(&normalize(path), data, true) })
+    }
+
+    fn write_at<'a>(
+        &'a self,
+        path: &'a Path,
+        offset: u64,
+        data: Vec<u8>,
+    ) -> BoxFuture<'a, (Vec<u8>, io::Result<()>)> {
+        Box::pin(async move {
+            let written = match usize::try_from(offset) {
+                Ok(start) => self.state.lock().write_from(&normalize(path), start, &data),
+                Err(_) => Err(error(io::ErrorKind::InvalidInput, path, "offset too large")),
+            };
+            (data, written)
+        })
     }
 
     fn sync<'a>(&'a self, path: &'a Path) -> BoxFuture<'a, io::Result<()>> {

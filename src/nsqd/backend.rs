@@ -8,13 +8,25 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use bytes::BytesMut;
 use tokio::sync::Mutex;
 
-use super::diskqueue::{DiskQueue, DiskQueueConfig, DiskQueueError, Hold, RecordPos};
+use super::diskqueue::{DiskQueue, DiskQueueConfig, DiskQueueError, Hold, Payload, RecordPos};
 use crate::env::Fs;
 use crate::protocol::Message;
 use crate::protocol::MessageId;
+
+/// A message is stored as its encoded form (26-byte header + body), written straight
+/// into the queue's write buffer.
+impl Payload for Message {
+    fn payload_len(&self) -> usize {
+        self.encoded_len()
+    }
+
+    fn write_payload(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.header());
+        out.extend_from_slice(&self.body);
+    }
+}
 
 /// A disk queue of messages.
 pub struct Backend {
@@ -129,21 +141,13 @@ impl Backend {
         if messages.is_empty() {
             return Ok(());
         }
-        let payloads: Vec<BytesMut> = messages
-            .iter()
-            .map(|message| {
-                let mut payload = BytesMut::with_capacity(message.encoded_len());
-                message.encode(&mut payload);
-                payload
-            })
-            .collect();
         if self.config.sync_every <= 1 {
-            return self.put_group_committed(&payloads).await;
+            return self.put_group_committed(messages).await;
         }
         let mut guard = self.queue.lock().await;
         let queue = self.ensure_open(&mut guard).await?;
         self.apply_holds(queue);
-        let result = queue.put_many(&payloads).await;
+        let result = queue.put_many(messages).await;
         self.depth.store(queue.depth(), Ordering::Release);
         result
     }
@@ -151,12 +155,12 @@ impl Backend {
     /// `--sync-every=1`: the messages are on disk, fsynced, before this returns, but
     /// writers that arrive while an fsync runs share the next one instead of queueing
     /// one fsync each.
-    async fn put_group_committed(&self, payloads: &[BytesMut]) -> Result<(), DiskQueueError> {
+    async fn put_group_committed(&self, messages: &[Message]) -> Result<(), DiskQueueError> {
         let mine = {
             let mut guard = self.queue.lock().await;
             let queue = self.ensure_open(&mut guard).await?;
             self.apply_holds(queue);
-            let appended = queue.put_many_unsynced(payloads).await;
+            let appended = queue.put_many_unsynced(messages).await;
             self.depth.store(queue.depth(), Ordering::Release);
             appended?;
             self.appended.fetch_add(1, Ordering::AcqRel) + 1

@@ -14,6 +14,12 @@ use crate::protocol::{names, MESSAGE_HEADER_LENGTH};
 /// Messages moved from a topic's disk queue to its channels per step of the disk loop.
 const DRAIN_BATCH_MAX: usize = 1024;
 
+/// Bytes of messages a disk queue gathers before writing them out in one go (a sync due
+/// every `--sync-every` messages, a roll, the `--sync-timeout` tick or exit write them
+/// sooner). A crash loses them as it loses unsynced writes; `--sync-every=1` writes and
+/// syncs every publish before its `OK`.
+const WRITE_BUFFER_BYTES: u64 = 1 << 20;
+
 /// The disk queue settings from the options.
 pub(crate) fn disk_queue_config(opts: &super::Options) -> DiskQueueConfig {
     let header = MESSAGE_HEADER_LENGTH as u64;
@@ -23,6 +29,7 @@ pub(crate) fn disk_queue_config(opts: &super::Options) -> DiskQueueConfig {
         max_msg_size: u32::try_from(u64::try_from(opts.max_msg_size).unwrap_or(0) + header)
             .unwrap_or(u32::MAX),
         sync_every: u64::try_from(opts.sync_every).unwrap_or(1),
+        write_buffer_bytes: WRITE_BUFFER_BYTES,
     }
 }
 

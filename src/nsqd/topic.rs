@@ -192,10 +192,12 @@ impl Topic {
     /// returns, so an `OK` means every message is queued somewhere.
     pub async fn publish(
         &self,
-        bodies: &[Bytes],
+        bodies: Vec<Bytes>,
         now_ns: i64,
         defer_ns: i64,
     ) -> Result<(), TopicError> {
+        let count = bodies.len() as u64;
+        let bytes: usize = bodies.iter().map(Bytes::len).sum();
         let writes = {
             let mut state = self.state.lock();
             if state.exiting {
@@ -215,9 +217,7 @@ impl Topic {
             writes
         };
         write_all(writes).await?;
-        self.message_count
-            .fetch_add(bodies.len() as u64, Ordering::Relaxed);
-        let bytes: usize = bodies.iter().map(Bytes::len).sum();
+        self.message_count.fetch_add(count, Ordering::Relaxed);
         self.message_bytes
             .fetch_add(bytes as u64, Ordering::Relaxed);
         Ok(())
@@ -332,10 +332,15 @@ impl Topic {
         }
     }
 
-    fn new_messages(&self, state: &mut TopicState, bodies: &[Bytes], now_ns: i64) -> Vec<Message> {
+    fn new_messages(
+        &self,
+        state: &mut TopicState,
+        bodies: Vec<Bytes>,
+        now_ns: i64,
+    ) -> Vec<Message> {
         bodies
-            .iter()
-            .map(|body| Message::new(state.guid.next_id(now_ns), now_ns, body.clone()))
+            .into_iter()
+            .map(|body| Message::new(state.guid.next_id(now_ns), now_ns, body))
             .collect()
     }
 

@@ -86,12 +86,19 @@ impl Message {
         MESSAGE_HEADER_LENGTH + self.body.len()
     }
 
-    /// Appends timestamp (i64 BE), attempts (u16 BE), id (16 bytes) and body.
+    /// The 26-byte header: timestamp (i64 BE), attempts (u16 BE), id (16 bytes).
+    pub fn header(&self) -> [u8; MESSAGE_HEADER_LENGTH] {
+        let mut header = [0u8; MESSAGE_HEADER_LENGTH];
+        header[..8].copy_from_slice(&self.timestamp_ns.to_be_bytes());
+        header[8..10].copy_from_slice(&self.attempts.to_be_bytes());
+        header[10..].copy_from_slice(&self.id.0);
+        header
+    }
+
+    /// Appends the header and the body.
     pub fn encode(&self, dst: &mut BytesMut) {
         dst.reserve(self.encoded_len());
-        dst.put_i64(self.timestamp_ns);
-        dst.put_u16(self.attempts);
-        dst.put_slice(&self.id.0);
+        dst.put_slice(&self.header());
         dst.put_slice(&self.body);
     }
 

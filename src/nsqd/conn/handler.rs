@@ -33,13 +33,13 @@ pub(super) async fn handle(reader: &mut Reader, command: Command) -> Outcome {
             reader.client.set_state(ClientState::Closing);
             Ok(Some(Reader::response(crate::protocol::frame::CLOSE_WAIT)))
         }
-        Command::Pub { topic, body } => publish(reader, "PUB", &topic, &[body], 0).await,
-        Command::Mpub { topic, bodies } => publish(reader, "MPUB", &topic, &bodies, 0).await,
+        Command::Pub { topic, body } => publish(reader, "PUB", &topic, vec![body], 0).await,
+        Command::Mpub { topic, bodies } => publish(reader, "MPUB", &topic, bodies, 0).await,
         Command::Dpub {
             topic,
             defer_ms,
             body,
-        } => publish(reader, "DPUB", &topic, &[body], defer_ms).await,
+        } => publish(reader, "DPUB", &topic, vec![body], defer_ms).await,
     }
 }
 
@@ -197,7 +197,7 @@ async fn publish(
     reader: &mut Reader,
     name: &str,
     topic_name: &str,
-    bodies: &[Bytes],
+    bodies: Vec<Bytes>,
     defer_ms: i64,
 ) -> Outcome {
     // An MPUB was checked before its body was read, as Go does (see `MpubGate`).
@@ -206,6 +206,7 @@ async fn publish(
     }
     let topic = reader.nsqd.topic(topic_name).await;
     let now = reader.nsqd.now_ns();
+    let count = bodies.len() as u64;
     let published = topic
         .publish(bodies, now, defer_ms.saturating_mul(1_000_000))
         .await;
@@ -218,6 +219,6 @@ async fn publish(
         };
         ProtocolError::new(code, format!("{name} failed {e}"))
     })?;
-    reader.client.published(topic_name, bodies.len() as u64);
+    reader.client.published(topic_name, count);
     Ok(Some(Reader::ok()))
 }

@@ -53,6 +53,7 @@ use crate::env::Fs;
 use files::QueueFiles;
 use meta::Meta;
 use read::ReadBuf;
+pub use record::Payload;
 use record::SizeLimits;
 
 /// The settings of one disk queue; nsqd derives them from its flags.
@@ -68,17 +69,24 @@ pub struct DiskQueueConfig {
     /// `--sync-every`: fsync and persist the metadata after this many reads plus writes
     /// (0 acts as 1).
     pub sync_every: u64,
+    /// Records are gathered in memory and written to the data file in one write once
+    /// they reach this many bytes, or when a sync is due, a file rolls or the queue
+    /// closes; 0 writes every put through before it returns. Gathered records can be
+    /// read at once; a crash loses them as it loses writes that were not synced.
+    pub write_buffer_bytes: u64,
 }
 
 impl Default for DiskQueueConfig {
     /// What nsqd's defaults give: 100 MiB files, messages of 26 bytes (header, empty body)
-    /// up to `--max-msg-size` (1 MiB) plus that header, a sync every 2500 operations.
+    /// up to `--max-msg-size` (1 MiB) plus that header, a sync every 2500 operations;
+    /// every put written through.
     fn default() -> Self {
         DiskQueueConfig {
             max_bytes_per_file: 100 * 1024 * 1024,
             min_msg_size: 26,
             max_msg_size: 1024 * 1024 + 26,
             sync_every: 2500,
+            write_buffer_bytes: 0,
         }
     }
 }
@@ -113,7 +121,9 @@ pub enum DiskQueueError {
         /// The OS error.
         source: io::Error,
     },
-    /// Writing a data file failed. Records of the same `put_many` written before it stay.
+    /// Writing a data file failed. The records of the failed put are not queued, except
+    /// those in a file finished before the failure; records of earlier puts that were
+    /// still gathered in memory stay there and are written by the next attempt.
     #[error("failed to write {path}: {source}")]
     Write {
         /// The data file.
@@ -196,16 +206,17 @@ pub struct DiskQueue {
     read_file_len: Option<u64>,
     /// Bytes of the read file read ahead.
     read_buf: ReadBuf,
-    /// Records of one append, reused.
-    write_buf: Vec<u8>,
+    /// Records appended to the write file but not yet written to it: they hold its bytes
+    /// `flushed_pos..write_pos`. Reads of that range are served from here.
+    unflushed: Vec<u8>,
+    /// How much of the write file is written (handed to the file system).
+    flushed_pos: u64,
     /// Reads plus writes since the last sync (Go's `count`).
     ops_since_sync: u64,
     /// A sync is due regardless of the count (a file was finished, skipped or renamed).
     need_sync: bool,
     /// The write file has appends that were not fsynced.
     write_unsynced: bool,
-    /// A write failed after the file had records: it may end in part of a record.
-    roll_before_next_write: bool,
     /// Files the reader finished, removed once the metadata no longer names them.
     finished_files: Vec<u64>,
     /// `close` or `delete` was called.
@@ -244,10 +255,11 @@ impl DiskQueue {
         self.put_many(std::slice::from_ref(&payload)).await
     }
 
-    /// Appends several records, with one write per data file they land in. Every size is
-    /// checked first, so an invalid one writes nothing; an IO error may leave the records
-    /// before it written (and counted).
-    pub async fn put_many<P: AsRef<[u8]>>(&mut self, payloads: &[P]) -> Result<(), DiskQueueError> {
+    /// Appends several records, gathered in memory up to `write_buffer_bytes` and then
+    /// written with one write per data file they land in. Every size is checked first, so
+    /// an invalid one writes nothing; an IO error may leave the records before it in a
+    /// finished file written (and counted).
+    pub async fn put_many<P: Payload>(&mut self, payloads: &[P]) -> Result<(), DiskQueueError> {
         self.check_open()?;
         self.write_records(payloads).await
     }
@@ -257,12 +269,12 @@ impl DiskQueue {
     /// (group commit). A file the queue leaves while writing is fsynced as it rolls,
     /// so after that fsync every record appended so far is on disk. The metadata catches
     /// up at the next sync; opening recounts whole records past it.
-    pub async fn put_many_unsynced<P: AsRef<[u8]>>(
+    pub async fn put_many_unsynced<P: Payload>(
         &mut self,
         payloads: &[P],
     ) -> Result<(), DiskQueueError> {
         self.check_open()?;
-        self.append_records(payloads).await
+        self.append_records(payloads, true).await
     }
 
     /// The data file being written to now.
@@ -420,6 +432,10 @@ impl DiskQueue {
     async fn sync_now(&mut self) -> Result<(), DiskQueueError> {
         // Go resets its count whether or not the sync works; a failure keeps `need_sync`.
         self.ops_since_sync = 0;
+        if let Err(error) = self.flush().await {
+            self.need_sync = true;
+            return Err(error);
+        }
         if self.write_unsynced {
             let path = self.files.data(self.write_file);
             if let Err(source) = self.fs.sync(&path).await {
@@ -505,8 +521,8 @@ impl DiskQueue {
         }
         self.write_file = self.write_file.saturating_add(1);
         self.write_pos = 0;
+        self.discard_unflushed();
         self.write_unsynced = false;
-        self.roll_before_next_write = false;
         self.set_read_file(self.write_file);
         self.depth = 0;
         first_error.map_or(Ok(()), Err)

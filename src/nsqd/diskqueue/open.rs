@@ -96,12 +96,12 @@ pub(super) async fn open(
         write_pos: 0,
         read_file_len: None,
         read_buf: ReadBuf::default(),
-        write_buf: Vec::new(),
+        unflushed: Vec::new(),
+        flushed_pos: 0,
         ops_since_sync: 0,
         need_sync: false,
         hold: None,
         write_unsynced: false,
-        roll_before_next_write: false,
         finished_files: Vec::new(),
         closed: false,
     };
@@ -114,6 +114,7 @@ pub(super) async fn open(
         None => queue.rebuild_from_files(&nums).await,
     }
     queue.remove_files_before_reader(&nums).await;
+    queue.flushed_pos = queue.write_pos;
     if queue.need_sync {
         queue.sync_or_log("position repaired at open").await;
     }

@@ -19,26 +19,32 @@ pub(super) struct ReadBuf {
     file: u64,
     /// Where `data[0]` is in it.
     start: u64,
-    data: Vec<u8>,
+    /// Records handed out are slices of it, not copies.
+    data: Bytes,
 }
 
 impl ReadBuf {
     pub(super) fn clear(&mut self) {
-        self.data.clear();
+        self.data = Bytes::new();
     }
 
-    /// The bytes held from `pos` of `file` up to `end`, if `pos` is inside the window.
-    fn from(&self, file: u64, pos: u64, end: u64) -> &[u8] {
+    /// Where the bytes held from `pos` of `file` up to `end` are in `data`, if `pos` is
+    /// inside the window.
+    fn range(&self, file: u64, pos: u64, end: u64) -> std::ops::Range<usize> {
         if file != self.file || pos < self.start {
-            return &[];
+            return 0..0;
         }
         let (Ok(from), Ok(to)) = (
             usize::try_from(pos - self.start),
             usize::try_from(end.saturating_sub(self.start)),
         ) else {
-            return &[];
+            return 0..0;
         };
-        self.data.get(from..to.min(self.data.len())).unwrap_or(&[])
+        let to = to.min(self.data.len());
+        if from > to {
+            return 0..0;
+        }
+        from..to
     }
 }
 
@@ -122,13 +128,18 @@ impl DiskQueue {
         if pos > end {
             return Err(ReadError::PastEnd { end });
         }
+        if self.read_file == self.write_file && pos >= self.flushed_pos {
+            return self.read_gathered(pos).await.map(Some);
+        }
         let mut refilled = false;
         loop {
-            let available = self.read_buf.from(self.read_file, pos, end);
+            let range = self.read_buf.range(self.read_file, pos, end);
+            let available = &self.read_buf.data[range.clone()];
             match record::parse(available, self.limits).map_err(ReadError::InvalidSize)? {
                 Parsed::Record { payload_len } => {
-                    let payload_end = 4 + payload_len as usize;
-                    let payload = Bytes::copy_from_slice(&available[4..payload_end]);
+                    let payload_start = range.start + 4;
+                    let payload_end = payload_start + payload_len as usize;
+                    let payload = self.read_buf.data.slice(payload_start..payload_end);
                     self.consume(record::record_bytes(payload_len as usize), end)
                         .await;
                     return Ok(Some(payload));
@@ -149,10 +160,34 @@ impl DiskQueue {
         }
     }
 
+    /// A record the writer has gathered and not yet written to the file (it starts at
+    /// `pos`, at or past `flushed_pos`), consumed.
+    async fn read_gathered(&mut self, pos: u64) -> Result<Bytes, ReadError> {
+        let from = usize::try_from(pos - self.flushed_pos).unwrap_or(usize::MAX);
+        let available = self.unflushed.get(from..).unwrap_or(&[]);
+        match record::parse(available, self.limits).map_err(ReadError::InvalidSize)? {
+            Parsed::Record { payload_len } => {
+                let payload = Bytes::copy_from_slice(&available[4..4 + payload_len as usize]);
+                let end = self.write_pos;
+                self.consume(record::record_bytes(payload_len as usize), end)
+                    .await;
+                Ok(payload)
+            }
+            Parsed::Incomplete { total } => Err(ReadError::Truncated {
+                needed: total,
+                available: available.len() as u64,
+            }),
+        }
+    }
+
     /// Where the data of the read file ends: the write position while it is the write
-    /// file, else its length (taken once, as Go does when it opens it).
+    /// file (the written part, while the reader is in it), else its length (taken once,
+    /// as Go does when it opens it).
     async fn read_end(&mut self) -> Result<u64, ReadError> {
         if self.read_file == self.write_file {
+            if self.read_pos < self.flushed_pos {
+                return Ok(self.flushed_pos);
+            }
             return Ok(self.write_pos);
         }
         if let Some(len) = self.read_file_len {
@@ -179,7 +214,7 @@ impl DiskQueue {
         self.read_buf = ReadBuf {
             file: self.read_file,
             start: pos,
-            data,
+            data: Bytes::from(data),
         };
         Ok(())
     }
@@ -209,10 +244,12 @@ impl DiskQueue {
         let bad = self.files.data(self.read_file);
         tracing::error!(queue = %self.name, pos = self.read_pos, path = %bad.display(), %error, "reading failed");
         if self.read_file == self.write_file {
+            // The damage is in the written part; the records still gathered are whole
+            // and move on with the writer, to the start of its new file.
             self.write_file += 1;
-            self.write_pos = 0;
+            self.write_pos = self.unflushed.len() as u64;
+            self.flushed_pos = 0;
             self.write_unsynced = false;
-            self.roll_before_next_write = false;
         }
         let missing = matches!(&error, ReadError::Io(e) if e.kind() == io::ErrorKind::NotFound);
         let mut next = self.read_file + 1;

@@ -51,13 +51,37 @@ pub(super) fn record_bytes(payload_len: usize) -> u64 {
     HEADER_BYTES + payload_len as u64
 }
 
+/// Something the queue can store as one record's payload: raw bytes, or a value that
+/// encodes itself straight into the queue's write buffer (nsqd's messages), so no
+/// intermediate copy is made.
+pub trait Payload {
+    /// The payload's length in bytes.
+    fn payload_len(&self) -> usize;
+    /// Appends exactly [`Payload::payload_len`] bytes to `out`.
+    fn write_payload(&self, out: &mut Vec<u8>);
+}
+
+impl<T: AsRef<[u8]>> Payload for T {
+    fn payload_len(&self) -> usize {
+        self.as_ref().len()
+    }
+
+    fn write_payload(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self.as_ref());
+    }
+}
+
 /// Appends the record of `payload` to `out`. The caller has checked the payload against
 /// its [`SizeLimits`], so the length fits an `i32`.
-pub(super) fn encode_into(out: &mut Vec<u8>, payload: &[u8]) {
-    debug_assert!(i32::try_from(payload.len()).is_ok());
-    let len = u32::try_from(payload.len()).unwrap_or(u32::MAX);
+pub(super) fn encode_into<P: Payload + ?Sized>(out: &mut Vec<u8>, payload: &P) {
+    let payload_len = payload.payload_len();
+    debug_assert!(i32::try_from(payload_len).is_ok());
+    let len = u32::try_from(payload_len).unwrap_or(u32::MAX);
+    out.reserve(4 + payload_len);
     out.extend_from_slice(&len.to_be_bytes());
-    out.extend_from_slice(payload);
+    let start = out.len();
+    payload.write_payload(out);
+    debug_assert_eq!(out.len() - start, payload_len);
 }
 
 /// Reads the record that starts at `buf[0]`.

@@ -52,7 +52,11 @@ pub(super) async fn publish(
         },
     };
     let published = topic
-        .publish(&[body], nsqd.now_ns(), defer_ms.saturating_mul(1_000_000))
+        .publish(
+            vec![body],
+            nsqd.now_ns(),
+            defer_ms.saturating_mul(1_000_000),
+        )
         .await;
     answer_publish(nsqd, topic_name, published)
 }
@@ -130,7 +134,7 @@ pub(super) async fn multi_publish(
     if bodies.is_empty() {
         return plain(nsqd, StatusCode::OK, "OK", true);
     }
-    let published = topic.publish(&bodies, nsqd.now_ns(), 0).await;
+    let published = topic.publish(bodies, nsqd.now_ns(), 0).await;
     answer_publish(nsqd, &topic_name, published)
 }
 

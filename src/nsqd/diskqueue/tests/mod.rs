@@ -5,6 +5,7 @@ mod basics;
 mod compat;
 mod corruption;
 mod crash;
+mod gathered;
 mod model;
 mod startup;
 
@@ -24,13 +25,14 @@ fn dir() -> PathBuf {
 }
 
 /// A config with small limits: payloads of 1..=64 bytes, `max_bytes_per_file` as given,
-/// a sync only when asked (or at roll).
+/// a sync only when asked (or at roll), every put written through.
 fn config(max_bytes_per_file: u64) -> DiskQueueConfig {
     DiskQueueConfig {
         max_bytes_per_file,
         min_msg_size: 1,
         max_msg_size: 64,
         sync_every: u64::MAX,
+        write_buffer_bytes: 0,
     }
 }
 

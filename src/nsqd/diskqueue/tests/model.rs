@@ -38,14 +38,19 @@ pub(super) fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
-/// Small files (a few records each) so runs roll often; every sync rule in play.
+/// Small files (a few records each) so runs roll often; every sync rule in play; puts
+/// written through, gathered up to a few records, or gathered until a sync or roll.
 pub(super) fn run_config() -> impl Strategy<Value = DiskQueueConfig> {
-    (20u64..200, 1u64..6).prop_map(|(max_bytes_per_file, sync_every)| DiskQueueConfig {
-        max_bytes_per_file,
-        min_msg_size: 8,
-        max_msg_size: 48,
-        sync_every,
-    })
+    let write_buffer_bytes = prop_oneof![Just(0u64), 1u64..150, Just(u64::MAX)];
+    (20u64..200, 1u64..6, write_buffer_bytes).prop_map(
+        |(max_bytes_per_file, sync_every, write_buffer_bytes)| DiskQueueConfig {
+            max_bytes_per_file,
+            min_msg_size: 8,
+            max_msg_size: 48,
+            sync_every,
+            write_buffer_bytes,
+        },
+    )
 }
 
 /// The model and the history of indexes handed out.
