@@ -223,6 +223,20 @@ pub struct DiskQueue {
     closed: bool,
     /// Records the caller still holds: the metadata's read position stays at them.
     hold: Option<Hold>,
+    /// The read position of the metadata last committed (None: not committed yet).
+    committed_read: Option<RecordPos>,
+}
+
+/// Whether a sync commits the metadata.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MetaWrite {
+    /// Always (explicit syncs, the periodic tick, close).
+    Always,
+    /// Only when the read position moved or the files changed: a sync due to writes
+    /// alone leaves the metadata behind the data, which opening recounts (Go's own
+    /// metadata lags its data the same way between syncs), so a busy writer does not
+    /// replace the metadata file every `sync_every` records.
+    IfReadMoved,
 }
 
 impl std::fmt::Debug for DiskQueue {
@@ -324,7 +338,7 @@ impl DiskQueue {
     pub async fn sync_if_due(&mut self) -> Result<(), DiskQueueError> {
         self.check_open()?;
         if self.sync_due() {
-            self.sync_now().await?;
+            self.sync_now(MetaWrite::IfReadMoved).await?;
         }
         Ok(())
     }
@@ -347,7 +361,7 @@ impl DiskQueue {
     /// Fsyncs the write file and persists the metadata.
     pub async fn sync(&mut self) -> Result<(), DiskQueueError> {
         self.check_open()?;
-        self.sync_now().await
+        self.sync_now(MetaWrite::Always).await
     }
 
     /// Whether the caller's `sync-timeout` tick should call [`DiskQueue::sync`]: only when
@@ -378,7 +392,7 @@ impl DiskQueue {
         self.check_open()?;
         tracing::info!(queue = %self.name, "closing");
         self.closed = true;
-        self.sync_now().await
+        self.sync_now(MetaWrite::Always).await
     }
 
     fn check_open(&self) -> Result<(), DiskQueueError> {
@@ -428,8 +442,9 @@ impl DiskQueue {
         }
     }
 
-    /// Fsyncs the write file if it has unsynced appends, then commits the metadata.
-    async fn sync_now(&mut self) -> Result<(), DiskQueueError> {
+    /// Writes out what was gathered and fsyncs the write file if it has unsynced
+    /// appends, then commits the metadata as `meta` says.
+    async fn sync_now(&mut self, meta: MetaWrite) -> Result<(), DiskQueueError> {
         // Go resets its count whether or not the sync works; a failure keeps `need_sync`.
         self.ops_since_sync = 0;
         if let Err(error) = self.flush().await {
@@ -444,7 +459,22 @@ impl DiskQueue {
             }
             self.write_unsynced = false;
         }
+        let read_moved = self.committed_read != Some(self.meta_read_pos());
+        if meta == MetaWrite::IfReadMoved && !read_moved && !self.need_sync {
+            return Ok(());
+        }
         self.commit_meta().await
+    }
+
+    /// The read position the metadata records now (the oldest held record, if any).
+    fn meta_read_pos(&self) -> RecordPos {
+        match self.hold {
+            Some(hold) => hold.at,
+            None => RecordPos {
+                file: self.read_file,
+                pos: self.read_pos,
+            },
+        }
     }
 
     /// Persists the metadata, then removes the files it no longer names.
@@ -456,6 +486,7 @@ impl DiskQueue {
             return Err(DiskQueueError::Meta { path, source });
         }
         self.need_sync = false;
+        self.committed_read = Some(self.meta_read_pos());
         // A held file is still named by the metadata: it goes once the hold moves on.
         let kept_from = self.hold.map_or(u64::MAX, |hold| hold.at.file);
         let (removable, kept): (Vec<u64>, Vec<u64>) = std::mem::take(&mut self.finished_files)
@@ -474,7 +505,7 @@ impl DiskQueue {
     /// Syncs, logging a failure: for paths that must go on (a record already handed
     /// over, a roll already decided).
     async fn sync_or_log(&mut self, why: &'static str) {
-        if let Err(error) = self.sync_now().await {
+        if let Err(error) = self.sync_now(MetaWrite::Always).await {
             tracing::error!(queue = %self.name, %error, why, "failed to sync");
         }
     }

@@ -101,6 +101,7 @@ pub(super) async fn open(
         ops_since_sync: 0,
         need_sync: false,
         hold: None,
+        committed_read: None,
         write_unsynced: false,
         finished_files: Vec::new(),
         closed: false,

@@ -9,7 +9,7 @@
 //! the next attempt, which rewrites the file from the last good position.
 
 use super::record::{self, Payload};
-use super::{DiskQueue, DiskQueueError};
+use super::{DiskQueue, DiskQueueError, MetaWrite};
 
 /// Most bytes gathered beyond `write_buffer_bytes` by one put, so a huge batch does not
 /// become a huge buffer: past this the records are written out before more are added.
@@ -36,7 +36,7 @@ impl DiskQueue {
     ) -> Result<(), DiskQueueError> {
         self.append_records(payloads, false).await?;
         if self.sync_due() {
-            self.sync_now().await?;
+            self.sync_now(MetaWrite::IfReadMoved).await?;
         }
         Ok(())
     }
