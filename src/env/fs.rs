@@ -99,14 +99,7 @@ impl Fs for RealFs {
         len: usize,
     ) -> BoxFuture<'a, io::Result<Vec<u8>>> {
         let path = path.to_path_buf();
-        Box::pin(blocking(move || {
-            use std::io::{Read, Seek, SeekFrom};
-            let mut file = std::fs::File::open(path)?;
-            file.seek(SeekFrom::Start(offset))?;
-            let mut buf = Vec::with_capacity(len.min(1 << 20));
-            file.take(len as u64).read_to_end(&mut buf)?;
-            Ok(buf)
-        }))
+        Box::pin(blocking(move || read_at_blocking(&path, offset, len)))
     }
 
     fn write<'a>(&'a self, path: &'a Path, data: &'a [u8]) -> BoxFuture<'a, io::Result<()>> {
@@ -206,6 +199,28 @@ impl Fs for RealFs {
             }
         }))
     }
+}
+
+/// [`Fs::read_at`] on the real file system: positioned reads into a buffer of the
+/// file's remaining length at most, until `len` bytes or the end of the file.
+#[allow(clippy::disallowed_types)]
+fn read_at_blocking(path: &Path, offset: u64, len: usize) -> io::Result<Vec<u8>> {
+    use std::os::unix::fs::FileExt;
+    let file = std::fs::File::open(path)?;
+    let left = file.metadata()?.len().saturating_sub(offset);
+    let want = len.min(usize::try_from(left).unwrap_or(usize::MAX));
+    let mut buf = vec![0u8; want];
+    let mut filled = 0;
+    while filled < want {
+        match file.read_at(&mut buf[filled..], offset + filled as u64) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    buf.truncate(filled);
+    Ok(buf)
 }
 
 /// [`Fs::write_at`] on the real file system: one positioned write, and a truncate only

@@ -308,15 +308,16 @@ impl Backend {
         Ok(messages)
     }
 
-    /// The periodic `--sync-timeout` sync, when there was activity since the last one.
-    pub async fn sync_if_due(&self) -> Result<(), DiskQueueError> {
+    /// The periodic `--sync-timeout` sync, when there was activity since the last one:
+    /// what the queue gathered is written and fsynced. `Ok(true)` when it synced.
+    pub async fn sync_if_due(&self) -> Result<bool, DiskQueueError> {
         let mut guard = self.queue.lock().await;
         match guard.as_mut() {
             Some(queue) if queue.needs_periodic_sync() => {
                 self.apply_holds(queue);
-                queue.sync().await
+                queue.sync().await.map(|()| true)
             }
-            _ => Ok(()),
+            _ => Ok(false),
         }
     }
 

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::diskqueue::DiskQueueConfig;
+use super::diskqueue::{DiskQueueConfig, DiskQueueError};
 use super::metadata::{self, ChannelMetadata, Metadata, TopicMetadata};
 use super::topic::BackendFactory;
 use super::{NsqdError, NsqdInner};
@@ -179,7 +179,11 @@ async fn drain_topics(nsqd: &NsqdInner) {
     }
 }
 
+/// The periodic sync of every disk queue that had activity. Its outcome is the disk's
+/// health too: a queue whose gathered messages cannot be written makes nsqd unhealthy
+/// until a sync works again.
 async fn sync_due(nsqd: &NsqdInner) {
+    let mut outcome: Option<Result<(), DiskQueueError>> = None;
     for topic in nsqd.topics() {
         let channels = topic.channels();
         let backends = channels
@@ -187,9 +191,21 @@ async fn sync_due(nsqd: &NsqdInner) {
             .filter_map(|c| c.backend())
             .chain(topic.backend());
         for backend in backends {
-            if let Err(error) = backend.sync_if_due().await {
-                tracing::error!(topic = %topic.name, %error, "disk queue sync failed");
+            match backend.sync_if_due().await {
+                Ok(false) => {}
+                Ok(true) => {
+                    outcome.get_or_insert(Ok(()));
+                }
+                Err(error) => {
+                    tracing::error!(topic = %topic.name, %error, "disk queue sync failed");
+                    if !matches!(outcome, Some(Err(_))) {
+                        outcome = Some(Err(error));
+                    }
+                }
             }
         }
+    }
+    if let Some(outcome) = outcome {
+        nsqd.note_disk_write(&outcome);
     }
 }

@@ -1,5 +1,10 @@
 //! Health (nsq-reference §4.8): a failed disk write makes `/ping` answer 500 with the
 //! error, and `/stats` show it, until a write succeeds again.
+//!
+//! With `--sync-every=1` every publish is written and synced before its answer, so the
+//! publish itself fails, as in Go. Otherwise the disk queue gathers messages and writes
+//! them at the next sync: the failure shows at the `--sync-timeout` tick (or on the
+//! publish that fills the buffer), and the gathered messages are kept for the next try.
 
 use std::sync::Arc;
 
@@ -8,6 +13,25 @@ use nsq::nsqd::Options;
 use nsq::protocol::FrameType;
 
 use crate::support::*;
+
+async fn start_on_memfs(fs: &MemFs, options: Options) -> Server {
+    nsq::env::Fs::create_dir_all(fs, std::path::Path::new("data"))
+        .await
+        .expect("data dir");
+    let env = Env {
+        fs: Arc::new(fs.clone()),
+        ..Env::real()
+    };
+    start_with_env(
+        Options {
+            mem_queue_size: 0,
+            data_path: "data".into(),
+            ..options
+        },
+        env,
+    )
+    .await
+}
 
 #[tokio::test]
 async fn a_failed_disk_write_makes_nsqd_unhealthy_until_one_succeeds() {
@@ -23,6 +47,7 @@ async fn a_failed_disk_write_makes_nsqd_unhealthy_until_one_succeeds() {
         Options {
             mem_queue_size: 0,
             data_path: "data".into(),
+            sync_every: 1,
             ..golden_options()
         },
         env,
@@ -53,5 +78,46 @@ async fn a_failed_disk_write_makes_nsqd_unhealthy_until_one_succeeds() {
     server.publish("sick", &[b"y"]).await;
     assert_eq!(server.http("GET", "/ping", None).await.text(), "OK");
     assert_eq!(server.stats("format=json").await["health"], "OK");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_failed_gathered_write_shows_at_the_sync_tick_and_loses_nothing() {
+    let fs = MemFs::new();
+    let server = start_on_memfs(
+        &fs,
+        Options {
+            sync_timeout: std::time::Duration::from_millis(50),
+            ..golden_options()
+        },
+    )
+    .await;
+    fs.set_fail_writes(true);
+    server.publish("gathered", &[b"kept"]).await;
+    let mut unhealthy = false;
+    for _ in 0..100 {
+        if server.http("GET", "/ping", None).await.status == 500 {
+            unhealthy = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(unhealthy, "the failed sync shows in /ping");
+    fs.set_fail_writes(false);
+    let mut healthy = false;
+    for _ in 0..100 {
+        if server.http("GET", "/ping", None).await.text() == "OK" {
+            healthy = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(healthy, "the next sync works and clears it");
+    let mut consumer = server.conn().await;
+    consumer.send(b"SUB gathered c\nRDY 1\n").await;
+    assert_eq!(consumer.frame().await.text(), "OK");
+    let message = consumer.frame().await;
+    assert_eq!(message.kind, FrameType::Message);
+    assert!(message.data.ends_with(b"kept"), "{message:?}");
     server.stop().await;
 }

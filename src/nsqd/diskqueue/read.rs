@@ -9,8 +9,9 @@ use bytes::Bytes;
 use super::record::{self, InvalidSize, Parsed};
 use super::{DiskQueue, RecordPos};
 
-/// Bytes read ahead at once, so consecutive small records cost one `read_at`.
-const READ_AHEAD_BYTES: u64 = 128 * 1024;
+/// Bytes read ahead at once, so consecutive small records cost one `read_at`. Records
+/// handed out share this window (no copy), so it lives until the last of them is dropped.
+const READ_AHEAD_BYTES: u64 = 512 * 1024;
 
 /// A window of one data file, read ahead.
 #[derive(Debug, Default)]
