@@ -16,8 +16,10 @@ const DRAIN_BATCH_MAX: usize = 1024;
 
 /// Bytes of messages a disk queue gathers before writing them out in one go (a sync due
 /// every `--sync-every` messages, a roll, the `--sync-timeout` tick or exit write them
-/// sooner). A crash loses them as it loses unsynced writes; `--sync-every=1` writes and
-/// syncs every publish before its `OK`.
+/// sooner). A crash of the process loses them as it loses what is in memory, so this
+/// applies only where memory queues are on (`--mem-queue-size` > 0): with
+/// `--mem-queue-size=0` every publish reaches its file before its `OK`, and
+/// `--sync-every=1` also syncs it.
 const WRITE_BUFFER_BYTES: u64 = 1 << 20;
 
 /// The disk queue settings from the options.
@@ -29,7 +31,11 @@ pub(crate) fn disk_queue_config(opts: &super::Options) -> DiskQueueConfig {
         max_msg_size: u32::try_from(u64::try_from(opts.max_msg_size).unwrap_or(0) + header)
             .unwrap_or(u32::MAX),
         sync_every: u64::try_from(opts.sync_every).unwrap_or(1),
-        write_buffer_bytes: WRITE_BUFFER_BYTES,
+        write_buffer_bytes: if opts.mem_queue_size > 0 {
+            WRITE_BUFFER_BYTES
+        } else {
+            0
+        },
     }
 }
 
