@@ -1,7 +1,9 @@
-//! `nsq-bench writer|reader`: Go's bench_writer and bench_reader against any nsqd.
+//! `nsq-bench writer|reader|latency|fake-nsqd`: Go's bench_writer and bench_reader
+//! against any nsqd, a latency probe and a zero-work fake nsqd.
 //!
-//! Prints Go's result line on stdout:
-//! `duration: <D> - <X>mb/s - <Y>ops/s - <Z>us/op` (mb/s is MiB/s).
+//! `writer` and `reader` print Go's result line on stdout:
+//! `duration: <D> - <X>mb/s - <Y>ops/s - <Z>us/op` (mb/s is MiB/s). `latency` prints
+//! one `latency: ...` line.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -11,7 +13,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use tokio::time::Instant;
 
 use nsq::bench::{
-    run_reader, run_writer, Compression, FlushPolicy, ReaderConfig, Summary, WriterConfig,
+    insecure_client, run_latency, run_reader, run_writer, Compression, FakeNsqd, FakeNsqdOptions,
+    FlushPolicy, LatencyConfig, ReaderConfig, Transport, WriterConfig,
 };
 use nsq::env::{Clock, RealClock, RealNet};
 use nsq::go_time::{format_go_duration, parse_deadline, parse_go_duration};
@@ -20,7 +23,8 @@ use nsq::go_time::{format_go_duration, parse_deadline, parse_go_duration};
 #[command(
     name = "nsq-bench",
     version,
-    about = "NSQ throughput benchmark (Go's bench_writer and bench_reader)"
+    about = "NSQ benchmarks: Go's bench_writer and bench_reader, a latency probe and a \
+             zero-work fake nsqd"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -33,6 +37,28 @@ enum Mode {
     Writer(WriterArgs),
     /// Subscribe and FIN every message (bench_reader).
     Reader(ReaderArgs),
+    /// Publish at a fixed rate while consuming; print publish-to-deliver latency.
+    Latency(LatencyArgs),
+    /// A zero-work nsqd: OK to every publish, endless pre-encoded messages under RDY.
+    FakeNsqd(FakeNsqdArgs),
+}
+
+/// How the connections talk to nsqd beyond plain V2.
+#[derive(Args, Debug)]
+struct TransportArgs {
+    /// Negotiate snappy compression in IDENTIFY (an error if nsqd refuses).
+    #[arg(long, conflicts_with = "deflate")]
+    snappy: bool,
+    /// Negotiate deflate compression in IDENTIFY (an error if nsqd refuses).
+    #[arg(long)]
+    deflate: bool,
+    /// The deflate level to ask for (nsqd caps it at its --max-deflate-level).
+    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(1..=9))]
+    deflate_level: u32,
+    /// Upgrade to TLS after IDENTIFY (nsqd needs --tls-cert and --tls-key). BENCH ONLY:
+    /// the server's certificate is not verified.
+    #[arg(long)]
+    tls: bool,
 }
 
 /// Flags both modes share, with Go's names and defaults.
@@ -60,15 +86,8 @@ struct CommonArgs {
     /// Deadline to start the benchmark run, "2006-01-02 15:04:05" in UTC.
     #[arg(long)]
     deadline: Option<String>,
-    /// Negotiate snappy compression in IDENTIFY (an error if nsqd refuses).
-    #[arg(long, conflicts_with = "deflate")]
-    snappy: bool,
-    /// Negotiate deflate compression in IDENTIFY (an error if nsqd refuses).
-    #[arg(long)]
-    deflate: bool,
-    /// The deflate level to ask for (nsqd caps it at its --max-deflate-level).
-    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(1..=9))]
-    deflate_level: u32,
+    #[command(flatten)]
+    transport: TransportArgs,
 }
 
 #[derive(Args, Debug)]
@@ -102,6 +121,53 @@ enum FinFlush {
     Drained,
 }
 
+#[derive(Args, Debug)]
+struct LatencyArgs {
+    /// <addr>:<port> to connect to nsqd.
+    #[arg(long, default_value = "127.0.0.1:4150")]
+    nsqd_tcp_address: String,
+    /// How long to publish (Go syntax).
+    #[arg(long, default_value = "5s", value_parser = parse_runfor)]
+    runfor: Duration,
+    /// Messages per second to publish.
+    #[arg(long, default_value_t = 50_000, value_parser = clap::value_parser!(u64).range(1..))]
+    rate: u64,
+    /// Messages per publish: PUB for 1, MPUB for more; one publish every batch/rate
+    /// seconds.
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..))]
+    batch_size: u64,
+    /// Size of messages in bytes.
+    #[arg(long, default_value_t = 200)]
+    size: usize,
+    /// Topic to publish to (use a fresh one: a backlog would be timed too).
+    #[arg(long, default_value = "latency_bench")]
+    topic: String,
+    /// Channel to consume from.
+    #[arg(long, default_value = "ch")]
+    channel: String,
+    /// The consumer's RDY count.
+    #[arg(long, default_value_t = 2500)]
+    rdy: i64,
+    /// How long to wait, after publishing ends, for messages still on their way.
+    #[arg(long, default_value = "5s", value_parser = parse_runfor)]
+    drain_timeout: Duration,
+    #[command(flatten)]
+    transport: TransportArgs,
+}
+
+#[derive(Args, Debug)]
+struct FakeNsqdArgs {
+    /// <addr>:<port> to listen on for V2 TCP clients.
+    #[arg(long, default_value = "127.0.0.1:4150")]
+    tcp_address: String,
+    /// Body bytes of every message it streams.
+    #[arg(long, default_value_t = 200)]
+    size: usize,
+    /// Answer IDENTIFY with snappy and deflate off.
+    #[arg(long)]
+    no_compression: bool,
+}
+
 /// Go's `flag.Duration`; a negative duration runs one round, as in Go.
 fn parse_runfor(text: &str) -> Result<Duration, String> {
     let ns = parse_go_duration(text).map_err(|e| e.to_string())?;
@@ -123,16 +189,22 @@ fn start_at(deadline: Option<&str>) -> Result<Option<Instant>, String> {
     Ok(Some(Instant::now() + wait))
 }
 
-fn compression(common: &CommonArgs) -> Compression {
-    if common.snappy {
+fn transport(args: &TransportArgs) -> Result<Transport, String> {
+    let compression = if args.snappy {
         Compression::Snappy
-    } else if common.deflate {
+    } else if args.deflate {
         Compression::Deflate {
-            level: common.deflate_level,
+            level: args.deflate_level,
         }
     } else {
         Compression::None
-    }
+    };
+    let tls = if args.tls {
+        Some(insecure_client().map_err(|e| e.to_string())?)
+    } else {
+        None
+    };
+    Ok(Transport { compression, tls })
 }
 
 fn connections(common: &CommonArgs) -> usize {
@@ -165,7 +237,7 @@ async fn nsqd_address(common: &CommonArgs) -> Result<String, String> {
         .ok_or_else(|| format!("no nsqd holds topic {} in the lookupds", common.topic))
 }
 
-async fn run(mode: Mode) -> Result<Summary, String> {
+async fn run(mode: Mode) -> Result<String, String> {
     let net = Arc::new(RealNet);
     match mode {
         Mode::Writer(args) => {
@@ -177,9 +249,12 @@ async fn run(mode: Mode) -> Result<Summary, String> {
                 runfor: args.common.runfor,
                 connections: connections(&args.common),
                 start_at: start_at(args.common.deadline.as_deref())?,
-                compression: compression(&args.common),
+                transport: transport(&args.common.transport)?,
+                topic_per_connection: false,
+                single_pub: false,
             };
-            run_writer(net, &config).await.map_err(|e| e.to_string())
+            let summary = run_writer(net, &config).await.map_err(|e| e.to_string())?;
+            Ok(summary.to_string())
         }
         Mode::Reader(args) => {
             let config = ReaderConfig {
@@ -195,11 +270,48 @@ async fn run(mode: Mode) -> Result<Summary, String> {
                     FinFlush::Go => FlushPolicy::Go,
                     FinFlush::Drained => FlushPolicy::Drained,
                 },
-                compression: compression(&args.common),
+                transport: transport(&args.common.transport)?,
             };
-            run_reader(net, &config).await.map_err(|e| e.to_string())
+            let summary = run_reader(net, &config).await.map_err(|e| e.to_string())?;
+            Ok(summary.to_string())
         }
+        Mode::Latency(args) => {
+            let config = LatencyConfig {
+                address: args.nsqd_tcp_address,
+                topic: args.topic,
+                channel: args.channel,
+                size: args.size,
+                rate: args.rate,
+                batch_size: usize::try_from(args.batch_size).unwrap_or(usize::MAX),
+                runfor: args.runfor,
+                rdy: args.rdy,
+                drain_timeout: args.drain_timeout,
+                transport: transport(&args.transport)?,
+            };
+            let summary = run_latency(net, &config).await.map_err(|e| e.to_string())?;
+            Ok(summary.to_string())
+        }
+        Mode::FakeNsqd(args) => fake_nsqd(args).await,
     }
+}
+
+/// Serves until SIGINT or SIGTERM; the totals go to stdout at exit.
+async fn fake_nsqd(args: FakeNsqdArgs) -> Result<String, String> {
+    let options = FakeNsqdOptions {
+        compression_enabled: !args.no_compression,
+        message_size: args.size,
+    };
+    let mut signals = nsq::daemon::ExitSignals::watch().map_err(|e| e.to_string())?;
+    let fake = FakeNsqd::bind(&args.tcp_address, options)
+        .await
+        .map_err(|e| format!("listen on {}: {e}", args.tcp_address))?;
+    eprintln!("[nsq-bench] fake-nsqd listening on {}", fake.address());
+    signals.recv().await;
+    Ok(format!(
+        "fake-nsqd: {} published, {} finished",
+        fake.published(),
+        fake.finished()
+    ))
 }
 
 fn main() -> ExitCode {
@@ -215,8 +327,8 @@ fn main() -> ExitCode {
         }
     };
     match runtime.block_on(run(cli.mode)) {
-        Ok(summary) => {
-            println!("{summary}");
+        Ok(output) => {
+            println!("{output}");
             ExitCode::SUCCESS
         }
         Err(err) => {
