@@ -316,10 +316,15 @@ async fn write_loop(
             event = inbox.try_recv().ok();
         }
         if !out.is_empty() {
-            if writer.write_all(&out).await.is_err() || fatal {
+            if writer.write_all(&out).await.is_err() {
                 return;
             }
             out.clear();
+        }
+        if fatal {
+            // The error frame goes out (through the compressor, if any) before we close.
+            let _ = writer.flush().await;
+            return;
         }
         while in_flight < rdy {
             let frames = (rdy - in_flight).min(block_frames);

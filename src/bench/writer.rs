@@ -207,6 +207,21 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_server_error_reaches_a_compressed_connection() {
+        let nsqd = FakeNsqd::start().await;
+        let mut bad = config(nsqd.address());
+        bad.topic = "bad!topic".into();
+        bad.transport.compression = Compression::Snappy;
+        let err = run_writer(Arc::new(RealNet), &bad).await.unwrap_err();
+        match err {
+            BenchError::Connection { source, .. } => {
+                assert_eq!(source.server_code(), Some("E_BAD_TOPIC"))
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[tokio::test]
     async fn compressed_connections_publish_too() {
         for compression in [Compression::Snappy, Compression::Deflate { level: 1 }] {
             let nsqd = FakeNsqd::start().await;
