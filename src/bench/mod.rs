@@ -1,5 +1,6 @@
 //! `nsq-bench`: the Go repo's bench_writer and bench_reader, in Rust, against any nsqd;
-//! a latency probe; and a zero-work fake nsqd.
+//! a latency probe; a zero-work fake nsqd; and the suite that runs them all against nsqd
+//! binaries it starts itself.
 //!
 //! The writer and reader open `connections` V2 connections (Go uses GOMAXPROCS), prepare
 //! them, wait for an optional `--deadline`, start the clock, run for `--runfor` and
@@ -11,6 +12,8 @@
 //! - `latency.rs`: publish at a fixed rate while a consumer FINs; publish-to-deliver
 //!   percentiles from the messages' timestamps ([`LatencySummary`]).
 //! - `fake_nsqd.rs`: [`FakeNsqd`], the zero-work server (`nsq-bench fake-nsqd`).
+//! - `suite/`: [`run_suite`], every case against child nsqd processes, A/B per round,
+//!   with nsqd's CPU from `/proc` and a markdown table.
 //! - `tls.rs`: the trust-anything TLS client (bench only) and a self-signed certificate.
 //! - `report.rs`: the `duration: ... - ...mb/s - ...ops/s - ...us/op` line.
 //! - `error.rs`: [`BenchError`].
@@ -24,6 +27,7 @@ mod fake_nsqd;
 mod latency;
 mod reader;
 mod report;
+pub mod suite;
 mod tls;
 mod writer;
 
@@ -33,19 +37,21 @@ pub use fake_nsqd::{FakeNsqd, FakeNsqdOptions};
 pub use latency::{run_latency, LatencyConfig, LatencySummary};
 pub use reader::{run_reader, FlushPolicy, ReaderConfig};
 pub use report::Summary;
+pub use suite::{run_suite, SuiteConfig};
 pub use tls::{insecure_client, self_signed_pem};
 pub use writer::{run_writer, WriterConfig};
 
 /// Go's tools dial with a one-second timeout.
-const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+pub const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// Opens a connection as Go's `net.DialTimeout("tcp", addr, time.Second)` does.
+/// Opens a connection as Go's `net.DialTimeout("tcp", addr, timeout)` does.
 async fn connect(
     net: &dyn crate::env::Net,
     address: &str,
+    timeout: std::time::Duration,
 ) -> Result<crate::client::Connection, crate::client::ClientError> {
     let connecting = crate::client::Connection::connect(net, address);
-    match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
+    match tokio::time::timeout(timeout, connecting).await {
         Ok(result) => result,
         Err(_) => {
             Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out").into())
@@ -66,14 +72,18 @@ pub struct Transport {
     /// `--tls`: upgrade to TLS after IDENTIFY with this client (the bench's is
     /// [`insecure_client`]).
     pub tls: Option<crate::client::TlsClient>,
+    /// How long a connect may take: Go's [`CONNECT_TIMEOUT`] in the command-line modes;
+    /// the suite allows more, as it opens up to 1,000 connections on a busy machine.
+    pub connect_timeout: std::time::Duration,
 }
 
 impl Transport {
-    /// Plain V2: no compression, no TLS.
+    /// Plain V2: no compression, no TLS, Go's connect timeout.
     pub fn plain() -> Self {
         Transport {
             compression: Compression::None,
             tls: None,
+            connect_timeout: CONNECT_TIMEOUT,
         }
     }
 }
@@ -92,7 +102,7 @@ async fn open(
     mut identify: serde_json::Value,
     transport: &Transport,
 ) -> Result<(crate::client::Connection, bool), crate::client::ClientError> {
-    let mut conn = connect(net, address).await?;
+    let mut conn = connect(net, address, transport.connect_timeout).await?;
     let (name, fields) = match transport.compression {
         Compression::None if transport.tls.is_none() => {
             conn.send(&crate::protocol::commands::Command::Identify {

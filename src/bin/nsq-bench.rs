@@ -1,10 +1,13 @@
-//! `nsq-bench writer|reader|latency|fake-nsqd`: Go's bench_writer and bench_reader
-//! against any nsqd, a latency probe and a zero-work fake nsqd.
+//! `nsq-bench writer|reader|latency|fake-nsqd|suite`: Go's bench_writer and bench_reader
+//! against any nsqd, a latency probe, a zero-work fake nsqd, and the suite that starts
+//! nsqd binaries itself and reproduces every figure of the README's benchmark section.
 //!
 //! `writer` and `reader` print Go's result line on stdout:
 //! `duration: <D> - <X>mb/s - <Y>ops/s - <Z>us/op` (mb/s is MiB/s). `latency` prints
-//! one `latency: ...` line.
+//! one `latency: ...` line; `suite` prints its progress on stderr and a markdown report
+//! on stdout.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,9 +15,11 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use tokio::time::Instant;
 
+use nsq::bench::suite::{parse_cases, Durations};
 use nsq::bench::{
-    insecure_client, run_latency, run_reader, run_writer, Compression, FakeNsqd, FakeNsqdOptions,
-    FlushPolicy, LatencyConfig, ReaderConfig, Transport, WriterConfig,
+    insecure_client, run_latency, run_reader, run_suite, run_writer, Compression, FakeNsqd,
+    FakeNsqdOptions, FlushPolicy, LatencyConfig, ReaderConfig, SuiteConfig, Transport,
+    WriterConfig,
 };
 use nsq::env::{Clock, RealClock, RealNet};
 use nsq::go_time::{format_go_duration, parse_deadline, parse_go_duration};
@@ -23,8 +28,8 @@ use nsq::go_time::{format_go_duration, parse_deadline, parse_go_duration};
 #[command(
     name = "nsq-bench",
     version,
-    about = "NSQ benchmarks: Go's bench_writer and bench_reader, a latency probe and a \
-             zero-work fake nsqd"
+    about = "NSQ benchmarks: Go's bench_writer and bench_reader, a latency probe, a \
+             zero-work fake nsqd, and a suite that runs them all against nsqd binaries"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -41,6 +46,8 @@ enum Mode {
     Latency(LatencyArgs),
     /// A zero-work nsqd: OK to every publish, endless pre-encoded messages under RDY.
     FakeNsqd(FakeNsqdArgs),
+    /// Start nsqd binaries and run every benchmark case against them, A/B per round.
+    Suite(SuiteArgs),
 }
 
 /// How the connections talk to nsqd beyond plain V2.
@@ -168,6 +175,37 @@ struct FakeNsqdArgs {
     no_compression: bool,
 }
 
+#[derive(Args, Debug)]
+struct SuiteArgs {
+    /// Our nsqd binary (default: the `nsqd` next to this executable).
+    #[arg(long)]
+    nsqd: Option<PathBuf>,
+    /// Another nsqd binary (e.g. Go's) to run in the same rounds, alternating with ours.
+    #[arg(long)]
+    baseline_nsqd: Option<PathBuf>,
+    /// Runs per binary and case (2: A/B/A/B).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
+    rounds: u32,
+    /// How long writers run (default 10s; 1s with --quick).
+    #[arg(long, value_parser = parse_runfor)]
+    runfor_writer: Option<Duration>,
+    /// How long readers, many-consumer and many-topic runs last (default 5s; 500ms with
+    /// --quick).
+    #[arg(long, value_parser = parse_runfor)]
+    runfor_reader: Option<Duration>,
+    /// How long the latency probe publishes (default 5s; 1s with --quick).
+    #[arg(long, value_parser = parse_runfor)]
+    runfor_latency: Option<Duration>,
+    /// Cases to run, comma-separated, or `all`: pub-mem1m, pub-default, pub-mem0,
+    /// latency-default, latency-mem0, crash-safe-b1, crash-safe-b200, snappy, deflate,
+    /// tls, consumers-100, topics-1000, ceiling, rss-idle.
+    #[arg(long, default_value = "all")]
+    cases: String,
+    /// Short runs and small backlogs: a smoke test, not figures to publish.
+    #[arg(long)]
+    quick: bool,
+}
+
 /// Go's `flag.Duration`; a negative duration runs one round, as in Go.
 fn parse_runfor(text: &str) -> Result<Duration, String> {
     let ns = parse_go_duration(text).map_err(|e| e.to_string())?;
@@ -204,7 +242,11 @@ fn transport(args: &TransportArgs) -> Result<Transport, String> {
     } else {
         None
     };
-    Ok(Transport { compression, tls })
+    Ok(Transport {
+        compression,
+        tls,
+        ..Transport::plain()
+    })
 }
 
 fn connections(common: &CommonArgs) -> usize {
@@ -292,6 +334,7 @@ async fn run(mode: Mode) -> Result<String, String> {
             Ok(summary.to_string())
         }
         Mode::FakeNsqd(args) => fake_nsqd(args).await,
+        Mode::Suite(args) => suite(args).await,
     }
 }
 
@@ -312,6 +355,74 @@ async fn fake_nsqd(args: FakeNsqdArgs) -> Result<String, String> {
         fake.published(),
         fake.finished()
     ))
+}
+
+/// The `nsqd` beside this executable.
+fn nsqd_beside_us() -> Result<PathBuf, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find this executable: {e}"))?;
+    let dir = exe
+        .parent()
+        .ok_or_else(|| format!("{} has no directory", exe.display()))?;
+    Ok(dir.join("nsqd"))
+}
+
+/// The command line as typed, for the report (arguments with spaces quoted).
+fn command_line() -> String {
+    let mut args = std::env::args();
+    let program = args
+        .next()
+        .and_then(|p| {
+            PathBuf::from(p)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+        })
+        .unwrap_or_else(|| "nsq-bench".into());
+    let mut line = program;
+    for arg in args {
+        line.push(' ');
+        if arg.is_empty() || arg.contains(char::is_whitespace) {
+            line.push_str(&format!("'{arg}'"));
+        } else {
+            line.push_str(&arg);
+        }
+    }
+    line
+}
+
+async fn suite(args: SuiteArgs) -> Result<String, String> {
+    let nsqd = match args.nsqd {
+        Some(path) => path,
+        None => nsqd_beside_us()?,
+    };
+    let config = SuiteConfig {
+        nsqd,
+        baseline_nsqd: args.baseline_nsqd,
+        bench: std::env::current_exe().ok(),
+        rounds: args.rounds as usize,
+        durations: Durations::resolve(
+            args.quick,
+            args.runfor_writer,
+            args.runfor_reader,
+            args.runfor_latency,
+        ),
+        cases: parse_cases(&args.cases)?,
+        quick: args.quick,
+        command_line: command_line(),
+    };
+    let report = run_suite(&config, &mut |line| eprintln!("[nsq-bench suite] {line}"))
+        .await
+        .map_err(|e| e.to_string())?;
+    let markdown = report.markdown();
+    if report.results.failures.is_empty() {
+        Ok(markdown)
+    } else {
+        // The report still goes out; the exit status says something failed.
+        println!("{markdown}");
+        Err(format!(
+            "{} run(s) failed (see \"Failed runs\" above)",
+            report.results.failures.len()
+        ))
+    }
 }
 
 fn main() -> ExitCode {
