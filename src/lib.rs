@@ -18,7 +18,9 @@
 //! - [`go_json`]: JSON strings and floats byte-for-byte as Go's encoder writes them.
 //! - [`go_time`]: Go's duration syntax (`time.ParseDuration`, `Duration.String`) and the
 //!   bench's `--deadline` layout, shared by nsqd's flags, config file and stats and the bench.
-//! - [`bench`]: the `nsq-bench` writer and reader (Go's bench_writer and bench_reader).
+//! - [`bench`]: the `nsq-bench` writer and reader (Go's bench_writer and bench_reader), the
+//!   latency probe, the zero-work fake nsqd, and `suite`, which starts nsqd binaries and
+//!   runs every benchmark case against them.
 //! - [`daemon`]: what the daemon binaries share: Go-style logging and the exit signals.
 //! - `bin/`: thin mains for `nsqd`, `nsqlookupd` and `nsq-bench`.
 

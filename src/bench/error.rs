@@ -17,6 +17,12 @@ pub enum BenchError {
     /// A worker task panicked or was cancelled.
     #[error("worker task failed: {0}")]
     Join(#[from] tokio::task::JoinError),
+    /// The latency histogram could not be made.
+    #[error("histogram: {0}")]
+    Histogram(String),
+    /// The bench's TLS client configuration could not be built.
+    #[error("TLS setup: {0}")]
+    Tls(String),
 }
 
 /// Tags a connection's failure with its index.

@@ -10,7 +10,7 @@ use tokio::time::Instant;
 
 use super::error::{on_connection, BenchError};
 use super::report::Summary;
-use super::Compression;
+use super::Transport;
 use crate::client::{ClientError, Connection, Frame};
 use crate::env::Net;
 use crate::protocol::commands::Command;
@@ -52,8 +52,8 @@ pub struct ReaderConfig {
     pub start_at: Option<Instant>,
     /// `--fin-flush`.
     pub flush_policy: FlushPolicy,
-    /// `--snappy` / `--deflate`.
-    pub compression: Compression,
+    /// `--snappy` / `--deflate` / `--tls`.
+    pub transport: Transport,
 }
 
 /// Runs the reader and reports the messages received by all connections.
@@ -101,7 +101,7 @@ async fn prepare(net: &dyn Net, config: &ReaderConfig) -> Result<Connection, Cli
         "hostname": "reader",
         "user_agent": super::user_agent(),
     });
-    let (mut conn, _) = super::open(net, &config.address, identify, config.compression).await?;
+    let (mut conn, _) = super::open(net, &config.address, identify, &config.transport).await?;
     conn.send(&Command::Sub {
         topic: config.topic.clone(),
         channel: config.channel.clone(),
@@ -144,7 +144,10 @@ async fn consume_until(mut conn: Connection, config: &ReaderConfig) -> Result<u6
 
 /// The next frame; under [`FlushPolicy::Drained`], queued FINs go out before blocking.
 /// Cancel-safe, as both of its awaits are.
-async fn next_frame(conn: &mut Connection, policy: FlushPolicy) -> Result<Frame, ClientError> {
+pub(super) async fn next_frame(
+    conn: &mut Connection,
+    policy: FlushPolicy,
+) -> Result<Frame, ClientError> {
     if policy == FlushPolicy::Drained {
         if let Some(frame) = conn.try_read_frame()? {
             return Ok(frame);
@@ -172,7 +175,7 @@ mod tests {
 
     use super::{go_should_flush, run_reader, FlushPolicy, ReaderConfig};
     use crate::bench::fake_nsqd::FakeNsqd;
-    use crate::bench::{BenchError, Compression};
+    use crate::bench::{BenchError, Compression, Transport};
     use crate::env::RealNet;
 
     fn config(address: String, flush_policy: FlushPolicy) -> ReaderConfig {
@@ -186,7 +189,7 @@ mod tests {
             connections: 2,
             start_at: None,
             flush_policy,
-            compression: Compression::None,
+            transport: Transport::plain(),
         }
     }
 
@@ -230,7 +233,7 @@ mod tests {
         for compression in [Compression::Snappy, Compression::Deflate { level: 6 }] {
             let nsqd = FakeNsqd::start().await;
             let mut compressed = config(nsqd.address(), FlushPolicy::Drained);
-            compressed.compression = compression;
+            compressed.transport.compression = compression;
             let summary = run_reader(Arc::new(RealNet), &compressed).await.unwrap();
             assert!(summary.messages > 2 * 8 * 4, "{compression:?}: {summary:?}");
             assert!(nsqd.finished() > 0, "{compression:?}");

@@ -1,6 +1,7 @@
 //! The writer: Go's bench_writer. Each connection IDENTIFYs, then sends one MPUB of
 //! `batch_size` copies of a `size`-byte body at a time, waiting for each `OK`, until
-//! `runfor` has passed.
+//! `runfor` has passed. Two additions for the suite: a topic per connection, and PUB
+//! instead of an MPUB of one.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,7 +12,7 @@ use tokio::time::Instant;
 
 use super::error::{on_connection, BenchError};
 use super::report::Summary;
-use super::Compression;
+use super::Transport;
 use crate::client::{ClientError, Connection, Frame};
 use crate::env::Net;
 use crate::protocol::commands::Command;
@@ -34,19 +35,29 @@ pub struct WriterConfig {
     pub connections: usize,
     /// When to start once the connections are prepared (`--deadline`); None: at once.
     pub start_at: Option<Instant>,
-    /// `--snappy` / `--deflate`.
-    pub compression: Compression,
+    /// `--snappy` / `--deflate` / `--tls`.
+    pub transport: Transport,
+    /// Connection `i` publishes to `"{topic}_{i}"` instead of `topic` (the suite's
+    /// many-topics case); Go's tool has no such mode.
+    pub topic_per_connection: bool,
+    /// With `batch_size` 1, send PUB instead of Go's MPUB of one body.
+    pub single_pub: bool,
 }
 
 /// Runs the writer and reports the messages published by all connections.
 pub async fn run_writer(net: Arc<dyn Net>, config: &WriterConfig) -> Result<Summary, BenchError> {
-    let mpub = encoded_mpub(config);
+    let shared_command = encoded_command(config, &config.topic);
     let mut prepared = Vec::with_capacity(config.connections);
     for index in 0..config.connections {
-        let conn = prepare(net.as_ref(), &config.address, config.compression)
+        let conn = prepare(net.as_ref(), &config.address, &config.transport)
             .await
             .map_err(on_connection(index))?;
-        prepared.push(conn);
+        let command = if config.topic_per_connection {
+            encoded_command(config, &format!("{}_{index}", config.topic))
+        } else {
+            shared_command.clone()
+        };
+        prepared.push((conn, command));
     }
     if let Some(start_at) = config.start_at {
         tokio::time::sleep_until(start_at).await;
@@ -56,8 +67,8 @@ pub async fn run_writer(net: Arc<dyn Net>, config: &WriterConfig) -> Result<Summ
     let workers: Vec<_> = prepared
         .into_iter()
         .enumerate()
-        .map(|(index, conn)| {
-            let (mpub, runfor, batch) = (mpub.clone(), config.runfor, config.batch_size);
+        .map(|(index, (conn, mpub))| {
+            let (runfor, batch) = (config.runfor, config.batch_size);
             tokio::spawn(async move {
                 publish_until(conn, mpub, batch, runfor)
                     .await
@@ -76,12 +87,19 @@ pub async fn run_writer(net: Arc<dyn Net>, config: &WriterConfig) -> Result<Summ
     })
 }
 
-/// The MPUB command, encoded once: every batch is the same bytes.
-fn encoded_mpub(config: &WriterConfig) -> Bytes {
+/// The MPUB (or PUB) command for `topic`, encoded once: every batch is the same bytes.
+fn encoded_command(config: &WriterConfig, topic: &str) -> Bytes {
     let body = Bytes::from(vec![0u8; config.size]);
-    let command = Command::Mpub {
-        topic: config.topic.clone(),
-        bodies: vec![body; config.batch_size],
+    let command = if config.single_pub && config.batch_size == 1 {
+        Command::Pub {
+            topic: topic.to_owned(),
+            body,
+        }
+    } else {
+        Command::Mpub {
+            topic: topic.to_owned(),
+            bodies: vec![body; config.batch_size],
+        }
     };
     let mut buf = BytesMut::new();
     command.encode(&mut buf);
@@ -96,14 +114,14 @@ type Prepared = (Connection, bool);
 async fn prepare(
     net: &dyn Net,
     address: &str,
-    compression: Compression,
+    transport: &Transport,
 ) -> Result<Prepared, ClientError> {
     let identify = json!({
         "client_id": "writer",
         "hostname": "writer",
         "user_agent": super::user_agent(),
     });
-    super::open(net, address, identify, compression).await
+    super::open(net, address, identify, transport).await
 }
 
 /// One connection's loop; returns the number of messages nsqd acknowledged.
@@ -143,7 +161,7 @@ mod tests {
 
     use super::{run_writer, WriterConfig};
     use crate::bench::fake_nsqd::FakeNsqd;
-    use crate::bench::{BenchError, Compression};
+    use crate::bench::{BenchError, Compression, Transport};
     use crate::env::RealNet;
 
     fn config(address: String) -> WriterConfig {
@@ -155,7 +173,9 @@ mod tests {
             runfor: Duration::from_millis(50),
             connections: 2,
             start_at: None,
-            compression: Compression::None,
+            transport: Transport::plain(),
+            topic_per_connection: false,
+            single_pub: false,
         }
     }
 
@@ -187,11 +207,26 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_server_error_reaches_a_compressed_connection() {
+        let nsqd = FakeNsqd::start().await;
+        let mut bad = config(nsqd.address());
+        bad.topic = "bad!topic".into();
+        bad.transport.compression = Compression::Snappy;
+        let err = run_writer(Arc::new(RealNet), &bad).await.unwrap_err();
+        match err {
+            BenchError::Connection { source, .. } => {
+                assert_eq!(source.server_code(), Some("E_BAD_TOPIC"))
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[tokio::test]
     async fn compressed_connections_publish_too() {
         for compression in [Compression::Snappy, Compression::Deflate { level: 1 }] {
             let nsqd = FakeNsqd::start().await;
             let mut compressed = config(nsqd.address());
-            compressed.compression = compression;
+            compressed.transport.compression = compression;
             let summary = run_writer(Arc::new(RealNet), &compressed).await.unwrap();
             assert!(summary.messages > 0, "{compression:?}");
             assert_eq!(summary.messages, nsqd.published(), "{compression:?}");
@@ -206,7 +241,7 @@ mod tests {
             (Compression::Deflate { level: 6 }, "deflate"),
         ] {
             let mut asked = config(nsqd.address());
-            asked.compression = compression;
+            asked.transport.compression = compression;
             let err = run_writer(Arc::new(RealNet), &asked).await.unwrap_err();
             assert!(
                 err.to_string().ends_with(&format!("nsqd refused {name}")),

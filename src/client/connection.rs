@@ -4,6 +4,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::error::ClientError;
+use super::tls::TlsClient;
 use crate::compress::{self, Prefixed};
 use crate::env::{BoxStream, Net};
 use crate::protocol::commands::Command;
@@ -256,17 +257,33 @@ impl Connection {
         expect_response(self.read_response().await?, frame::OK, "OK")
     }
 
+    /// Runs the TLS handshake after an IDENTIFY answered `"tls_v1":true`, and reads the
+    /// `OK` nsqd then sends over TLS. A failed handshake leaves the connection unusable.
+    pub async fn upgrade_tls(&mut self, tls: &TlsClient) -> Result<(), ClientError> {
+        let plain = self.take_stream();
+        let connector = tokio_rustls::TlsConnector::from(tls.config.clone());
+        let secured = connector.connect(tls.server_name.clone(), plain).await?;
+        self.stream = Box::new(secured);
+        expect_response(self.read_response().await?, frame::OK, "OK")
+    }
+
     /// Replaces the stream with `wrap(stream)`, handing the read buffer's bytes to the
     /// wrapper as the start of its input.
     fn wrap_stream(&mut self, wrap: impl FnOnce(BoxStream) -> BoxStream) {
+        let plain = self.take_stream();
+        self.stream = wrap(plain);
+    }
+
+    /// Takes the stream out (leaving an empty one) with the read buffer's bytes put back
+    /// in front of it, for a wrapper to read first.
+    fn take_stream(&mut self) -> BoxStream {
         let plain = std::mem::replace(&mut self.stream, Box::new(tokio::io::empty()));
         let already_read = self.read_buf.split().freeze();
-        let plain: BoxStream = if already_read.is_empty() {
+        if already_read.is_empty() {
             plain
         } else {
             Box::new(Prefixed::new(already_read, plain))
-        };
-        self.stream = wrap(plain);
+        }
     }
 
     /// Flushes what is queued and shuts the write side down (the server sees EOF).

@@ -4,13 +4,16 @@
 //! on a real socket, an in-memory `tokio::io::duplex` pipe or a turmoil stream. All wire
 //! bytes come from [`crate::protocol`]; this module only adds buffering and the
 //! request/answer choreography. Snappy and deflate are spoken after IDENTIFY negotiates
-//! them (through [`crate::compress`]); TLS and AUTH are not: a caller must not ask for them.
+//! them (through [`crate::compress`]), and TLS when the caller hands a [`TlsClient`] to
+//! [`Connection::identify_and_upgrade_tls`]; AUTH is not: a caller must not ask for it.
 //!
 //! # Layout
 //! - [`Connection`] (`connection.rs`): magic, buffered command writes, bounded frame reads,
 //!   automatic heartbeat answers. Use it directly for raw or pipelined traffic.
 //! - [`Connection::identify_and_upgrade`] (`negotiate.rs`): IDENTIFY, then the snappy or
 //!   deflate upgrade the answer turned on ([`Negotiated`], [`Compression`]).
+//! - [`TlsClient`] (`tls.rs`): the rustls configuration and server name for the TLS
+//!   upgrade ([`Connection::upgrade_tls`]).
 //! - [`Producer`] (`producer.rs`): PUB, MPUB and DPUB, each waiting for its `OK`.
 //! - [`Consumer`] (`consumer.rs`): SUB, RDY, FIN, REQ, TOUCH, CLS and a message stream.
 //! - [`lookup_nsqds`] (`lookup.rs`): the nsqds holding a topic, asked of nsqlookupds.
@@ -27,6 +30,7 @@ mod negotiate;
 mod producer;
 #[cfg(test)]
 mod test_server;
+mod tls;
 
 pub use connection::{Connection, ConnectionOptions, Frame, DEFAULT_MAX_FRAME_SIZE};
 pub use consumer::Consumer;
@@ -34,3 +38,4 @@ pub use error::ClientError;
 pub use lookup::lookup_nsqds;
 pub use negotiate::{Compression, Negotiated};
 pub use producer::Producer;
+pub use tls::TlsClient;

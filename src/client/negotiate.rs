@@ -1,9 +1,11 @@
-//! IDENTIFY with feature negotiation, followed by the compression upgrade nsqd turned on.
+//! IDENTIFY with feature negotiation, followed by the TLS and compression upgrades nsqd
+//! turned on (TLS first, then snappy or deflate inside it, as go-nsq does).
 
 use bytes::Bytes;
 
 use super::connection::Connection;
 use super::error::ClientError;
+use super::tls::TlsClient;
 use crate::protocol::frame::OK;
 
 /// nsqd's default deflate level, used when its answer omits one.
@@ -33,18 +35,40 @@ pub struct Negotiated {
     /// What the connection now runs; callers compare it with what they asked for, since
     /// nsqd turns compression off without an error when it is disabled.
     pub compression: Compression,
+    /// The connection now runs TLS.
+    pub tls: bool,
 }
 
 impl Connection {
     /// Sends IDENTIFY with `json`, then switches to whatever compression the answer turned
     /// on and reads the compressed `OK`, in go-nsq's way. An answer turning on TLS, or
-    /// both compressions, is [`ClientError::Negotiation`]: this client speaks neither.
+    /// both compressions, is [`ClientError::Negotiation`]: without a [`TlsClient`] this
+    /// client speaks no TLS (see [`identify_and_upgrade_tls`](Self::identify_and_upgrade_tls)).
     pub async fn identify_and_upgrade(
         &mut self,
         json: serde_json::Value,
     ) -> Result<Negotiated, ClientError> {
+        self.identify_and_upgrade_tls(json, None).await
+    }
+
+    /// Like [`identify_and_upgrade`](Self::identify_and_upgrade), but an answer turning on
+    /// TLS is followed, when `tls` is given, by the handshake and the `OK` nsqd sends over
+    /// TLS, before any compression upgrade. Put `"tls_v1": true` in `json` to ask for it.
+    pub async fn identify_and_upgrade_tls(
+        &mut self,
+        json: serde_json::Value,
+        tls: Option<&TlsClient>,
+    ) -> Result<Negotiated, ClientError> {
         let answer = self.identify(json).await?;
-        let compression = negotiated_compression(&answer)?;
+        let (tls_on, compression) = negotiated_features(&answer)?;
+        if tls_on {
+            let Some(tls) = tls else {
+                return Err(ClientError::Negotiation(
+                    "nsqd turned on TLS, which this client was not set up to speak".into(),
+                ));
+            };
+            self.upgrade_tls(tls).await?;
+        }
         match compression {
             Compression::None => {}
             Compression::Snappy => self.upgrade_snappy().await?,
@@ -53,14 +77,28 @@ impl Connection {
         Ok(Negotiated {
             answer,
             compression,
+            tls: tls_on,
         })
     }
 }
 
-/// Reads the compression out of an IDENTIFY answer (`OK` means none).
-pub(super) fn negotiated_compression(answer: &[u8]) -> Result<Compression, ClientError> {
+/// Reads the compression out of an IDENTIFY answer (`OK` means none); an answer turning
+/// on TLS is an error here.
+#[cfg(test)]
+fn negotiated_compression(answer: &[u8]) -> Result<Compression, ClientError> {
+    match negotiated_features(answer)? {
+        (true, _) => Err(ClientError::Negotiation(
+            "nsqd turned on TLS, which this client was not set up to speak".into(),
+        )),
+        (false, compression) => Ok(compression),
+    }
+}
+
+/// Reads whether TLS is on, and the compression, out of an IDENTIFY answer (`OK` means
+/// neither).
+fn negotiated_features(answer: &[u8]) -> Result<(bool, Compression), ClientError> {
     if answer == OK {
-        return Ok(Compression::None);
+        return Ok((false, Compression::None));
     }
     let json: serde_json::Value = serde_json::from_slice(answer).map_err(|err| {
         ClientError::Negotiation(format!(
@@ -69,12 +107,7 @@ pub(super) fn negotiated_compression(answer: &[u8]) -> Result<Compression, Clien
         ))
     })?;
     let on = |field: &str| json.get(field).and_then(|v| v.as_bool()) == Some(true);
-    if on("tls_v1") {
-        return Err(ClientError::Negotiation(
-            "nsqd turned on TLS, which this client does not speak".into(),
-        ));
-    }
-    match (on("snappy"), on("deflate")) {
+    let compression = match (on("snappy"), on("deflate")) {
         (true, true) => Err(ClientError::Negotiation(
             "nsqd turned on both snappy and deflate".into(),
         )),
@@ -89,7 +122,8 @@ pub(super) fn negotiated_compression(answer: &[u8]) -> Result<Compression, Clien
             Ok(Compression::Deflate { level })
         }
         (false, false) => Ok(Compression::None),
-    }
+    }?;
+    Ok((on("tls_v1"), compression))
 }
 
 #[cfg(test)]
