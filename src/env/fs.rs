@@ -270,6 +270,7 @@ mod tests {
     /// `write_at` creates the file, writes at the offset, cuts off what a longer earlier
     /// attempt left past the end, and hands the buffer back.
     #[tokio::test]
+    #[allow(clippy::disallowed_methods)]
     async fn real_write_at_rewrites_from_the_offset_and_cuts_the_rest() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("q.dat");

@@ -370,22 +370,19 @@ async fn ping(http: SocketAddr) -> bool {
     }
 }
 
-/// Sends SIGTERM to `pid`.
+/// Sends SIGTERM to `pid` (our own child, not yet reaped, so the id is still its).
 fn terminate(pid: u32) {
-    if let Ok(pid) = libc::pid_t::try_from(pid) {
-        // SAFETY: kill(2) takes plain integers and touches no memory of ours; `pid` is
-        // our own child, not yet reaped, so the id cannot have been reused.
-        unsafe {
-            libc::kill(pid, libc::SIGTERM);
-        }
+    let pid = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw);
+    if let Some(pid) = pid {
+        let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
     }
 }
 
-/// `sysconf(_SC_CLK_TCK)`, or 100 (Linux's value) if it fails.
+/// `sysconf(_SC_CLK_TCK)`: the unit of `/proc/PID/stat`'s CPU times.
 pub fn clock_ticks_per_second() -> u64 {
-    // SAFETY: sysconf(3) reads a configuration value; no pointers are involved.
-    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    u64::try_from(ticks).ok().filter(|t| *t > 0).unwrap_or(100)
+    rustix::param::clock_ticks_per_second().max(1)
 }
 
 fn ticks_to_duration(ticks: u64, per_second: u64) -> Duration {
