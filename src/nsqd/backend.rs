@@ -144,12 +144,30 @@ impl Backend {
         if self.config.sync_every <= 1 {
             return self.put_group_committed(messages).await;
         }
-        let mut guard = self.queue.lock().await;
-        let queue = self.ensure_open(&mut guard).await?;
-        self.apply_holds(queue);
-        let result = queue.put_many(messages).await;
-        self.depth.store(queue.depth(), Ordering::Release);
-        result
+        let due = {
+            let mut guard = self.queue.lock().await;
+            let queue = self.ensure_open(&mut guard).await?;
+            self.apply_holds(queue);
+            let result = queue.put_many_leaving_sync(messages).await;
+            self.depth.store(queue.depth(), Ordering::Release);
+            result?
+        };
+        // The `--sync-every` fsync runs outside the lock: other publishers and readers
+        // go on meanwhile, only this put waits for it.
+        if let Some(path) = due {
+            let synced = match self.fs.sync(&path).await {
+                // Emptied or deleted meanwhile: nothing of it is left to make durable.
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                other => other,
+            };
+            if let Err(source) = synced {
+                if let Some(queue) = self.queue.lock().await.as_mut() {
+                    queue.sync_failed();
+                }
+                return Err(DiskQueueError::Sync { path, source });
+            }
+        }
+        Ok(())
     }
 
     /// `--sync-every=1`: the messages are on disk, fsynced, before this returns, but

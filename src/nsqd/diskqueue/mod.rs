@@ -291,6 +291,37 @@ impl DiskQueue {
         self.append_records(payloads, true).await
     }
 
+    /// [`DiskQueue::put_many`] for a caller that fsyncs outside its lock on the queue:
+    /// when only the `sync_every` count calls for a sync, the gathered records are
+    /// written and the file to fsync is returned instead of fsynced here (the metadata
+    /// catches up at the next sync that moves the read position, the tick or close).
+    /// Syncs the queue needs for other reasons (a file finished or skipped) happen here.
+    /// A failed fsync of the returned file must be reported with
+    /// [`DiskQueue::sync_failed`].
+    pub async fn put_many_leaving_sync<P: Payload>(
+        &mut self,
+        payloads: &[P],
+    ) -> Result<Option<std::path::PathBuf>, DiskQueueError> {
+        self.check_open()?;
+        self.append_records(payloads, false).await?;
+        if self.need_sync {
+            self.sync_now(MetaWrite::IfReadMoved).await?;
+            return Ok(None);
+        }
+        if self.ops_since_sync < self.sync_every() {
+            return Ok(None);
+        }
+        self.ops_since_sync = 0;
+        Ok(Some(self.files.data(self.write_file)))
+    }
+
+    /// An fsync left to the caller by [`DiskQueue::put_many_leaving_sync`] failed: the
+    /// next sync opportunity retries it.
+    pub fn sync_failed(&mut self) {
+        self.need_sync = true;
+        self.write_unsynced = true;
+    }
+
     /// The data file being written to now.
     pub fn write_file_path(&self) -> std::path::PathBuf {
         self.files.data(self.write_file)

@@ -171,3 +171,31 @@ async fn gathering_leaves_the_same_files_as_writing_through() {
     }
     assert!(files.windows(2).all(|w| w[0] == w[1]));
 }
+
+/// The caller that fsyncs outside its lock gets the file to fsync when `sync_every`
+/// is reached, with the records already written to it; its fsync makes them durable,
+/// and a failed one is retried by the next sync.
+#[tokio::test]
+async fn a_count_sync_can_be_left_to_the_caller() {
+    let fs = MemFs::new();
+    let cfg = DiskQueueConfig {
+        sync_every: 2,
+        ..gathering(1 << 20, 1000)
+    };
+    let mut q = open(&fs, "q", cfg).await;
+    assert_eq!(q.put_many_leaving_sync(&[b"a"]).await.unwrap(), None);
+    let path = q
+        .put_many_leaving_sync(&[b"b"])
+        .await
+        .unwrap()
+        .expect("due");
+    assert_eq!(path, dir().join("q.diskqueue.000000.dat"));
+    assert_eq!(file_zero(&fs).await, records(&[b"a", b"b"]), "written");
+    fs.sync(&path).await.unwrap();
+    q.sync_failed();
+    assert!(q.needs_periodic_sync(), "a failed fsync is retried");
+    drop(q);
+    fs.crash(CrashMode::DropUnsynced, 0);
+    let mut q = open(&fs, "q", cfg).await;
+    assert_eq!(drain(&mut q).await, vec![&b"a"[..], b"b"]);
+}
