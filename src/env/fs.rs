@@ -201,25 +201,17 @@ impl Fs for RealFs {
     }
 }
 
-/// [`Fs::read_at`] on the real file system: positioned reads into a buffer of the
-/// file's remaining length at most, until `len` bytes or the end of the file.
+/// [`Fs::read_at`] on the real file system: one read into a buffer sized to what the
+/// file has left (never zero-filled first), up to `len` bytes.
 #[allow(clippy::disallowed_types)]
 fn read_at_blocking(path: &Path, offset: u64, len: usize) -> io::Result<Vec<u8>> {
-    use std::os::unix::fs::FileExt;
-    let file = std::fs::File::open(path)?;
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = std::fs::File::open(path)?;
     let left = file.metadata()?.len().saturating_sub(offset);
     let want = len.min(usize::try_from(left).unwrap_or(usize::MAX));
-    let mut buf = vec![0u8; want];
-    let mut filled = 0;
-    while filled < want {
-        match file.read_at(&mut buf[filled..], offset + filled as u64) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    buf.truncate(filled);
+    file.seek(SeekFrom::Start(offset))?;
+    let mut buf = Vec::with_capacity(want);
+    file.take(want as u64).read_to_end(&mut buf)?;
     Ok(buf)
 }
 

@@ -10,6 +10,17 @@ pub const MESSAGE_HEADER_LENGTH: usize = 26;
 
 const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
 
+/// Every byte as its two lowercase hex digits: an id is 8 look-ups, one per byte.
+const HEX_PAIRS: [[u8; 2]; 256] = {
+    let mut pairs = [[0u8; 2]; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        pairs[byte] = [HEX_DIGITS[byte >> 4], HEX_DIGITS[byte & 0xf]];
+        byte += 1;
+    }
+    pairs
+};
+
 /// A message id: 16 raw bytes as on the wire. nsqd makes them 16 lowercase hex digits,
 /// but a client may echo any 16 bytes back in FIN/REQ/TOUCH, so no format is assumed.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -19,9 +30,8 @@ impl MessageId {
     /// The id for a GUID: its 64 bits as 16 lowercase hex digits, most significant first.
     pub fn from_u64(v: u64) -> Self {
         let mut id = [0u8; MSG_ID_LENGTH];
-        for (i, digit) in id.iter_mut().enumerate() {
-            let shift = 60 - 4 * i;
-            *digit = HEX_DIGITS[((v >> shift) & 0xf) as usize];
+        for (pair, byte) in id.chunks_exact_mut(2).zip(v.to_be_bytes()) {
+            pair.copy_from_slice(&HEX_PAIRS[usize::from(byte)]);
         }
         MessageId(id)
     }
