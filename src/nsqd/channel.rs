@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use bytes::BytesMut;
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
@@ -15,7 +16,7 @@ use super::diskqueue::DiskQueueError;
 use super::e2e::{E2eConfig, LatencyWindow};
 use super::in_flight::{InFlight, InFlightError, InFlightQueue};
 use super::stats::E2eLatency;
-use crate::protocol::{names, Message, MessageId};
+use crate::protocol::{frame, names, Message, MessageId};
 
 /// Why a channel refused a client.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -189,8 +190,12 @@ impl Channel {
     }
 
     /// Hands up to `max` messages to `client`, recording them as in flight until
-    /// `now_ns + msg_timeout_ns`. `keep` decides sampling: a message it rejects is
-    /// consumed and dropped, as Go does. Returns the messages to send.
+    /// `now_ns + msg_timeout_ns`, and appends their message frames to `out`. `keep`
+    /// decides sampling: a message it rejects is consumed and dropped, as Go does.
+    /// Returns how many messages were handed out.
+    ///
+    /// The frames are written while the message moves into the in-flight queue, so a
+    /// delivery neither clones the message nor allocates.
     pub fn take_for_client(
         &self,
         client: &ClientRef,
@@ -198,30 +203,34 @@ impl Channel {
         now_ns: i64,
         msg_timeout_ns: i64,
         mut keep: impl FnMut() -> bool,
-        out: &mut Vec<Message>,
-    ) {
+        out: &mut BytesMut,
+    ) -> usize {
+        let mut taken = 0;
         let more_left = {
             let mut state = self.state.lock();
             if state.paused {
-                return;
+                return 0;
             }
-            while out.len() < max {
+            let deadline = now_ns.saturating_add(msg_timeout_ns);
+            while taken < max {
                 let Some(message) = state.memory.pop_front() else {
                     break;
                 };
                 if !keep() {
                     continue;
                 }
-                let deadline = now_ns.saturating_add(msg_timeout_ns);
-                self.start_in_flight(&mut state, message, client.id, now_ns, deadline, out);
+                if self.start_in_flight(&mut state, message, client.id, now_ns, deadline, out) {
+                    taken += 1;
+                }
             }
             !state.memory.is_empty()
         };
-        client.sent_messages(out.len() as u64);
+        client.sent_messages(taken as u64);
         if more_left {
             // Another ready client may take what this one had no room for.
             self.new_messages.notify_one();
         }
+        taken
     }
 
     /// Hands up to `max` messages from the disk queue to `client`, like
@@ -233,16 +242,17 @@ impl Channel {
         now_ns: i64,
         msg_timeout_ns: i64,
         mut keep: impl FnMut() -> bool,
-        out: &mut Vec<Message>,
-    ) -> Result<(), DiskQueueError> {
+        out: &mut BytesMut,
+    ) -> Result<usize, DiskQueueError> {
         let Some(backend) = &self.backend else {
-            return Ok(());
+            return Ok(0);
         };
         if !backend.may_have_messages() || self.is_paused() {
-            return Ok(());
+            return Ok(0);
         }
         // Held on disk until FIN: a crash while they are in flight redelivers them.
         let messages = backend.read_held(max).await?;
+        let mut taken = 0;
         let mut state = self.state.lock();
         let deadline = now_ns.saturating_add(msg_timeout_ns);
         for message in messages {
@@ -254,14 +264,16 @@ impl Channel {
                 }
             }
             if keep() {
-                self.start_in_flight(&mut state, message, client.id, now_ns, deadline, out);
+                if self.start_in_flight(&mut state, message, client.id, now_ns, deadline, out) {
+                    taken += 1;
+                }
             } else {
                 backend.release(&message.id);
             }
         }
         drop(state);
-        client.sent_messages(out.len() as u64);
-        Ok(())
+        client.sent_messages(taken as u64);
+        Ok(taken)
     }
 
     /// Exit (Go's `Channel.Close` flush): every message still in memory, in flight or
@@ -286,8 +298,9 @@ impl Channel {
         written.and(closed)
     }
 
-    /// Counts a delivery attempt and records `message` as in flight to `client_id`, then
-    /// queues it for sending in `out`.
+    /// Counts a delivery attempt, appends the message's frame to `out` and records the
+    /// message as in flight to `client_id`. False (and nothing appended) if it could not
+    /// be recorded.
     fn start_in_flight(
         &self,
         state: &mut ChannelState,
@@ -295,19 +308,23 @@ impl Channel {
         client_id: u64,
         now_ns: i64,
         deadline_ns: i64,
-        out: &mut Vec<Message>,
-    ) {
+        out: &mut BytesMut,
+    ) -> bool {
         message.attempts = message.attempts.saturating_add(1);
+        let mark = out.len();
+        frame::write_message_frame(out, &message);
+        let id = message.id;
         if let Err(error) = state
             .in_flight
-            .push(message.clone(), client_id, now_ns, deadline_ns)
+            .push(message, client_id, now_ns, deadline_ns)
         {
             // Unreachable while a message lives in exactly one queue of its channel;
             // should it happen, the copy already in flight is the one kept.
-            tracing::error!(topic = %self.topic_name, channel = %self.name, id = %message.id, %error, "duplicate delivery skipped");
-            return;
+            out.truncate(mark);
+            tracing::error!(topic = %self.topic_name, channel = %self.name, %id, %error, "duplicate delivery skipped");
+            return false;
         }
-        out.push(message);
+        true
     }
 
     /// FIN: the client is done with the message. With latency tracking on, its age
@@ -582,9 +599,14 @@ mod tests {
     fn deliver(channel: &Channel, client: &ClientRef, n: u64, published_ns: i64) -> MessageId {
         let id = MessageId::from_u64(n);
         channel.put_messages([Message::new(id, published_ns, Bytes::from_static(b"x"))]);
-        let mut out = Vec::new();
-        channel.take_for_client(client, 1, published_ns, 60 * SEC, || true, &mut out);
-        assert_eq!(out.len(), 1);
+        let mut out = BytesMut::new();
+        let taken = channel.take_for_client(client, 1, published_ns, 60 * SEC, || true, &mut out);
+        assert_eq!(taken, 1);
+        let mut expected = Message::new(id, published_ns, Bytes::from_static(b"x"));
+        expected.attempts = 1;
+        let mut frame = BytesMut::new();
+        frame::write_message_frame(&mut frame, &expected);
+        assert_eq!(out, frame, "the message frame, attempts counted");
         id
     }
 
