@@ -41,14 +41,14 @@ fn push_and_finish(c: &mut Criterion) {
                 let mut oldest = 0u64;
                 let mut now = 0i64;
                 for _ in 0..w {
-                    q.push(message(&ids, next, &body), 1, now, now + TIMEOUT_NS)
+                    q.push(message(&ids, next, &body), 1, now, now + TIMEOUT_NS, false)
                         .expect("push");
                     next += 1;
                 }
                 b.iter(|| {
                     for i in 0..BATCH {
                         now += 1;
-                        q.push(message(&ids, next, &body), 1, now, now + TIMEOUT_NS)
+                        q.push(message(&ids, next, &body), 1, now, now + TIMEOUT_NS, false)
                             .expect("push");
                         next += 1;
                         // Scattered: FINs of a window arrive out of order (a stride
@@ -80,7 +80,7 @@ fn time_out(c: &mut Criterion) {
         let mut now = 0i64;
         for _ in 0..5000 {
             now += 1;
-            q.push(message(&ids, next, &body), 1, now, now + TIMEOUT_NS)
+            q.push(message(&ids, next, &body), 1, now, now + TIMEOUT_NS, false)
                 .expect("push");
             next += 1;
         }
@@ -92,7 +92,7 @@ fn time_out(c: &mut Criterion) {
             }
             for _ in 0..popped {
                 now += 1;
-                q.push(message(&ids, next, &body), 1, now, now + TIMEOUT_NS)
+                q.push(message(&ids, next, &body), 1, now, now + TIMEOUT_NS, false)
                     .expect("push");
                 next += 1;
             }

@@ -2,7 +2,7 @@
 //! ordered by the deadline at which they time out.
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, VecDeque};
 
 use rustc_hash::FxHashMap;
 
@@ -17,6 +17,9 @@ pub struct InFlight {
     pub client_id: u64,
     /// When it was delivered (ns), which caps how far TOUCH may push the deadline.
     pub delivered_ns: i64,
+    /// Whether it was read from the channel's disk queue and is still held there (the
+    /// queue's read position stays before it until it is released).
+    pub held: bool,
     /// When it times out (ns).
     deadline_ns: i64,
     /// Push (or reschedule) order: breaks deadline ties and tells a live heap key from a
@@ -44,7 +47,9 @@ pub enum InFlightError {
 struct Key {
     deadline_ns: i64,
     seq: u64,
-    slot: u32,
+    /// A full word (not `u32`): a key is written and read back at once by the heap's
+    /// sift, and a partly written word would stall that read.
+    slot: u64,
 }
 
 /// Messages in flight, by id and by deadline.
@@ -60,7 +65,10 @@ struct Key {
 #[derive(Debug, Default)]
 pub struct InFlightQueue {
     slots: Vec<Option<InFlight>>,
-    free: Vec<u32>,
+    /// Free slots, reused first freed first: FINs come roughly in delivery order, so
+    /// deliveries and FINs both walk the slab sequentially (cache-friendly), instead of
+    /// each delivery reusing the slot another core's FIN just touched.
+    free: VecDeque<u32>,
     by_id: FxHashMap<MessageId, u32>,
     by_deadline: BinaryHeap<Reverse<Key>>,
     next_seq: u64,
@@ -80,13 +88,15 @@ impl InFlightQueue {
         self.by_id.is_empty()
     }
 
-    /// Records `message` as in flight to `client_id` until `deadline_ns`.
+    /// Records `message` as in flight to `client_id` until `deadline_ns`; `held` says
+    /// whether it is held on disk (see [`InFlight::held`]).
     pub fn push(
         &mut self,
         message: Message,
         client_id: u64,
         now_ns: i64,
         deadline_ns: i64,
+        held: bool,
     ) -> Result<(), InFlightError> {
         let std::collections::hash_map::Entry::Vacant(vacant) = self.by_id.entry(message.id) else {
             return Err(InFlightError::AlreadyInFlight);
@@ -97,10 +107,11 @@ impl InFlightQueue {
             message,
             client_id,
             delivered_ns: now_ns,
+            held,
             deadline_ns,
             seq,
         };
-        let slot = match self.free.pop() {
+        let slot = match self.free.pop_front() {
             Some(slot) => {
                 self.slots[slot as usize] = Some(entry);
                 slot
@@ -117,7 +128,7 @@ impl InFlightQueue {
         self.by_deadline.push(Reverse(Key {
             deadline_ns,
             seq,
-            slot,
+            slot: u64::from(slot),
         }));
         self.compact_if_stale();
         Ok(())
@@ -160,7 +171,7 @@ impl InFlightQueue {
         self.by_deadline.push(Reverse(Key {
             deadline_ns: entry.deadline_ns,
             seq,
-            slot,
+            slot: u64::from(slot),
         }));
         self.compact_if_stale();
         Ok(())
@@ -202,7 +213,7 @@ impl InFlightQueue {
     /// Empties `slot` for reuse, returning what it held.
     fn free_slot(&mut self, slot: usize) -> Option<InFlight> {
         let entry = self.slots.get_mut(slot)?.take()?;
-        self.free.push(slot as u32);
+        self.free.push_back(slot as u32);
         Some(entry)
     }
 
@@ -232,9 +243,9 @@ mod tests {
     #[test]
     fn pops_in_deadline_order_only_when_due() {
         let mut q = InFlightQueue::default();
-        q.push(msg(1), 7, 0, 300).unwrap();
-        q.push(msg(2), 7, 0, 100).unwrap();
-        q.push(msg(3), 7, 0, 200).unwrap();
+        q.push(msg(1), 7, 0, 300, false).unwrap();
+        q.push(msg(2), 7, 0, 100, false).unwrap();
+        q.push(msg(3), 7, 0, 200, false).unwrap();
         assert!(q.pop_expired(50).is_none());
         assert_eq!(
             q.pop_expired(250).unwrap().message.id,
@@ -251,7 +262,7 @@ mod tests {
     #[test]
     fn only_the_owner_may_remove() {
         let mut q = InFlightQueue::default();
-        q.push(msg(1), 7, 0, 100).unwrap();
+        q.push(msg(1), 7, 0, 100, false).unwrap();
         assert_eq!(
             q.remove(&MessageId::from_u64(1), 8).unwrap_err(),
             InFlightError::NotOwner
@@ -268,9 +279,9 @@ mod tests {
     #[test]
     fn duplicate_ids_are_refused() {
         let mut q = InFlightQueue::default();
-        q.push(msg(1), 7, 0, 100).unwrap();
+        q.push(msg(1), 7, 0, 100, false).unwrap();
         assert_eq!(
-            q.push(msg(1), 7, 0, 100).unwrap_err(),
+            q.push(msg(1), 7, 0, 100, false).unwrap_err(),
             InFlightError::AlreadyInFlight
         );
     }
@@ -279,12 +290,12 @@ mod tests {
     fn finished_messages_never_pop_and_stale_entries_are_compacted() {
         let mut q = InFlightQueue::default();
         for n in 0..10_000u64 {
-            q.push(msg(n), 7, 0, 100 + n as i64).unwrap();
+            q.push(msg(n), 7, 0, 100 + n as i64, false).unwrap();
             q.remove(&MessageId::from_u64(n), 7).unwrap();
         }
         assert!(q.by_deadline.len() <= STALE_SLACK + 1);
         assert_eq!(q.slots.len(), 1, "the one slot is reused");
-        q.push(msg(99_999), 7, 0, 5).unwrap();
+        q.push(msg(99_999), 7, 0, 5, false).unwrap();
         assert_eq!(
             q.pop_expired(i64::MAX).unwrap().message.id,
             MessageId::from_u64(99_999)
@@ -295,7 +306,7 @@ mod tests {
     #[test]
     fn reschedule_moves_the_deadline() {
         let mut q = InFlightQueue::default();
-        q.push(msg(1), 7, 0, 100).unwrap();
+        q.push(msg(1), 7, 0, 100, false).unwrap();
         q.reschedule(&MessageId::from_u64(1), 7, |e| e.delivered_ns + 500)
             .unwrap();
         assert!(q.pop_expired(400).is_none());
@@ -305,11 +316,11 @@ mod tests {
     #[test]
     fn drain_returns_everything_in_deadline_order_and_empties() {
         let mut q = InFlightQueue::default();
-        q.push(msg(1), 7, 0, 300).unwrap();
-        q.push(msg(2), 8, 0, 100).unwrap();
-        q.push(msg(3), 7, 0, 100).unwrap();
+        q.push(msg(1), 7, 0, 300, false).unwrap();
+        q.push(msg(2), 8, 0, 100, false).unwrap();
+        q.push(msg(3), 7, 0, 100, false).unwrap();
         q.remove(&MessageId::from_u64(1), 7).unwrap();
-        q.push(msg(4), 7, 0, 50).unwrap();
+        q.push(msg(4), 7, 0, 50, false).unwrap();
         let ids: Vec<_> = q.drain().into_iter().map(|e| e.message.id).collect();
         assert_eq!(
             ids,
@@ -318,7 +329,7 @@ mod tests {
         );
         assert!(q.is_empty());
         assert!(q.pop_expired(i64::MAX).is_none());
-        q.push(msg(1), 7, 0, 10).unwrap();
+        q.push(msg(1), 7, 0, 10, false).unwrap();
         assert_eq!(q.len(), 1);
     }
 
@@ -369,7 +380,7 @@ mod tests {
                     let now = step as i64;
                     match op {
                         Op::Push { id, client, deadline } => {
-                            let got = q.push(msg(id), client, now, deadline);
+                            let got = q.push(msg(id), client, now, deadline, false);
                             if model.iter().any(|e| e.0 == id) {
                                 prop_assert_eq!(got, Err(InFlightError::AlreadyInFlight));
                             } else {
