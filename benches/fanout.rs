@@ -4,10 +4,11 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use nsq::nsqd::client::{ClientSettings, ClientShared};
 use nsq::nsqd::topic::Topic;
+use nsq::protocol::MessageId;
 
 const BATCH: usize = 200;
 
@@ -22,6 +23,17 @@ fn settings() -> ClientSettings {
         sample_rate: 0,
         msg_timeout_ms: 60_000,
     }
+}
+
+/// The ids of the message frames in `out`, as a client reads them.
+fn frame_ids(out: &[u8]) -> impl Iterator<Item = MessageId> + '_ {
+    let mut rest = out;
+    std::iter::from_fn(move || {
+        let size = u32::from_be_bytes(rest.get(..4)?.try_into().ok()?) as usize;
+        let id = MessageId::from_slice(rest.get(18..34)?)?;
+        rest = rest.get(4 + size..)?;
+        Some(id)
+    })
 }
 
 fn fan_out(c: &mut Criterion) {
@@ -47,16 +59,17 @@ fn fan_out(c: &mut Criterion) {
                 })
                 .collect();
             let mut now = 0i64;
-            let mut out = Vec::with_capacity(BATCH);
+            let mut out = BytesMut::with_capacity(BATCH * 256);
             b.iter(|| {
                 now += 1;
                 runtime
                     .block_on(topic.publish(bodies.clone(), now, 0))
                     .expect("publish");
                 for channel in &chans {
+                    out.clear();
                     channel.take_for_client(&client, BATCH, now, 60_000_000_000, || true, &mut out);
-                    for message in out.drain(..) {
-                        let _ = channel.finish(client.id, &message.id, || now);
+                    for id in frame_ids(&out) {
+                        let _ = channel.finish(client.id, &id, || now);
                     }
                 }
             });

@@ -53,20 +53,68 @@ pub struct Backend {
 struct HoldBook {
     /// Sequence number of the next record read from disk (every record counts).
     next_seq: u64,
-    /// Unfinished records by read order: where each starts.
-    by_seq: std::collections::BTreeMap<u64, (RecordPos, MessageId)>,
-    /// The same, by message id.
+    /// Held records in read order (sequence numbers increase from front to back);
+    /// released ones stay as tombstones (`None`) until they reach the front or a
+    /// compaction drops them, so a release is a binary search, not a tree update.
+    /// The front is always a live hold.
+    by_seq: std::collections::VecDeque<(u64, Option<(RecordPos, MessageId)>)>,
+    /// Tombstones in `by_seq`.
+    released: usize,
+    /// The held records by message id.
     by_id: rustc_hash::FxHashMap<MessageId, u64>,
 }
+
+/// Tombstones tolerated beyond the live holds before the book is compacted.
+const HOLD_TOMBSTONE_SLACK: usize = 1024;
 
 impl HoldBook {
     /// Where the metadata's read position must stay, if anything is held.
     fn hold(&self) -> Option<Hold> {
-        let (&seq, &(at, _)) = self.by_seq.first_key_value()?;
+        let &(seq, Some((at, _))) = self.by_seq.front()? else {
+            return None;
+        };
         Some(Hold {
             at,
             records: self.next_seq - seq,
         })
+    }
+
+    /// Holds the record `seq` (the newest read), which starts at `at`.
+    fn insert(&mut self, seq: u64, at: RecordPos, id: MessageId) {
+        if let Some(old) = self.by_id.insert(id, seq) {
+            self.forget(old);
+        }
+        self.by_seq.push_back((seq, Some((at, id))));
+    }
+
+    /// Releases the hold of message `id`, if it has one.
+    fn release(&mut self, id: &MessageId) {
+        if let Some(seq) = self.by_id.remove(id) {
+            self.forget(seq);
+        }
+    }
+
+    fn forget(&mut self, seq: u64) {
+        let Ok(i) = self.by_seq.binary_search_by_key(&seq, |&(s, _)| s) else {
+            return;
+        };
+        if self.by_seq[i].1.take().is_some() {
+            self.released += 1;
+        }
+        while self.by_seq.front().is_some_and(|(_, hold)| hold.is_none()) {
+            self.by_seq.pop_front();
+            self.released -= 1;
+        }
+        if self.released > self.by_id.len() + HOLD_TOMBSTONE_SLACK {
+            self.by_seq.retain(|(_, hold)| hold.is_some());
+            self.released = 0;
+        }
+    }
+
+    fn clear(&mut self) {
+        self.by_seq.clear();
+        self.by_id.clear();
+        self.released = 0;
     }
 }
 
@@ -253,10 +301,7 @@ impl Backend {
             book.next_seq += 1;
             match Message::decode(record) {
                 Ok(message) => {
-                    if let Some(old) = book.by_id.insert(message.id, seq) {
-                        book.by_seq.remove(&old);
-                    }
-                    book.by_seq.insert(seq, (at, message.id));
+                    book.insert(seq, at, message.id);
                     messages.push(message);
                 }
                 Err(error) => {
@@ -276,17 +321,25 @@ impl Backend {
 
     /// The message `id` is done with (FIN): it no longer holds the read position back.
     pub fn release(&self, id: &MessageId) {
+        self.holds.lock().release(id);
+    }
+
+    /// [`Backend::release`] for several messages at once.
+    pub fn release_many<'a>(&self, ids: impl IntoIterator<Item = &'a MessageId>) {
         let mut book = self.holds.lock();
-        if let Some(seq) = book.by_id.remove(id) {
-            book.by_seq.remove(&seq);
+        for id in ids {
+            book.release(id);
         }
+    }
+
+    /// How many messages are held (read for delivery and not yet released).
+    pub fn held_count(&self) -> usize {
+        self.holds.lock().by_id.len()
     }
 
     /// Forgets every hold (the held messages were written again, or thrown away).
     pub fn release_all(&self) {
-        let mut book = self.holds.lock();
-        book.by_seq.clear();
-        book.by_id.clear();
+        self.holds.lock().clear();
     }
 
     /// Applies the current holds to the queue before an operation that may sync.
@@ -498,6 +551,56 @@ mod tests {
             expected,
             "from the oldest unreleased message on; released ones before it are gone"
         );
+    }
+
+    /// The hold is always the oldest unreleased record, whatever the release order, and
+    /// tombstones never outgrow the live holds by more than the slack.
+    #[test]
+    fn hold_book_keeps_the_oldest_unreleased_record() {
+        let mut book = HoldBook::default();
+        let pos = |n: u64| RecordPos {
+            file: 0,
+            pos: n * 10,
+        };
+        for n in 0..5000u64 {
+            let seq = book.next_seq;
+            book.next_seq += 1;
+            book.insert(seq, pos(n), MessageId::from_u64(n));
+        }
+        assert_eq!(
+            book.hold(),
+            Some(Hold {
+                at: pos(0),
+                records: 5000
+            })
+        );
+        // Release everything but message 7, in a scattered order.
+        for n in (0..5000u64).map(|i| (i * 7919) % 5000).filter(|&n| n != 7) {
+            book.release(&MessageId::from_u64(n));
+            assert!(book.by_seq.len() <= 2 * book.by_id.len() + HOLD_TOMBSTONE_SLACK + 1);
+        }
+        assert_eq!(
+            book.hold(),
+            Some(Hold {
+                at: pos(7),
+                records: 4993
+            })
+        );
+        assert!(book.by_seq.len() <= 2 + HOLD_TOMBSTONE_SLACK);
+        // A record read again under the same id moves the hold to its new position.
+        book.next_seq += 1;
+        book.insert(5000, pos(5000), MessageId::from_u64(7));
+        assert_eq!(
+            book.hold(),
+            Some(Hold {
+                at: pos(5000),
+                records: 1
+            })
+        );
+        book.release(&MessageId::from_u64(7));
+        book.release(&MessageId::from_u64(7));
+        assert_eq!(book.hold(), None);
+        assert!(book.by_seq.is_empty());
     }
 
     #[tokio::test]

@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use bytes::BytesMut;
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
@@ -15,7 +16,7 @@ use super::diskqueue::DiskQueueError;
 use super::e2e::{E2eConfig, LatencyWindow};
 use super::in_flight::{InFlight, InFlightError, InFlightQueue};
 use super::stats::E2eLatency;
-use crate::protocol::{names, Message, MessageId};
+use crate::protocol::{frame, names, Message, MessageId};
 
 /// Why a channel refused a client.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -46,6 +47,18 @@ struct ChannelState {
     /// Deferred messages written to the disk queue (a memory-less channel keeps even
     /// those on disk), with when each is due: read back early, they wait in `deferred`.
     deferred_on_disk: rustc_hash::FxHashMap<MessageId, i64>,
+    /// Messages read from the disk queue, still held there, that wait in `memory` or
+    /// `deferred` (requeued, timed out, or read before they were due): delivered again,
+    /// they are in flight as held. Usually empty, so messages that never touched the
+    /// disk pay one emptiness check and no hold book lookup.
+    held_waiting: rustc_hash::FxHashSet<MessageId>,
+}
+
+impl ChannelState {
+    /// Whether `id`, just taken from `memory`, is held on disk (and no longer waiting).
+    fn take_held(&mut self, id: &MessageId) -> bool {
+        !self.held_waiting.is_empty() && self.held_waiting.remove(id)
+    }
 }
 
 /// A snapshot of a channel's numbers for `/stats`.
@@ -189,8 +202,12 @@ impl Channel {
     }
 
     /// Hands up to `max` messages to `client`, recording them as in flight until
-    /// `now_ns + msg_timeout_ns`. `keep` decides sampling: a message it rejects is
-    /// consumed and dropped, as Go does. Returns the messages to send.
+    /// `now_ns + msg_timeout_ns`, and appends their message frames to `out`. `keep`
+    /// decides sampling: a message it rejects is consumed and dropped, as Go does.
+    /// Returns how many messages were handed out.
+    ///
+    /// The frames are written while the message moves into the in-flight queue, so a
+    /// delivery neither clones the message nor allocates.
     pub fn take_for_client(
         &self,
         client: &ClientRef,
@@ -198,30 +215,39 @@ impl Channel {
         now_ns: i64,
         msg_timeout_ns: i64,
         mut keep: impl FnMut() -> bool,
-        out: &mut Vec<Message>,
-    ) {
+        out: &mut BytesMut,
+    ) -> usize {
+        let mut taken = 0;
         let more_left = {
             let mut state = self.state.lock();
             if state.paused {
-                return;
+                return 0;
             }
-            while out.len() < max {
+            let deadline = now_ns.saturating_add(msg_timeout_ns);
+            while taken < max {
                 let Some(message) = state.memory.pop_front() else {
                     break;
                 };
+                let held = state.take_held(&message.id);
                 if !keep() {
+                    if held {
+                        self.release(&message.id);
+                    }
                     continue;
                 }
-                let deadline = now_ns.saturating_add(msg_timeout_ns);
-                self.start_in_flight(&mut state, message, client.id, now_ns, deadline, out);
+                let id = client.id;
+                if self.start_in_flight(&mut state, message, id, now_ns, deadline, held, out) {
+                    taken += 1;
+                }
             }
             !state.memory.is_empty()
         };
-        client.sent_messages(out.len() as u64);
+        client.sent_messages(taken as u64);
         if more_left {
             // Another ready client may take what this one had no room for.
             self.new_messages.notify_one();
         }
+        taken
     }
 
     /// Hands up to `max` messages from the disk queue to `client`, like
@@ -233,35 +259,40 @@ impl Channel {
         now_ns: i64,
         msg_timeout_ns: i64,
         mut keep: impl FnMut() -> bool,
-        out: &mut Vec<Message>,
-    ) -> Result<(), DiskQueueError> {
+        out: &mut BytesMut,
+    ) -> Result<usize, DiskQueueError> {
         let Some(backend) = &self.backend else {
-            return Ok(());
+            return Ok(0);
         };
         if !backend.may_have_messages() || self.is_paused() {
-            return Ok(());
+            return Ok(0);
         }
         // Held on disk until FIN: a crash while they are in flight redelivers them.
         let messages = backend.read_held(max).await?;
+        let mut taken = 0;
         let mut state = self.state.lock();
         let deadline = now_ns.saturating_add(msg_timeout_ns);
         for message in messages {
             if let Some(due_ns) = state.deferred_on_disk.remove(&message.id) {
                 if due_ns > now_ns {
                     // Not due yet: it waits in memory, still held on disk.
+                    state.held_waiting.insert(message.id);
                     let _ = state.deferred.push(message, due_ns);
                     continue;
                 }
             }
             if keep() {
-                self.start_in_flight(&mut state, message, client.id, now_ns, deadline, out);
+                let id = client.id;
+                if self.start_in_flight(&mut state, message, id, now_ns, deadline, true, out) {
+                    taken += 1;
+                }
             } else {
                 backend.release(&message.id);
             }
         }
         drop(state);
-        client.sent_messages(out.len() as u64);
-        Ok(())
+        client.sent_messages(taken as u64);
+        Ok(taken)
     }
 
     /// Exit (Go's `Channel.Close` flush): every message still in memory, in flight or
@@ -277,6 +308,7 @@ impl Channel {
             let mut pending: Vec<Message> = state.memory.drain(..).collect();
             pending.extend(state.in_flight.drain().into_iter().map(|e| e.message));
             pending.extend(state.deferred.drain());
+            state.held_waiting.clear();
             pending
         };
         // Everything held is written again below: the old records need not be kept.
@@ -286,8 +318,10 @@ impl Channel {
         written.and(closed)
     }
 
-    /// Counts a delivery attempt and records `message` as in flight to `client_id`, then
-    /// queues it for sending in `out`.
+    /// Counts a delivery attempt, appends the message's frame to `out` and records the
+    /// message as in flight to `client_id` (`held`: held on disk). False (and nothing
+    /// appended) if it could not be recorded.
+    #[allow(clippy::too_many_arguments)]
     fn start_in_flight(
         &self,
         state: &mut ChannelState,
@@ -295,19 +329,24 @@ impl Channel {
         client_id: u64,
         now_ns: i64,
         deadline_ns: i64,
-        out: &mut Vec<Message>,
-    ) {
+        held: bool,
+        out: &mut BytesMut,
+    ) -> bool {
         message.attempts = message.attempts.saturating_add(1);
+        let mark = out.len();
+        frame::write_message_frame(out, &message);
+        let id = message.id;
         if let Err(error) = state
             .in_flight
-            .push(message.clone(), client_id, now_ns, deadline_ns)
+            .push(message, client_id, now_ns, deadline_ns, held)
         {
             // Unreachable while a message lives in exactly one queue of its channel;
             // should it happen, the copy already in flight is the one kept.
-            tracing::error!(topic = %self.topic_name, channel = %self.name, id = %message.id, %error, "duplicate delivery skipped");
-            return;
+            out.truncate(mark);
+            tracing::error!(topic = %self.topic_name, channel = %self.name, %id, %error, "duplicate delivery skipped");
+            return false;
         }
-        out.push(message);
+        true
     }
 
     /// FIN: the client is done with the message. With latency tracking on, its age
@@ -319,8 +358,8 @@ impl Channel {
         now_ns: impl FnOnce() -> i64,
     ) -> Result<InFlight, InFlightError> {
         let entry = self.state.lock().in_flight.remove(id, client_id)?;
-        if let Some(backend) = &self.backend {
-            backend.release(id);
+        if entry.held {
+            self.release(id);
         }
         if let Some(e2e) = &self.e2e {
             let now = now_ns();
@@ -328,6 +367,60 @@ impl Channel {
                 .insert(now.saturating_sub(entry.message.timestamp_ns), now);
         }
         Ok(entry)
+    }
+
+    /// FIN for a run of ids from one client, under one lock: for each id in order what
+    /// [`Channel::finish`] does. `failed(i, error)` is called, in order, for each
+    /// `ids[i]` that was not finished. Returns how many were.
+    pub fn finish_many(
+        &self,
+        client_id: u64,
+        ids: &[MessageId],
+        now_ns: impl FnOnce() -> i64,
+        mut failed: impl FnMut(usize, InFlightError),
+    ) -> usize {
+        let mut finished = 0;
+        // Filled only for messages held on disk, and with latency tracking on.
+        let mut held: Vec<MessageId> = Vec::new();
+        let mut timestamps: Vec<i64> = Vec::new();
+        {
+            let mut state = self.state.lock();
+            for (i, id) in ids.iter().enumerate() {
+                match state.in_flight.remove(id, client_id) {
+                    Ok(entry) => {
+                        finished += 1;
+                        if entry.held {
+                            held.push(*id);
+                        }
+                        if self.e2e.is_some() {
+                            timestamps.push(entry.message.timestamp_ns);
+                        }
+                    }
+                    Err(error) => failed(i, error),
+                }
+            }
+        }
+        if !held.is_empty() {
+            if let Some(backend) = &self.backend {
+                backend.release_many(&held);
+            }
+        }
+        if let (Some(e2e), false) = (&self.e2e, timestamps.is_empty()) {
+            let now = now_ns();
+            let mut window = e2e.lock();
+            for timestamp in timestamps {
+                window.insert(now.saturating_sub(timestamp), now);
+            }
+        }
+        finished
+    }
+
+    /// The message `id`, read from disk, is done with: its record no longer holds the
+    /// disk queue's read position back.
+    fn release(&self, id: &MessageId) {
+        if let Some(backend) = &self.backend {
+            backend.release(id);
+        }
     }
 
     /// [`Buggify::fin_loses_next_message`](crate::nsqd::Buggify): drops the next message
@@ -347,6 +440,9 @@ impl Channel {
         let mut state = self.state.lock();
         let entry = state.in_flight.remove(id, client_id)?;
         self.requeue_count.fetch_add(1, Ordering::Relaxed);
+        if entry.held {
+            state.held_waiting.insert(entry.message.id);
+        }
         if delay_ns <= 0 {
             state.memory.push_back(entry.message);
             drop(state);
@@ -400,6 +496,9 @@ impl Channel {
         self.timeout_count
             .fetch_add(expired.len() as u64, Ordering::Relaxed);
         for entry in expired {
+            if entry.held {
+                state.held_waiting.insert(entry.message.id);
+            }
             state.memory.push_back(entry.message);
         }
         drop(state);
@@ -508,6 +607,7 @@ impl Channel {
             state.in_flight.drain();
             state.deferred.drain();
             state.deferred_on_disk.clear();
+            state.held_waiting.clear();
             state.clients.values().cloned().collect()
         };
         for client in clients {
@@ -582,9 +682,14 @@ mod tests {
     fn deliver(channel: &Channel, client: &ClientRef, n: u64, published_ns: i64) -> MessageId {
         let id = MessageId::from_u64(n);
         channel.put_messages([Message::new(id, published_ns, Bytes::from_static(b"x"))]);
-        let mut out = Vec::new();
-        channel.take_for_client(client, 1, published_ns, 60 * SEC, || true, &mut out);
-        assert_eq!(out.len(), 1);
+        let mut out = BytesMut::new();
+        let taken = channel.take_for_client(client, 1, published_ns, 60 * SEC, || true, &mut out);
+        assert_eq!(taken, 1);
+        let mut expected = Message::new(id, published_ns, Bytes::from_static(b"x"));
+        expected.attempts = 1;
+        let mut frame = BytesMut::new();
+        frame::write_message_frame(&mut frame, &expected);
+        assert_eq!(out, frame, "the message frame, attempts counted");
         id
     }
 
@@ -614,5 +719,75 @@ mod tests {
         let mut total = LatencyWindow::new(&config, SEC);
         channel.merge_e2e_into(&mut total, SEC + 200);
         assert_eq!(total.query(SEC + 200).count, 1);
+    }
+
+    #[test]
+    fn finish_many_finishes_in_order_and_reports_each_failure() {
+        let config = E2eConfig::new(&[1.0], Duration::from_secs(600)).unwrap();
+        let channel = Channel::new("t", "c", 100, 0, Some(&config), 0, None);
+        let client = client();
+        let a = deliver(&channel, &client, 1, SEC);
+        let b = deliver(&channel, &client, 2, SEC);
+        let mut failures = Vec::new();
+        let ids = [a, MessageId::from_u64(9), a, b];
+        let finished =
+            channel.finish_many(client.id, &ids, || SEC + 100, |i, e| failures.push((i, e)));
+        assert_eq!(finished, 2);
+        assert_eq!(
+            failures,
+            [
+                (1, InFlightError::NotInFlight),
+                (2, InFlightError::NotInFlight)
+            ]
+        );
+        assert_eq!(channel.e2e_latency(SEC + 100).count, 2);
+        let other = channel.finish_many(client.id + 1, &[b], || panic!("no clock"), |_, _| {});
+        assert_eq!(other, 0);
+    }
+
+    /// A message read from disk stays held through a REQ and a redelivery from memory,
+    /// until its FIN; a message that never was on disk never touches the hold book.
+    #[tokio::test]
+    async fn held_messages_stay_held_until_fin_across_requeues() {
+        use crate::env::MemFs;
+        use crate::nsqd::diskqueue::DiskQueueConfig;
+        let backend = Arc::new(Backend::new(
+            Arc::new(MemFs::new()),
+            "data".into(),
+            "t:c".into(),
+            DiskQueueConfig::default(),
+        ));
+        let on_disk: Vec<Message> = (1..=2)
+            .map(|n| Message::new(MessageId::from_u64(n), SEC, Bytes::from_static(b"d")))
+            .collect();
+        backend.put(&on_disk).await.unwrap();
+        let channel = Channel::new("t", "c", 100, 0, None, 0, Some(backend.clone()));
+        let client = client();
+        let mut out = BytesMut::new();
+        let taken = channel
+            .take_from_backend(&client, 10, SEC, 60 * SEC, || true, &mut out)
+            .await
+            .unwrap();
+        assert_eq!(taken, 2);
+        assert_eq!(backend.held_count(), 2);
+        let (a, b) = (on_disk[0].id, on_disk[1].id);
+        channel.requeue(client.id, &a, SEC, 0).unwrap();
+        channel.finish(client.id, &b, || SEC).unwrap();
+        assert_eq!(backend.held_count(), 1, "the requeued one is still held");
+        assert_eq!(
+            channel.take_for_client(&client, 10, SEC, 60 * SEC, || true, &mut out),
+            1
+        );
+        let fresh = deliver(&channel, &client, 3, SEC);
+        channel.finish(client.id, &fresh, || SEC).unwrap();
+        assert_eq!(backend.held_count(), 1);
+        // Timed out, it waits in memory still held, and comes back held.
+        assert!(channel.process_in_flight(61 * SEC + SEC));
+        assert_eq!(
+            channel.take_for_client(&client, 10, 62 * SEC, 60 * SEC, || true, &mut out),
+            1
+        );
+        assert_eq!(channel.finish_many(client.id, &[a], || SEC, |_, _| {}), 1);
+        assert_eq!(backend.held_count(), 0, "released by its FIN");
     }
 }

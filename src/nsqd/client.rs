@@ -157,6 +157,27 @@ impl ClientShared {
         self.ready_changed.notify_one();
     }
 
+    /// `n` in-flight messages were FINished at once: counts them and frees their slots.
+    /// The pump is woken only when it may be waiting for room, i.e. when there was
+    /// none before: it looks at the room before it waits, and every FIN that finds no
+    /// room wakes it (RDY changes wake it too), so no wake-up is lost.
+    pub fn finished(&self, n: u64) {
+        if n == 0 {
+            return;
+        }
+        self.finish_count.fetch_add(n, Ordering::Relaxed);
+        let n = i64::try_from(n).unwrap_or(i64::MAX);
+        let before = self
+            .in_flight_count
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |count| {
+                Some(count.saturating_sub(n).max(0))
+            })
+            .unwrap_or_else(|count| count);
+        if before >= self.ready_count() {
+            self.ready_changed.notify_one();
+        }
+    }
+
     /// The channel was emptied: nothing is in flight any more.
     pub fn in_flight_cleared(&self) {
         self.in_flight_count.store(0, Ordering::Release);

@@ -125,22 +125,41 @@ fn sub_failed(why: &str) -> ProtocolError {
 }
 
 fn finish(reader: &mut Reader, id: &MessageId) -> Outcome {
+    match finish_many(reader, std::slice::from_ref(id)).pop() {
+        Some(error) => Err(error),
+        None => Ok(None),
+    }
+}
+
+/// Runs a batch of FINs, in order, as one: the errors to send, in order.
+pub(super) fn finish_many(reader: &mut Reader, ids: &[MessageId]) -> Vec<ProtocolError> {
+    let mut errors = Vec::new();
     let Some((_, channel)) = &reader.subscription else {
-        return Err(not_in_flight(ErrorCode::FinFailed, "FIN", id));
+        return ids
+            .iter()
+            .map(|id| not_in_flight(ErrorCode::FinFailed, "FIN", id))
+            .collect();
     };
     let nsqd = &reader.nsqd;
-    channel
-        .finish(reader.client.id, id, || nsqd.now_ns())
-        .map_err(|e| ProtocolError::new(ErrorCode::FinFailed, format!("FIN {id} failed {e}")))?;
+    let finished = channel.finish_many(
+        reader.client.id,
+        ids,
+        || nsqd.now_ns(),
+        |i, e| {
+            let id = &ids[i];
+            errors.push(ProtocolError::new(
+                ErrorCode::FinFailed,
+                format!("FIN {id} failed {e}"),
+            ));
+        },
+    );
     if nsqd.opts.buggify.fin_loses_next_message {
-        channel.buggify_drop_next();
+        for _ in 0..finished {
+            channel.buggify_drop_next();
+        }
     }
-    reader
-        .client
-        .finish_count
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    reader.client.in_flight_done();
-    Ok(None)
+    reader.client.finished(finished as u64);
+    errors
 }
 
 fn requeue(reader: &mut Reader, id: &MessageId, timeout_ms: i64) -> Outcome {

@@ -23,7 +23,9 @@ use super::client::{ClientRef, ClientSettings, ClientShared};
 use super::topic::TopicRef;
 use super::NsqdInner;
 use crate::env::BoxStream;
-use crate::protocol::{self, frame, Decoded, FrameType, ParseContext, ParseError, ProtocolError};
+use crate::protocol::{
+    self, frame, Decoded, FrameType, MessageId, ParseContext, ParseError, ProtocolError,
+};
 
 /// Bytes asked of the socket per read at least.
 const READ_CHUNK_BYTES: usize = 64 * 1024;
@@ -149,30 +151,64 @@ struct Reader {
     auth_gate: super::auth::MpubGate,
 }
 
+/// What the reader caches of the connection's settings between commands; only IDENTIFY
+/// and a stream upgrade change it.
+#[derive(Debug, Clone, Copy)]
+struct ConnFacts {
+    heartbeat_ms: i64,
+    tls_pending: bool,
+}
+
+/// FINs decoded back to back, at most, before they are run as one batch.
+const FIN_BATCH_MAX: usize = 1024;
+
 impl Reader {
     async fn run(&mut self, mut read_half: ReadHalf<BoxStream>) {
         let limits = self.nsqd.limits();
         let mut buf = BytesMut::with_capacity(READ_CHUNK_BYTES);
-        let tls_required = self.nsqd.opts.tls_required != 0;
+        let auth_enabled = self.nsqd.auth_enabled();
+        let mut facts = self.conn_facts();
+        // FINs already buffered run as one batch (one channel lock, one pump wake-up)
+        // before anything else happens: the next command, a read, an error.
+        let mut fins: Vec<MessageId> = Vec::with_capacity(FIN_BATCH_MAX);
         loop {
-            let heartbeat_ms = self.client.settings.lock().heartbeat_interval_ms;
+            if auth_enabled && !fins.is_empty() && !self.finish_batch(&mut fins).await {
+                return;
+            }
             let ctx = ParseContext {
                 state: self.client.state(),
                 limits: &limits,
-                heartbeats_enabled: heartbeat_ms > 0,
-                tls_pending: tls_required && self.client.transport.lock().tls.is_none(),
+                heartbeats_enabled: facts.heartbeat_ms > 0,
+                tls_pending: facts.tls_pending,
             };
-            let gate = self
-                .auth_gate
-                .check(&self.nsqd, &self.client, &buf, ctx.tls_pending);
-            if let Err(error) = gate.await {
-                self.send_error(&error).await;
+            if auth_enabled {
+                let gate = self
+                    .auth_gate
+                    .check(&self.nsqd, &self.client, &buf, ctx.tls_pending);
+                if let Err(error) = gate.await {
+                    self.send_error(&error).await;
+                    return;
+                }
+            }
+            let decoded = protocol::decode(&mut buf, &ctx);
+            if let Ok(Decoded::Complete(protocol::Command::Fin { id })) = decoded {
+                fins.push(id);
+                if fins.len() < FIN_BATCH_MAX {
+                    continue;
+                }
+            }
+            if !fins.is_empty() && !self.finish_batch(&mut fins).await {
                 return;
             }
-            match protocol::decode(&mut buf, &ctx) {
+            match decoded {
+                Ok(Decoded::Complete(protocol::Command::Fin { .. })) => {}
                 Ok(Decoded::Complete(command)) => {
+                    let identify = matches!(command, protocol::Command::Identify { .. });
                     let next = self.execute(command).await;
                     self.auth_gate.reset();
+                    if identify {
+                        facts = self.conn_facts();
+                    }
                     match next {
                         Next::Continue => {}
                         Next::Close => return,
@@ -182,13 +218,17 @@ impl Reader {
                                 Some(upgraded) => read_half = upgraded,
                                 None => return,
                             }
+                            facts = self.conn_facts();
                         }
                     }
                 }
                 Ok(Decoded::Incomplete { needed }) => {
                     let want = needed.max(buf.len() + READ_CHUNK_BYTES);
                     buf.reserve(want - buf.len());
-                    if !self.read_more(&mut read_half, &mut buf, heartbeat_ms).await {
+                    if !self
+                        .read_more(&mut read_half, &mut buf, facts.heartbeat_ms)
+                        .await
+                    {
                         return;
                     }
                 }
@@ -198,6 +238,28 @@ impl Reader {
                 }
             }
         }
+    }
+
+    /// The settings the read loop needs, as they are now.
+    fn conn_facts(&self) -> ConnFacts {
+        let tls_required = self.nsqd.opts.tls_required != 0;
+        ConnFacts {
+            heartbeat_ms: self.client.settings.lock().heartbeat_interval_ms,
+            tls_pending: tls_required && self.client.transport.lock().tls.is_none(),
+        }
+    }
+
+    /// Runs the FINs in `fins` (emptied) in order; their errors are sent in order.
+    /// False when the connection is closing.
+    async fn finish_batch(&mut self, fins: &mut Vec<MessageId>) -> bool {
+        let errors = handler::finish_many(self, fins);
+        fins.clear();
+        for error in errors {
+            if !self.send_error(&error).await {
+                return false;
+            }
+        }
+        true
     }
 
     /// Reads more bytes, within the read deadline (2 x heartbeat) when heartbeats are on.

@@ -19,7 +19,7 @@ use crate::nsqd::channel::ChannelRef;
 use crate::nsqd::client::{ClientRef, ClientSettings};
 use crate::nsqd::topic::TopicRef;
 use crate::nsqd::NsqdInner;
-use crate::protocol::{frame, FrameType, Message};
+use crate::protocol::{frame, FrameType};
 
 /// Messages taken from the channel per lock, at most.
 const TAKE_BATCH_MAX: usize = 256;
@@ -32,7 +32,6 @@ struct Pump {
     out: BytesMut,
     settings: ClientSettings,
     subscription: Option<(TopicRef, ChannelRef)>,
-    batch: Vec<Message>,
 }
 
 /// Runs the pump until the reader is gone, the client is closed or a write fails.
@@ -50,7 +49,6 @@ pub(super) async fn run(
         out: BytesMut::with_capacity(64 * 1024),
         settings,
         subscription: None,
-        batch: Vec::with_capacity(TAKE_BATCH_MAX),
     };
     let mut heartbeat = heartbeat_interval(pump.settings.heartbeat_interval_ms);
     loop {
@@ -127,15 +125,16 @@ impl Pump {
             let rng = &self.nsqd.env.rng;
             // Go delivers a message when rand[0,100) <= rate; the rest are dropped.
             let keep = || sample_rate <= 0 || rng.below(100) as i64 <= sample_rate;
-            channel.take_for_client(
+            // The frames go straight into the output buffer.
+            let mut taken = channel.take_for_client(
                 &self.client,
                 room.min(TAKE_BATCH_MAX),
                 now,
                 msg_timeout_ns,
                 keep,
-                &mut self.batch,
+                &mut self.out,
             );
-            if self.batch.is_empty() {
+            if taken == 0 {
                 // Memory is empty: what overflowed to disk comes next.
                 let read = channel
                     .take_from_backend(
@@ -144,18 +143,18 @@ impl Pump {
                         now,
                         msg_timeout_ns,
                         keep,
-                        &mut self.batch,
+                        &mut self.out,
                     )
                     .await;
-                if let Err(error) = read {
-                    tracing::error!(client = self.client.id, %error, "reading the disk queue failed");
+                match read {
+                    Ok(n) => taken = n,
+                    Err(error) => {
+                        tracing::error!(client = self.client.id, %error, "reading the disk queue failed");
+                    }
                 }
             }
-            if self.batch.is_empty() {
+            if taken == 0 {
                 break;
-            }
-            for message in self.batch.drain(..) {
-                frame::write_message_frame(&mut self.out, &message);
             }
             if self.out.len() >= buffer_size {
                 self.flush().await?;

@@ -149,6 +149,14 @@ impl ParseError {
 /// is E_INVALID "cannot <CMD> in current state (TLS required)"; then per command exactly as Go's protocol_v2.go
 /// (state checks, then params, then names, then lengths). Unknown → E_INVALID "invalid command <X>".
 pub fn decode(src: &mut BytesMut, ctx: &ParseContext<'_>) -> Result<Decoded, ParseError> {
+    if let Some(command) = fin::fast(src, ctx) {
+        return Ok(Decoded::Complete(command));
+    }
+    decode_general(src, ctx)
+}
+
+/// [`decode`] without the FIN fast path.
+fn decode_general(src: &mut BytesMut, ctx: &ParseContext<'_>) -> Result<Decoded, ParseError> {
     let line = match Line::find(src) {
         Some(line) => line,
         None if src.len() >= MAX_LINE_LENGTH => return Err(line_too_long()),
