@@ -24,7 +24,6 @@ async fn start_on_memfs(fs: &MemFs, options: Options) -> Server {
     };
     start_with_env(
         Options {
-            mem_queue_size: 0,
             data_path: "data".into(),
             ..options
         },
@@ -87,13 +86,15 @@ async fn a_failed_gathered_write_shows_at_the_sync_tick_and_loses_nothing() {
     let server = start_on_memfs(
         &fs,
         Options {
+            // One message fits in memory; the next goes to the disk queue's buffer.
+            mem_queue_size: 1,
             sync_timeout: std::time::Duration::from_millis(50),
             ..golden_options()
         },
     )
     .await;
     fs.set_fail_writes(true);
-    server.publish("gathered", &[b"kept"]).await;
+    server.publish("gathered", &[b"in memory", b"kept"]).await;
     let mut unhealthy = false;
     for _ in 0..100 {
         if server.http("GET", "/ping", None).await.status == 500 {
@@ -114,10 +115,15 @@ async fn a_failed_gathered_write_shows_at_the_sync_tick_and_loses_nothing() {
     }
     assert!(healthy, "the next sync works and clears it");
     let mut consumer = server.conn().await;
-    consumer.send(b"SUB gathered c\nRDY 1\n").await;
+    consumer.send(b"SUB gathered c\nRDY 2\n").await;
     assert_eq!(consumer.frame().await.text(), "OK");
-    let message = consumer.frame().await;
-    assert_eq!(message.kind, FrameType::Message);
-    assert!(message.data.ends_with(b"kept"), "{message:?}");
+    let mut bodies = Vec::new();
+    for _ in 0..2 {
+        let message = consumer.frame().await;
+        assert_eq!(message.kind, FrameType::Message);
+        bodies.push(message.data[26..].to_vec());
+    }
+    bodies.sort();
+    assert_eq!(bodies, vec![b"in memory".to_vec(), b"kept".to_vec()]);
     server.stop().await;
 }
