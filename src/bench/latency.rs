@@ -30,7 +30,6 @@ use crate::client::{ClientError, Connection, Frame};
 use crate::env::{Clock, Net, RealClock};
 use crate::go_time::{format_go_duration, go_nanos};
 use crate::protocol::commands::Command;
-use crate::protocol::frame::OK;
 
 /// The latency probe's flags.
 #[derive(Debug, Clone)]
@@ -175,9 +174,9 @@ async fn subscribe(net: &dyn Net, config: &LatencyConfig) -> Result<Connection, 
     });
     conn.flush().await?;
     if identify_pending {
-        expect_ok(conn.read_response().await?)?;
+        super::expect_ok(conn.read_response().await?)?;
     }
-    expect_ok(conn.read_response().await?)?;
+    super::expect_ok(conn.read_response().await?)?;
     conn.send(&Command::Rdy { count: config.rdy });
     conn.flush().await?;
     Ok(conn)
@@ -196,20 +195,9 @@ async fn connect_publisher(
         super::open(net, &config.address, identify, &config.transport).await?;
     if identify_pending {
         conn.flush().await?;
-        expect_ok(conn.read_response().await?)?;
+        super::expect_ok(conn.read_response().await?)?;
     }
     Ok(conn)
-}
-
-fn expect_ok(answer: Bytes) -> Result<(), ClientError> {
-    if answer.as_ref() == OK {
-        Ok(())
-    } else {
-        Err(ClientError::UnexpectedFrame {
-            expected: "OK",
-            got: Frame::Response(answer).describe(),
-        })
-    }
 }
 
 /// The tick period that sends `batch_size` messages per tick at `rate` per second.
@@ -248,7 +236,7 @@ async fn publish(mut conn: Connection, config: &LatencyConfig) -> Result<u64, Cl
         }
         conn.send_raw(&encoded);
         conn.flush().await?;
-        expect_ok(conn.read_response().await?)?;
+        super::expect_ok(conn.read_response().await?)?;
         published += batch_size as u64;
     }
 }

@@ -145,3 +145,15 @@ async fn open(
 fn refused(name: &str) -> crate::client::ClientError {
     crate::client::ClientError::Negotiation(format!("nsqd refused {name}"))
 }
+
+/// `Ok` when nsqd answered `OK`; anything else is
+/// [`ClientError::UnexpectedFrame`](crate::client::ClientError::UnexpectedFrame).
+pub(crate) fn expect_ok(answer: bytes::Bytes) -> Result<(), crate::client::ClientError> {
+    if answer.as_ref() == crate::protocol::frame::OK {
+        return Ok(());
+    }
+    Err(crate::client::ClientError::UnexpectedFrame {
+        expected: "OK",
+        got: crate::client::Frame::Response(answer).describe(),
+    })
+}

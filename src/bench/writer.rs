@@ -13,10 +13,9 @@ use tokio::time::Instant;
 use super::error::{on_connection, BenchError};
 use super::report::Summary;
 use super::Transport;
-use crate::client::{ClientError, Connection, Frame};
+use crate::client::{ClientError, Connection};
 use crate::env::Net;
 use crate::protocol::commands::Command;
-use crate::protocol::frame::OK;
 
 /// The writer's flags.
 #[derive(Debug, Clone)]
@@ -140,13 +139,7 @@ async fn publish_until(
     loop {
         conn.send_raw(&mpub);
         conn.flush().await?;
-        let answer = conn.read_response().await?;
-        if answer.as_ref() != OK {
-            return Err(ClientError::UnexpectedFrame {
-                expected: "OK",
-                got: Frame::Response(answer).describe(),
-            });
-        }
+        super::expect_ok(conn.read_response().await?)?;
         published += batch_size as u64;
         if Instant::now() > end {
             return Ok(published);

@@ -16,10 +16,9 @@ use crate::bench::{
     insecure_client, run_latency, run_reader, run_writer, self_signed_pem, BenchError, Compression,
     FlushPolicy, LatencyConfig, ReaderConfig, Transport, WriterConfig,
 };
-use crate::client::{ClientError, Connection, Frame};
+use crate::client::{ClientError, Connection};
 use crate::env::RealNet;
 use crate::protocol::commands::Command;
-use crate::protocol::frame::OK;
 
 /// One case of the suite; its [`name`](Case::name) is the key `--cases` takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -429,13 +428,7 @@ async fn publish_backlog(address: &str, count: u64) -> Result<(), BenchError> {
                 for _ in 0..per_connection {
                     conn.send_raw(&encoded);
                     conn.flush().await?;
-                    let answer = conn.read_response().await?;
-                    if answer.as_ref() != OK {
-                        return Err(ClientError::UnexpectedFrame {
-                            expected: "OK",
-                            got: Frame::Response(answer).describe(),
-                        });
-                    }
+                    crate::bench::expect_ok(conn.read_response().await?)?;
                 }
                 Ok::<(), ClientError>(())
             };
