@@ -103,7 +103,7 @@ impl HoldBook {
         }
         while self.by_seq.front().is_some_and(|(_, hold)| hold.is_none()) {
             self.by_seq.pop_front();
-            self.released -= 1;
+            self.released = self.released.saturating_sub(1);
         }
         if self.released > self.by_id.len() + HOLD_TOMBSTONE_SLACK {
             self.by_seq.retain(|(_, hold)| hold.is_some());

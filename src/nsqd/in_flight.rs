@@ -111,9 +111,11 @@ impl InFlightQueue {
             deadline_ns,
             seq,
         };
-        let slot = match self.free.pop_front() {
-            Some(slot) => {
-                self.slots[slot as usize] = Some(entry);
+        let reusable = self.free.pop_front();
+        let slot = match reusable.and_then(|slot| Some((slot, self.slots.get_mut(slot as usize)?)))
+        {
+            Some((slot, free)) => {
+                *free = Some(entry);
                 slot
             }
             None => {
@@ -140,8 +142,10 @@ impl InFlightQueue {
             return Err(InFlightError::NotInFlight);
         };
         let slot = *occupied.get() as usize;
-        let owned = self.slots[slot]
-            .as_ref()
+        let owned = self
+            .slots
+            .get(slot)
+            .and_then(Option::as_ref)
             .is_some_and(|entry| entry.client_id == client_id);
         if !owned {
             return Err(InFlightError::NotOwner);
@@ -158,8 +162,10 @@ impl InFlightQueue {
         deadline_fn: impl FnOnce(&InFlight) -> i64,
     ) -> Result<(), InFlightError> {
         let slot = *self.by_id.get(id).ok_or(InFlightError::NotInFlight)?;
-        let entry = self.slots[slot as usize]
-            .as_mut()
+        let entry = self
+            .slots
+            .get_mut(slot as usize)
+            .and_then(Option::as_mut)
             .ok_or(InFlightError::NotInFlight)?;
         if entry.client_id != client_id {
             return Err(InFlightError::NotOwner);
