@@ -184,6 +184,24 @@ impl Channel {
         overflow
     }
 
+    /// [`Channel::put_messages`] for a whole queue the topic held: an empty memory queue
+    /// with room for all of it takes the queue itself, already allocated and filled.
+    pub fn put_queue(&self, messages: VecDeque<Message>) -> Vec<Message> {
+        let count = messages.len();
+        {
+            let mut state = self.state.lock();
+            if !state.memory.is_empty() || count > self.mem_queue_size {
+                drop(state);
+                return self.put_messages(messages);
+            }
+            state.memory = messages;
+        }
+        self.message_count
+            .fetch_add(count as u64, Ordering::Relaxed);
+        self.new_messages.notify_one();
+        Vec::new()
+    }
+
     /// Puts a message from the topic that must wait `defer_ms` first.
     /// With `--mem-queue-size=0` the message goes to the disk queue like every other one,
     /// so an acknowledged DPUB survives a crash; it is returned for the caller to write,
@@ -659,24 +677,9 @@ mod tests {
     use bytes::Bytes;
 
     use super::*;
-    use crate::nsqd::client::{ClientSettings, ClientShared};
+    use crate::nsqd::client::test_client;
 
     const SEC: i64 = 1_000_000_000;
-
-    fn client() -> ClientRef {
-        let settings = ClientSettings {
-            client_id: "c".into(),
-            hostname: "h".into(),
-            user_agent: String::new(),
-            heartbeat_interval_ms: 30_000,
-            output_buffer_size: 16_384,
-            output_buffer_timeout_ms: 250,
-            sample_rate: 0,
-            msg_timeout_ms: 60_000,
-        };
-        let addr = "127.0.0.1:1".parse().unwrap();
-        Arc::new(ClientShared::new(1, addr, 0, settings))
-    }
 
     /// Puts a message published at `published_ns` and hands it to `client`.
     fn deliver(channel: &Channel, client: &ClientRef, n: u64, published_ns: i64) -> MessageId {
@@ -696,7 +699,7 @@ mod tests {
     #[test]
     fn fin_reads_no_clock_and_reports_null_when_tracking_is_off() {
         let channel = Channel::new("t", "c", 100, 0, None, 0, None);
-        let client = client();
+        let client = test_client();
         let id = deliver(&channel, &client, 1, SEC);
         channel
             .finish(client.id, &id, || panic!("the clock is not read"))
@@ -708,7 +711,7 @@ mod tests {
     fn fin_records_age_since_publish_and_a_failed_fin_records_nothing() {
         let config = E2eConfig::new(&[1.0], Duration::from_secs(600)).unwrap();
         let channel = Channel::new("t", "c", 100, 0, Some(&config), 0, None);
-        let client = client();
+        let client = test_client();
         let id = deliver(&channel, &client, 1, SEC);
         assert!(channel.finish(client.id + 1, &id, || 2 * SEC).is_err());
         channel.finish(client.id, &id, || SEC + 200).unwrap();
@@ -725,7 +728,7 @@ mod tests {
     fn finish_many_finishes_in_order_and_reports_each_failure() {
         let config = E2eConfig::new(&[1.0], Duration::from_secs(600)).unwrap();
         let channel = Channel::new("t", "c", 100, 0, Some(&config), 0, None);
-        let client = client();
+        let client = test_client();
         let a = deliver(&channel, &client, 1, SEC);
         let b = deliver(&channel, &client, 2, SEC);
         let mut failures = Vec::new();
@@ -762,7 +765,7 @@ mod tests {
             .collect();
         backend.put(&on_disk).await.unwrap();
         let channel = Channel::new("t", "c", 100, 0, None, 0, Some(backend.clone()));
-        let client = client();
+        let client = test_client();
         let mut out = BytesMut::new();
         let taken = channel
             .take_from_backend(&client, 10, SEC, 60 * SEC, || true, &mut out)

@@ -192,3 +192,20 @@ impl ClientShared {
 
 /// A handle to a client as the registry keeps it.
 pub type ClientRef = Arc<ClientShared>;
+
+/// A client with Go's default settings and id 1, for unit tests of the queues.
+#[cfg(test)]
+pub(crate) fn test_client() -> ClientRef {
+    let settings = ClientSettings {
+        client_id: "c".into(),
+        hostname: "h".into(),
+        user_agent: String::new(),
+        heartbeat_interval_ms: 30_000,
+        output_buffer_size: 16_384,
+        output_buffer_timeout_ms: 250,
+        sample_rate: 0,
+        msg_timeout_ms: 60_000,
+    };
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], 1));
+    Arc::new(ClientShared::new(1, addr, 0, settings))
+}

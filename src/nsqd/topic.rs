@@ -64,18 +64,54 @@ impl BackendFactory {
 /// `channel` (if any) is told it has something to read.
 type DiskWrite = (Arc<Backend>, Option<ChannelRef>, Vec<Message>);
 
-/// A message waiting in the topic for a channel to take it, with its DPUB delay.
-#[derive(Debug, Clone)]
-struct Pending {
-    message: Message,
-    defer_ns: i64,
+/// Messages waiting in the topic's memory for a channel to take them.
+///
+/// Undelayed messages keep their own queue so that, when the channels have room for all
+/// of them, the whole queue moves to a channel at once instead of message by message.
+#[derive(Debug, Default)]
+struct Held {
+    /// Messages to deliver at once, oldest first.
+    now: VecDeque<Message>,
+    /// DPUB messages with their delay, oldest first; the delay counts from when a
+    /// channel takes them, as in Go.
+    deferred: VecDeque<(Message, i64)>,
+}
+
+impl Held {
+    fn len(&self) -> usize {
+        self.now.len() + self.deferred.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.now.is_empty() && self.deferred.is_empty()
+    }
+
+    fn push(&mut self, message: Message, defer_ns: i64) {
+        if defer_ns > 0 {
+            self.deferred.push_back((message, defer_ns));
+        } else {
+            self.now.push_back(message);
+        }
+    }
+
+    fn clear(&mut self) {
+        *self = Held::default();
+    }
+
+    /// Every message, undelayed first, for the disk queue (which keeps no delay).
+    fn take_all(&mut self) -> Vec<Message> {
+        let Held { now, deferred } = std::mem::take(self);
+        now.into_iter()
+            .chain(deferred.into_iter().map(|(message, _)| message))
+            .collect()
+    }
 }
 
 #[derive(Debug)]
 struct TopicState {
     channels: BTreeMap<String, ChannelRef>,
     /// Messages held while the topic has no channel or is paused.
-    pending: VecDeque<Pending>,
+    pending: Held,
     paused: bool,
     /// False while a new topic's channels are being pre-created from lookupd (Go's
     /// `Start()` not yet called): messages are held as if paused.
@@ -160,7 +196,7 @@ impl Topic {
             e2e,
             state: Mutex::new(TopicState {
                 channels: BTreeMap::new(),
-                pending: VecDeque::new(),
+                pending: Held::default(),
                 paused: false,
                 started: true,
                 exiting: false,
@@ -235,7 +271,7 @@ impl Topic {
         let mut overflow = Vec::new();
         for message in messages {
             if state.pending.len() < self.mem_queue_size {
-                state.pending.push_back(Pending { message, defer_ns });
+                state.pending.push(message, defer_ns);
             } else if !self.ephemeral {
                 if defer_ns > 0 {
                     let due_ns = now_ns.saturating_add(defer_ns);
@@ -297,7 +333,7 @@ impl Topic {
         let (pending, channels) = {
             let mut state = self.state.lock();
             state.exiting = true;
-            let pending: Vec<Message> = state.pending.drain(..).map(|p| p.message).collect();
+            let pending = state.pending.take_all();
             (
                 pending,
                 state.channels.values().cloned().collect::<Vec<_>>(),
@@ -349,29 +385,20 @@ impl Topic {
         if state.pending.is_empty() || !state.flows() || state.channels.is_empty() {
             return;
         }
-        let room = state.channels.values().map(|c| c.room()).min().unwrap_or(0);
-        let mut batch = Vec::new();
-        let mut taken = 0usize;
-        while let Some(front) = state.pending.front() {
-            if front.defer_ns <= 0 {
-                if taken >= room {
-                    break;
-                }
-                taken += 1;
-            }
-            let Some(pending) = state.pending.pop_front() else {
-                break;
-            };
-            batch.push(pending);
+        // A delayed message waits in each channel's deferred queue, which has no limit.
+        while let Some((message, defer_ns)) = state.pending.deferred.pop_front() {
+            let _ = fan_out(&state.channels, vec![message], defer_ns, now_ns);
         }
-        for pending in batch {
-            // Room was checked: nothing overflows to disk here.
-            let _ = fan_out(
-                &state.channels,
-                vec![pending.message],
-                pending.defer_ns,
-                now_ns,
-            );
+        let room = state.channels.values().map(|c| c.room()).min().unwrap_or(0);
+        let now = &mut state.pending.now;
+        let fits = if room >= now.len() {
+            std::mem::take(now)
+        } else {
+            let rest = now.split_off(room);
+            std::mem::replace(now, rest)
+        };
+        if !fits.is_empty() {
+            hand_over(&state.channels, fits);
         }
         self.has_pending
             .store(!state.pending.is_empty(), Ordering::Release);
@@ -559,6 +586,19 @@ fn fan_out_from_disk(
     writes
 }
 
+/// Moves messages held in the topic to channels that have room for all of them: the
+/// last channel takes the queue itself, the others copies of it.
+fn hand_over(channels: &BTreeMap<String, ChannelRef>, mut queue: VecDeque<Message>) {
+    let count = channels.len();
+    for (i, channel) in channels.values().enumerate() {
+        if i + 1 == count {
+            channel.put_queue(std::mem::take(&mut queue));
+        } else {
+            channel.put_messages(queue.iter().cloned());
+        }
+    }
+}
+
 /// Gives every channel its own copy of `messages` (same id, timestamp and body).
 /// Returns what did not fit in a channel's memory, for its disk queue.
 fn fan_out(
@@ -618,3 +658,75 @@ async fn write_all(writes: Vec<DiskWrite>) -> Result<(), TopicError> {
 
 /// A handle to a topic.
 pub type TopicRef = Arc<Topic>;
+
+#[cfg(test)]
+mod tests {
+    use bytes::BytesMut;
+
+    use super::*;
+    use crate::nsqd::client::test_client;
+    use crate::protocol::frame;
+
+    fn bodies(names: &[&'static str]) -> Vec<Bytes> {
+        names
+            .iter()
+            .map(|n| Bytes::from_static(n.as_bytes()))
+            .collect()
+    }
+
+    /// The bodies `channel` hands out from memory, in order.
+    fn drain(channel: &Channel) -> Vec<Bytes> {
+        let mut out = BytesMut::new();
+        channel.take_for_client(
+            &test_client(),
+            usize::MAX,
+            0,
+            60_000_000_000,
+            || true,
+            &mut out,
+        );
+        let mut got = Vec::new();
+        while let Some((_, data)) = frame::decode_frame(&mut out, usize::MAX).unwrap() {
+            got.push(Message::decode(data).unwrap().body);
+        }
+        got
+    }
+
+    #[tokio::test]
+    async fn held_messages_reach_every_channel_in_order_when_the_topic_starts() {
+        let topic = Topic::new("t", 1, 10, 0, None, None).hold_until_started();
+        let a = topic.get_or_create_channel("a", 0).unwrap();
+        let b = topic.get_or_create_channel("b", 0).unwrap();
+        topic.publish(bodies(&["1", "2"]), 0, 0).await.unwrap();
+        topic.publish(bodies(&["later"]), 0, 5_000).await.unwrap();
+        topic.publish(bodies(&["3"]), 0, 0).await.unwrap();
+        assert_eq!(topic.snapshot().depth, 4);
+        topic.start(100);
+        assert_eq!(topic.snapshot().depth, 0);
+        assert!(!topic.has_pending());
+        for channel in [&a, &b] {
+            assert_eq!(channel.snapshot().deferred_count, 1);
+            assert_eq!(drain(channel), bodies(&["1", "2", "3"]));
+        }
+    }
+
+    #[tokio::test]
+    async fn only_what_fits_leaves_the_topic_and_the_rest_follows_later() {
+        let topic = Topic::new("t", 1, 4, 0, None, None);
+        let channel = topic.get_or_create_channel("c", 0).unwrap();
+        topic.publish(bodies(&["1", "2"]), 0, 0).await.unwrap();
+        topic.set_paused(true, 0);
+        topic
+            .publish(bodies(&["3", "4", "5", "6"]), 0, 0)
+            .await
+            .unwrap();
+        topic.set_paused(false, 0);
+        assert_eq!(channel.snapshot().depth, 4);
+        assert_eq!(topic.snapshot().depth, 2);
+        assert!(topic.has_pending());
+        assert_eq!(drain(&channel), bodies(&["1", "2", "3", "4"]));
+        topic.retry_pending(0);
+        assert!(!topic.has_pending());
+        assert_eq!(drain(&channel), bodies(&["5", "6"]));
+    }
+}
