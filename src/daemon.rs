@@ -1,6 +1,6 @@
 //! What the daemon binaries share around the library types: Go-style logging to stderr
 //! (every line led by `--log-prefix`, the level changeable at run time) and the wait for
-//! SIGINT or SIGTERM.
+//! SIGINT or SIGTERM, and Go's raised open file limit.
 
 use std::io::Write;
 
@@ -99,5 +99,24 @@ pub fn report(daemon: &str, err: &crate::nsqd::cli::CliError) -> std::process::E
             std::process::ExitCode::from(err.exit_code())
         }
         _ => fatal(daemon, &err.to_string()),
+    }
+}
+
+/// Raises the soft limit on open files to the hard limit, as every Go program does at
+/// start (Go 1.19 and later), so Go nsqd's users get the same number of connections
+/// from ours without touching `ulimit`. Failing to raise it is not fatal: the daemon runs
+/// with what it has.
+pub fn raise_open_file_limit() {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let limit = getrlimit(Resource::Nofile);
+    if limit.current >= limit.maximum {
+        return;
+    }
+    let raised = rustix::process::Rlimit {
+        current: limit.maximum,
+        maximum: limit.maximum,
+    };
+    if let Err(error) = setrlimit(Resource::Nofile, raised) {
+        tracing::warn!(%error, "could not raise the open file limit");
     }
 }

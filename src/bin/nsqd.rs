@@ -35,6 +35,7 @@ fn main() -> ExitCode {
         Err(message) => return fatal(&message),
     };
     let log_filter = init_logging(&options.log_level, &options.log_prefix);
+    daemon::raise_open_file_limit();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -45,6 +45,23 @@ pub trait Net: Send + Sync {
     fn bind_udp<'a>(&'a self, addr: &'a str) -> BoxFuture<'a, io::Result<Box<dyn Datagram>>>;
 }
 
+/// The accept queue asked of the kernel, which caps it at `net.core.somaxconn` (4096 on
+/// current Linux), as Go's `net.Listen` uses that maximum: a mass reconnect after a
+/// restart must not overflow it, or each dropped SYN costs its client a second.
+const LISTEN_BACKLOG: u32 = 65_535;
+
+/// Binds and listens on `addr` with [`LISTEN_BACKLOG`] (and `SO_REUSEADDR`, as std and
+/// Go set it, so a restart can bind while old connections linger in TIME_WAIT).
+fn listen(addr: SocketAddr) -> io::Result<tokio::net::TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
 /// The operating system's network, through tokio.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RealNet;
@@ -89,8 +106,21 @@ impl Datagram for RealDatagram {
 impl Net for RealNet {
     fn bind_tcp<'a>(&'a self, addr: &'a str) -> BoxFuture<'a, io::Result<Box<dyn Listener>>> {
         Box::pin(async move {
-            let listener = tokio::net::TcpListener::bind(addr).await?;
-            Ok(Box::new(RealListener(listener)) as Box<dyn Listener>)
+            let mut last_error = None;
+            for addr in tokio::net::lookup_host(addr).await? {
+                match listen(addr) {
+                    Ok(listener) => {
+                        return Ok(Box::new(RealListener(listener)) as Box<dyn Listener>)
+                    }
+                    Err(error) => last_error = Some(error),
+                }
+            }
+            Err(last_error.unwrap_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "could not resolve to any address",
+                )
+            }))
         })
     }
 

@@ -7,6 +7,7 @@
 //! - `tcp_errors`: every V2 error case, its text, and fatal vs non-fatal.
 //! - `delivery`: RDY, timeouts, REQ, TOUCH, DPUB, CLS, heartbeats, ephemeral, fan-out.
 //! - `e2e`: end-to-end processing latency quantiles in `/stats`.
+//! - `hardening`: connection bursts, long URLs, a TCP client on the HTTP port.
 //! - `health`: a failed disk write turns `/ping` to 500 until a write succeeds.
 //! - `http_api`: the HTTP API and `/stats` against Go's golden answers.
 //! - `statsd`: the statsd push loop against Go's golden packets.
@@ -21,6 +22,7 @@ mod auth;
 mod compression;
 mod delivery;
 mod e2e;
+mod hardening;
 mod health;
 mod http_admin;
 mod http_api;

@@ -655,7 +655,8 @@ pub async fn http_head_only(
     http_exchange(addr, head.as_bytes()).await
 }
 
-async fn http_exchange(addr: SocketAddr, request: &[u8]) -> HttpResponse {
+/// Sends `request` as it is (any bytes, HTTP or not) and reads one HTTP response.
+pub async fn http_exchange(addr: SocketAddr, request: &[u8]) -> HttpResponse {
     let mut stream = timeout(WAIT, TcpStream::connect(addr))
         .await
         .expect("connect in time")
@@ -665,7 +666,7 @@ async fn http_exchange(addr: SocketAddr, request: &[u8]) -> HttpResponse {
     let mut raw = Vec::new();
     let deadline = Instant::now() + WAIT;
     loop {
-        if let Some(response) = parse_http(&raw) {
+        if let Some(response) = parse_http(&raw, false) {
             return response;
         }
         let left = deadline.saturating_duration_since(Instant::now());
@@ -673,7 +674,7 @@ async fn http_exchange(addr: SocketAddr, request: &[u8]) -> HttpResponse {
         match timeout(left, stream.read(&mut chunk)).await {
             Err(_) => panic!("HTTP response incomplete after {WAIT:?}: {:?}", lossy(&raw)),
             Ok(Ok(0)) | Ok(Err(_)) => {
-                return parse_http(&raw)
+                return parse_http(&raw, true)
                     .unwrap_or_else(|| panic!("connection closed mid-response: {:?}", lossy(&raw)))
             }
             Ok(Ok(n)) => raw.extend_from_slice(&chunk[..n]),
@@ -685,8 +686,9 @@ fn lossy(raw: &[u8]) -> String {
     String::from_utf8_lossy(raw).into_owned()
 }
 
-/// A whole response in `raw`, or None while more is needed.
-fn parse_http(raw: &[u8]) -> Option<HttpResponse> {
+/// A whole response in `raw`, or None while more is needed; at `eof` a body without a
+/// length is whatever came before the close (Go's own error answers have none).
+fn parse_http(raw: &[u8], eof: bool) -> Option<HttpResponse> {
     let head_end = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
     let head = std::str::from_utf8(&raw[..head_end]).expect("ASCII head");
     let rest = &raw[head_end + 4..];
@@ -720,8 +722,10 @@ fn parse_http(raw: &[u8]) -> Option<HttpResponse> {
         rest[..length].to_vec()
     } else if find("Transfer-Encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
         dechunk(rest)?
+    } else if eof {
+        rest.to_vec()
     } else {
-        // No length: the body runs to the close, which the caller sees as EOF.
+        // No length: the body runs to the close.
         return None;
     };
     Some(HttpResponse {
