@@ -1,5 +1,5 @@
 //! What nsqd's and nsqlookupd's HTTP APIs share: the accept loop (one hyper connection per
-//! client, Go's header spelling), Go's V1 response conventions (nsq-reference §2.1) and
+//! client behind [`crate::http_front`], Go's header spelling), Go's V1 response conventions (nsq-reference §2.1) and
 //! query strings as Go's `url.ParseQuery` reads them.
 //!
 //! Every response carries a `Date` header computed from the caller's clock (`now_ns`), so
@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -20,6 +21,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio_util::sync::CancellationToken;
 
 use crate::env::Listener;
+use crate::http_front::{HttpFront, LongTargets, MAX_HEAD_BYTES};
 
 /// Every handler's answer.
 pub type HttpResponse = Response<Full<Bytes>>;
@@ -73,7 +75,10 @@ pub async fn serve<H, F>(
                 },
                 None => stream,
             };
-            let service = hyper::service::service_fn(move |request| {
+            let long_targets = Arc::new(LongTargets::default());
+            let stream = HttpFront::new(stream, long_targets.clone());
+            let service = hyper::service::service_fn(move |mut request| {
+                long_targets.restore(&mut request);
                 let answer = handler(request);
                 async move { Ok::<_, Infallible>(answer.await) }
             });
@@ -81,6 +86,8 @@ pub async fn serve<H, F>(
             builder
                 .timer(TokioTimer::new())
                 .header_read_timeout(Duration::from_secs(10))
+                // Go takes heads up to this size; the front refuses bigger ones first.
+                .max_buf_size(MAX_HEAD_BYTES + 64 * 1024)
                 // Go writes header names in canonical form (`X-Nsq-Content-Type`).
                 .title_case_headers(true)
                 .auto_date_header(false);

@@ -12,6 +12,8 @@
 //! - [`lookupd`]: the nsqlookupd daemon: the registration DB, the V1 TCP protocol and
 //!   its HTTP API.
 //! - [`http_common`]: the HTTP accept loop and Go's V1 response conventions both daemons use.
+//! - [`http_front`]: what Go's HTTP server does with a request head before hyper sees it
+//!   (long targets, Go's 400 and 431 answers).
 //! - [`compress`]: the snappy (framing format) and raw deflate stream wrappers nsqd and
 //!   clients switch to after IDENTIFY.
 //! - [`client`]: a small async producer/consumer used by tests, tools and benches.
@@ -33,6 +35,7 @@ pub mod go_json;
 pub mod go_time;
 pub mod http_client;
 pub mod http_common;
+pub mod http_front;
 pub mod lookupd;
 pub mod nsqd;
 pub mod protocol;

@@ -63,7 +63,8 @@ type Refusal = (StatusCode, &'static str);
 
 fn route(lookupd: &LookupdInner, request: Request<Incoming>) -> HttpResponse {
     let now_ns = lookupd.now_ns();
-    let path = request.uri().path();
+    let (path, query) = crate::http_front::path_and_query(&request);
+    let query = parse_query(query);
     let Some(&(_, method, endpoint)) = ROUTES.iter().find(|(p, _, _)| *p == path) else {
         return http_common::error(now_ns, StatusCode::NOT_FOUND, "NOT_FOUND");
     };
@@ -74,7 +75,6 @@ fn route(lookupd: &LookupdInner, request: Request<Incoming>) -> HttpResponse {
         }
         return http_common::method_not_allowed(now_ns, &allow);
     }
-    let query = parse_query(request.uri().query().unwrap_or(""));
     let answer = match endpoint {
         Endpoint::Ping => return http_common::plain(now_ns, StatusCode::OK, "OK", false),
         Endpoint::Info => Ok(Answer::json(&serde_json::json!({

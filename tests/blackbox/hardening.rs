@@ -89,3 +89,78 @@ async fn a_burst_of_http_connections_is_accepted_at_once_and_served() {
     join_all(pings).await;
     server.stop().await;
 }
+
+#[tokio::test]
+async fn urls_as_long_as_go_takes_are_answered() {
+    let server = start().await;
+    let pad = "x".repeat(100_000);
+    let published = server
+        .http(
+            "POST",
+            &format!("/pub?topic=long&pad={pad}"),
+            Some(b"hello"),
+        )
+        .await;
+    assert_eq!(published.status, 200, "{published:?}");
+    assert_eq!(published.text(), "OK");
+    assert_eq!(server.topic_stats("long").await["message_count"], 1);
+
+    let stats = server
+        .http("GET", &format!("/stats?format=json&topic={pad}"), None)
+        .await;
+    assert_eq!(stats.status, 200, "{stats:?}");
+    let stats: serde_json::Value = serde_json::from_slice(&stats.body).expect("JSON");
+    // Go answers a filter that matches nothing with `"topics":null`.
+    assert_eq!(stats["topics"], serde_json::Value::Null);
+
+    let many: String = (0..20_000).map(|i| format!("&p{i}=v")).collect();
+    let published = server
+        .http("POST", &format!("/pub?topic=long{many}"), Some(b"again"))
+        .await;
+    assert_eq!(published.status, 200, "{published:?}");
+    assert_eq!(server.topic_stats("long").await["message_count"], 2);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_url_over_gos_header_limit_gets_gos_431() {
+    let server = start().await;
+    let pad = "x".repeat(2 << 20);
+    let refused = server
+        .http(
+            "POST",
+            &format!("/pub?topic=huge&pad={pad}"),
+            Some(b"hello"),
+        )
+        .await;
+    assert_eq!(refused.status, 431, "{refused:?}");
+    assert_eq!(refused.reason, "Request Header Fields Too Large");
+    refused.assert_header("Content-Type", "text/plain; charset=utf-8");
+    refused.assert_header("Connection", "close");
+    assert_eq!(refused.text(), "431 Request Header Fields Too Large");
+    assert!(server.http("GET", "/ping", None).await.status == 200);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_v2_client_on_the_http_port_reads_gos_400() {
+    let server = start().await;
+    // What go-nsq's producer sends when pointed at the HTTP port.
+    let mut request = b"  V2IDENTIFY\n".to_vec();
+    request.extend_from_slice(&identify_bytes(r#"{"client_id":"x"}"#)[b"IDENTIFY\n".len()..]);
+    let refused = http_exchange(server.http, &request).await;
+    assert_eq!(refused.status, 400, "{refused:?}");
+    assert_eq!(refused.reason, "Bad Request");
+    assert_eq!(
+        refused.headers,
+        [
+            (
+                "Content-Type".to_string(),
+                "text/plain; charset=utf-8".to_string()
+            ),
+            ("Connection".to_string(), "close".to_string()),
+        ]
+    );
+    assert_eq!(refused.text(), "400 Bad Request");
+    server.stop().await;
+}

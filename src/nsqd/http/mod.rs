@@ -166,7 +166,8 @@ impl Route {
 pub(super) use crate::http_common::{parse_query, Query};
 
 async fn route(nsqd: &NsqdInner, request: Request<Incoming>) -> HttpResponse {
-    let path = request.uri().path().to_string();
+    let (path, query) = crate::http_front::path_and_query(&request);
+    let (path, query) = (path.to_string(), parse_query(query));
     let Some((route, param)) = ROUTES
         .iter()
         .find_map(|route| route.matches(&path).map(|param| (route, param)))
@@ -180,7 +181,6 @@ async fn route(nsqd: &NsqdInner, request: Request<Incoming>) -> HttpResponse {
         }
         return method_not_allowed(nsqd, &route.allow());
     };
-    let query = parse_query(request.uri().query().unwrap_or(""));
     match *endpoint {
         Endpoint::Ping => match nsqd.health() {
             None => plain(nsqd, StatusCode::OK, "OK", false),
