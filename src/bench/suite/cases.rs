@@ -51,11 +51,13 @@ pub enum Case {
     Ceiling,
     /// nsqd's resident memory at rest.
     RssIdle,
+    /// nsqd's resident memory per idle client: 10,000 connections that sent the magic.
+    Idle10k,
 }
 
 impl Case {
     /// Every case, in the order the suite runs and prints them.
-    pub const ALL: [Case; 14] = [
+    pub const ALL: [Case; 15] = [
         Case::PubMem1m,
         Case::PubDefault,
         Case::PubMem0,
@@ -70,6 +72,7 @@ impl Case {
         Case::Topics1000,
         Case::Ceiling,
         Case::RssIdle,
+        Case::Idle10k,
     ];
 
     /// The case's key, as `--cases` takes it and the table prints it.
@@ -89,6 +92,7 @@ impl Case {
             Case::Topics1000 => "topics-1000",
             Case::Ceiling => "ceiling",
             Case::RssIdle => "rss-idle",
+            Case::Idle10k => "idle-10k",
         }
     }
 
@@ -120,7 +124,8 @@ impl Case {
             | Case::Consumers100
             | Case::Topics1000
             | Case::Ceiling
-            | Case::RssIdle => &[],
+            | Case::RssIdle
+            | Case::Idle10k => &[],
         }
     }
 }
@@ -285,7 +290,48 @@ pub(super) async fn run_case(
             tokio::time::sleep(d.idle).await;
             Ok(vec![(Phase::Rss, Sample::rss(server.rss_kib()?))])
         }
+        Case::Idle10k => {
+            let count = if run.quick { 1_000 } else { IDLE_CONNECTIONS };
+            let sample = idle_connections(server, count, d.idle).await?;
+            Ok(vec![(Phase::Idle, sample)])
+        }
     }
+}
+
+/// Connections the idle case opens.
+const IDLE_CONNECTIONS: usize = 10_000;
+
+/// Opens `count` connections that send the V2 magic and nothing else, lets them idle,
+/// and reports nsqd's resident memory growth per connection.
+async fn idle_connections(
+    server: &Server,
+    count: usize,
+    idle: Duration,
+) -> Result<Sample, SuiteError> {
+    use tokio::io::AsyncWriteExt;
+    crate::daemon::raise_open_file_limit();
+    tokio::time::sleep(idle).await;
+    let before = server.rss_kib()?;
+    let mut streams = Vec::with_capacity(count);
+    let io = |source: std::io::Error| SuiteError::Io {
+        what: "opening an idle connection".into(),
+        source,
+    };
+    for _ in 0..count {
+        let connect = tokio::net::TcpStream::connect(server.tcp);
+        let mut stream = tokio::time::timeout(CONNECT_TIMEOUT, connect)
+            .await
+            .map_err(|_| io(std::io::ErrorKind::TimedOut.into()))?
+            .map_err(io)?;
+        stream.write_all(b"  V2").await.map_err(io)?;
+        streams.push(stream);
+    }
+    // Past nsqd's quiet period, so what a connection keeps while idle is what counts.
+    tokio::time::sleep(idle + Duration::from_secs(1)).await;
+    let after = server.rss_kib()?;
+    drop(streams);
+    let kib = after.saturating_sub(before) as f64 / count as f64;
+    Ok(Sample::per_connection(kib, count))
 }
 
 /// The suite's connect timeout: far above Go's one second, so a loaded machine opening

@@ -281,6 +281,9 @@ fn describe(samples: &[(Phase, Sample)]) -> String {
             if let Some(kib) = sample.rss_kib {
                 text += &format!(" {}", report::format_kib(kib as f64));
             }
+            if let Some(kib) = sample.kib_per_connection {
+                text += &format!(" {} per connection", report::format_kib_fraction(kib));
+            }
             if let Some(note) = &sample.note {
                 text += &format!(" ({note})");
             }

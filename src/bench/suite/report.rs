@@ -17,6 +17,8 @@ pub enum Phase {
     Latency,
     /// Resident memory at rest.
     Rss,
+    /// Resident memory per idle connection.
+    Idle,
 }
 
 impl Phase {
@@ -27,6 +29,7 @@ impl Phase {
             Phase::Reader => "reader",
             Phase::Latency => "latency",
             Phase::Rss => "rss",
+            Phase::Idle => "idle",
         }
     }
 }
@@ -63,6 +66,8 @@ pub struct Sample {
     pub latency: Option<[Duration; 4]>,
     /// Resident set size in KiB.
     pub rss_kib: Option<u64>,
+    /// Resident memory growth per idle connection, KiB.
+    pub kib_per_connection: Option<f64>,
     /// Something the reader of the table should know about this run.
     pub note: Option<String>,
 }
@@ -77,6 +82,15 @@ impl Sample {
             messages,
             msgs_per_s: Some(msgs_per_s),
             cpu_s_per_million,
+            ..Sample::default()
+        }
+    }
+
+    /// A per-connection memory sample over `connections` idle connections.
+    pub fn per_connection(kib: f64, connections: usize) -> Sample {
+        Sample {
+            messages: connections as u64,
+            kib_per_connection: Some(kib),
             ..Sample::default()
         }
     }
@@ -287,6 +301,7 @@ enum Value {
     Cpu,
     Latency(usize),
     Rss,
+    KibPerConnection,
 }
 
 impl Value {
@@ -299,6 +314,7 @@ impl Value {
                 .and_then(|l| l.get(i).copied())
                 .map(|d| d.as_nanos() as f64),
             Value::Rss => sample.rss_kib.map(|kib| kib as f64),
+            Value::KibPerConnection => sample.kib_per_connection,
         }
     }
 
@@ -308,6 +324,7 @@ impl Value {
             Value::Cpu => format_cpu,
             Value::Latency(_) => format_nanos,
             Value::Rss => format_kib,
+            Value::KibPerConnection => format_kib_fraction,
         }
     }
 }
@@ -331,6 +348,7 @@ fn measures(phase: Phase) -> Vec<(&'static str, Value)> {
             rows
         }
         Phase::Rss => vec![("RSS at rest", Value::Rss)],
+        Phase::Idle => vec![("KiB per idle connection", Value::KibPerConnection)],
     }
 }
 
@@ -376,6 +394,11 @@ pub fn format_nanos(nanos: f64) -> String {
 /// `12.3 MiB`.
 pub fn format_kib(kib: f64) -> String {
     format!("{} MiB", significant3(kib / 1024.0))
+}
+
+/// A small size in KiB, three significant digits.
+pub fn format_kib_fraction(kib: f64) -> String {
+    format!("{} KiB", significant3(kib))
 }
 
 #[cfg(test)]

@@ -112,9 +112,7 @@ async fn subscribe(reader: &mut Reader, topic_name: &str, channel_name: &str) ->
         reader.client.set_state(ClientState::Subscribed);
         reader.subscription = Some((topic.clone(), channel.clone()));
         // The OK travels with the subscription so that no message can overtake it.
-        reader
-            .send(ToPump::Subscribed(topic, channel, Reader::ok()))
-            .await;
+        reader.send(ToPump::Subscribed(topic, channel)).await;
         return Ok(None);
     }
     Err(sub_failed("failed to deleted topic/channel"))

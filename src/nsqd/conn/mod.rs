@@ -17,6 +17,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
 
 use super::channel::ChannelRef;
 use super::client::{ClientRef, ClientSettings, ClientShared};
@@ -27,29 +28,50 @@ use crate::protocol::{
     self, frame, Decoded, FrameType, MessageId, ParseContext, ParseError, ProtocolError,
 };
 
-/// Bytes asked of the socket per read at least.
+/// Bytes asked of the socket per read, at most beyond what a command needs: reached by
+/// doubling from [`READ_CHUNK_MIN`] while each read fills the buffer, so a busy client
+/// is read in large gulps and an idle one costs a small buffer.
 const READ_CHUNK_BYTES: usize = 64 * 1024;
+/// Bytes asked of the socket per read when a client starts or comes back from quiet.
+const READ_CHUNK_MIN: usize = 512;
+/// A connection whose client sends nothing for this long between commands gives its
+/// read buffer back; the next command is read into a fresh one.
+const QUIET_AFTER: Duration = Duration::from_secs(1);
 /// Frames the reader may queue for the pump before it waits (back-pressure on a client
 /// that pipelines commands but never reads answers).
 const PUMP_QUEUE_DEPTH: usize = 256;
 
-/// What the reader asks the pump to do, in order.
+/// What the reader asks the pump to do, in order. Kept no bigger than a frame: the
+/// queue allocates room for a block of these per connection, busy or idle.
 pub(crate) enum ToPump {
     /// Write this frame and flush.
     Frame(Bytes),
     /// Write this error frame, flush and close the connection.
     Fatal(Bytes),
-    /// The client subscribed: write SUB's answer, then start delivering from this channel.
-    Subscribed(TopicRef, ChannelRef, Bytes),
+    /// The client subscribed: write SUB's `OK`, then start delivering from this channel.
+    Subscribed(TopicRef, ChannelRef),
     /// IDENTIFY changed the settings (heartbeat, buffering, sampling, msg timeout).
     SettingsChanged,
-    /// IDENTIFY negotiated a stream upgrade: write and flush this answer in the clear,
-    /// hand the write half over, and wait for the upgraded one (`Err`: closing).
-    Upgrade {
-        answer: Bytes,
-        writer_out: oneshot::Sender<WriteHalf<BoxStream>>,
-        writer_in: oneshot::Receiver<WriteHalf<BoxStream>>,
-    },
+    /// IDENTIFY negotiated a stream upgrade.
+    Upgrade(Box<UpgradeHandOff>),
+}
+
+/// A stream upgrade as the pump sees it: write and flush `answer` in the clear, hand the
+/// write half over, and wait for the upgraded one (`Err`: closing).
+pub(crate) struct UpgradeHandOff {
+    answer: Bytes,
+    writer_out: oneshot::Sender<WriteHalf<BoxStream>>,
+    writer_in: oneshot::Receiver<WriteHalf<BoxStream>>,
+}
+
+/// How a wait for more bytes ended.
+enum ReadMore {
+    /// Bytes arrived.
+    Read,
+    /// Bytes arrived after the client was quiet and its buffer was given back.
+    AfterQuiet,
+    /// The connection is done (EOF, error, read deadline, close requested).
+    Done,
 }
 
 /// What the reader does after a command.
@@ -165,12 +187,13 @@ const FIN_BATCH_MAX: usize = 1024;
 impl Reader {
     async fn run(&mut self, mut read_half: ReadHalf<BoxStream>) {
         let limits = self.nsqd.limits();
-        let mut buf = BytesMut::with_capacity(READ_CHUNK_BYTES);
+        let mut buf = BytesMut::new();
+        let mut read_chunk = READ_CHUNK_MIN;
         let auth_enabled = self.nsqd.auth_enabled();
         let mut facts = self.conn_facts();
         // FINs already buffered run as one batch (one channel lock, one pump wake-up)
         // before anything else happens: the next command, a read, an error.
-        let mut fins: Vec<MessageId> = Vec::with_capacity(FIN_BATCH_MAX);
+        let mut fins: Vec<MessageId> = Vec::new();
         loop {
             if auth_enabled && !fins.is_empty() && !self.finish_batch(&mut fins).await {
                 return;
@@ -185,7 +208,9 @@ impl Reader {
                 let gate = self
                     .auth_gate
                     .check(&self.nsqd, &self.client, &buf, ctx.tls_pending);
-                if let Err(error) = gate.await {
+                // Rare and large futures are boxed: the reader's own future is what
+                // every idle connection holds, so it stays small.
+                if let Err(error) = Box::pin(gate).await {
                     self.send_error(&error).await;
                     return;
                 }
@@ -204,7 +229,7 @@ impl Reader {
                 Ok(Decoded::Complete(protocol::Command::Fin { .. })) => {}
                 Ok(Decoded::Complete(command)) => {
                     let identify = matches!(command, protocol::Command::Identify { .. });
-                    let next = self.execute(command).await;
+                    let next = Box::pin(self.execute(command)).await;
                     self.auth_gate.reset();
                     if identify {
                         facts = self.conn_facts();
@@ -214,7 +239,8 @@ impl Reader {
                         Next::Close => return,
                         Next::Upgrade(answer, upgrades) => {
                             let unread = buf.split();
-                            match self.upgrade(read_half, unread, answer, upgrades).await {
+                            let upgrade = self.upgrade(read_half, unread, answer, upgrades);
+                            match Box::pin(upgrade).await {
                                 Some(upgraded) => read_half = upgraded,
                                 None => return,
                             }
@@ -223,17 +249,24 @@ impl Reader {
                     }
                 }
                 Ok(Decoded::Incomplete { needed }) => {
-                    let want = needed.max(buf.len() + READ_CHUNK_BYTES);
+                    let want = needed.max(buf.len() + read_chunk);
                     buf.reserve(want - buf.len());
-                    if !self
+                    let room = buf.capacity() - buf.len();
+                    let before = buf.len();
+                    let more = self
                         .read_more(&mut read_half, &mut buf, facts.heartbeat_ms)
-                        .await
-                    {
-                        return;
+                        .await;
+                    match more {
+                        ReadMore::Done => return,
+                        ReadMore::AfterQuiet => read_chunk = READ_CHUNK_MIN,
+                        ReadMore::Read if buf.len() - before >= room => {
+                            read_chunk = (read_chunk * 2).min(READ_CHUNK_BYTES);
+                        }
+                        ReadMore::Read => {}
                     }
                 }
                 Err(failure) => {
-                    self.parse_failed(failure).await;
+                    Box::pin(self.parse_failed(failure)).await;
                     return;
                 }
             }
@@ -263,38 +296,74 @@ impl Reader {
     }
 
     /// Reads more bytes, within the read deadline (2 x heartbeat) when heartbeats are on.
-    /// False when the connection is done (EOF, error, deadline, close requested).
+    /// Between commands, a client quiet for [`QUIET_AFTER`] gives its read buffer back
+    /// while it idles.
     async fn read_more(
         &self,
         read_half: &mut ReadHalf<BoxStream>,
         buf: &mut BytesMut,
         heartbeat_ms: i64,
-    ) -> bool {
+    ) -> ReadMore {
+        let deadline = (heartbeat_ms > 0).then(|| {
+            let ms = u64::try_from(heartbeat_ms.saturating_mul(2)).unwrap_or(u64::MAX);
+            Instant::now() + Duration::from_millis(ms)
+        });
+        let mut outcome = ReadMore::Read;
+        if buf.is_empty() && buf.capacity() > READ_CHUNK_MIN {
+            let quiet_at = Instant::now() + QUIET_AFTER;
+            let wake_at = deadline.map_or(quiet_at, |deadline| deadline.min(quiet_at));
+            match self.read_until(read_half, buf, Some(wake_at)).await {
+                Some(true) => return ReadMore::Read,
+                Some(false) => return ReadMore::Done,
+                None if deadline.is_some_and(|deadline| deadline <= wake_at) => {
+                    return self.deadline_passed();
+                }
+                None => {
+                    *buf = BytesMut::with_capacity(READ_CHUNK_MIN);
+                    outcome = ReadMore::AfterQuiet;
+                }
+            }
+        }
+        match self.read_until(read_half, buf, deadline).await {
+            Some(true) => outcome,
+            Some(false) => ReadMore::Done,
+            None => self.deadline_passed(),
+        }
+    }
+
+    /// One read into `buf`, given up at `wake_at` (None: never). `Some(false)` when the
+    /// connection is done, `None` when `wake_at` came first.
+    async fn read_until(
+        &self,
+        read_half: &mut ReadHalf<BoxStream>,
+        buf: &mut BytesMut,
+        wake_at: Option<Instant>,
+    ) -> Option<bool> {
         let read = read_half.read_buf(buf);
-        let deadline = async {
-            if heartbeat_ms > 0 {
-                let ms = u64::try_from(heartbeat_ms.saturating_mul(2)).unwrap_or(u64::MAX);
-                tokio::time::sleep(Duration::from_millis(ms)).await;
-            } else {
-                std::future::pending::<()>().await;
+        let wake = async {
+            match wake_at {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending::<()>().await,
             }
         };
         tokio::select! {
             biased;
-            _ = self.client.close.cancelled() => false,
+            _ = self.client.close.cancelled() => Some(false),
             result = read => match result {
-                Ok(0) => false,
-                Ok(_) => true,
+                Ok(0) => Some(false),
+                Ok(_) => Some(true),
                 Err(error) => {
                     tracing::debug!(client = self.client.id, %error, "read failed");
-                    false
+                    Some(false)
                 }
             },
-            _ = deadline => {
-                tracing::info!(client = self.client.id, "read deadline passed; closing");
-                false
-            }
+            _ = wake => None,
         }
+    }
+
+    fn deadline_passed(&self) -> ReadMore {
+        tracing::info!(client = self.client.id, "read deadline passed; closing");
+        ReadMore::Done
     }
 
     /// Runs one command.
@@ -326,11 +395,11 @@ impl Reader {
     ) -> Option<ReadHalf<BoxStream>> {
         let (writer_out, from_pump) = oneshot::channel();
         let (to_pump, writer_in) = oneshot::channel();
-        let asked = ToPump::Upgrade {
+        let asked = ToPump::Upgrade(Box::new(UpgradeHandOff {
             answer,
             writer_out,
             writer_in,
-        };
+        }));
         if !self.send(asked).await {
             return None;
         }

@@ -13,7 +13,7 @@ use tokio::io::{AsyncWriteExt, WriteHalf};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 
-use super::ToPump;
+use super::{ToPump, UpgradeHandOff};
 use crate::env::BoxStream;
 use crate::nsqd::channel::ChannelRef;
 use crate::nsqd::client::{ClientRef, ClientSettings};
@@ -23,6 +23,8 @@ use crate::protocol::{frame, FrameType};
 
 /// Messages taken from the channel per lock, at most.
 const TAKE_BATCH_MAX: usize = 256;
+/// An output buffer larger than this is given back at a heartbeat if it is empty.
+const IDLE_OUT_BYTES: usize = 4 * 1024;
 
 struct Pump {
     nsqd: Arc<NsqdInner>,
@@ -46,7 +48,8 @@ pub(super) async fn run(
         nsqd,
         client: client.clone(),
         writer: Some(writer),
-        out: BytesMut::with_capacity(64 * 1024),
+        // Grows with what is written; an idle connection keeps none.
+        out: BytesMut::new(),
         settings,
         subscription: None,
     };
@@ -71,15 +74,16 @@ pub(super) async fn run(
                     let _ = pump.flush().await;
                     break;
                 }
-                Some(ToPump::Subscribed(topic, channel, answer)) => {
-                    pump.out.extend_from_slice(&answer);
+                Some(ToPump::Subscribed(topic, channel)) => {
+                    frame::write_frame(&mut pump.out, FrameType::Response, frame::OK);
                     pump.subscription = Some((topic, channel));
                 }
                 Some(ToPump::SettingsChanged) => {
                     pump.settings = client.settings.lock().clone();
                     heartbeat = heartbeat_interval(pump.settings.heartbeat_interval_ms);
                 }
-                Some(ToPump::Upgrade { answer, writer_out, writer_in }) => {
+                Some(ToPump::Upgrade(hand_off)) => {
+                    let UpgradeHandOff { answer, writer_out, writer_in } = *hand_off;
                     pump.out.extend_from_slice(&answer);
                     if pump.flush().await.is_err() {
                         break;
@@ -95,6 +99,11 @@ pub(super) async fn run(
                 }
             },
             _ = tick(&mut heartbeat) => {
+                // Once a heartbeat, an empty buffer grown while busy goes back; a busy
+                // pump grows it again at once, a quiet one keeps none.
+                if pump.out.is_empty() && pump.out.capacity() > IDLE_OUT_BYTES {
+                    pump.out = BytesMut::new();
+                }
                 frame::write_frame(&mut pump.out, FrameType::Response, frame::HEARTBEAT);
             }
             _ = client.ready_changed.notified() => {}
@@ -136,16 +145,17 @@ impl Pump {
             );
             if taken == 0 {
                 // Memory is empty: what overflowed to disk comes next.
-                let read = channel
-                    .take_from_backend(
-                        &self.client,
-                        room.min(TAKE_BATCH_MAX),
-                        now,
-                        msg_timeout_ns,
-                        keep,
-                        &mut self.out,
-                    )
-                    .await;
+                // Boxed, as the write below: the pump's own future, which every idle
+                // connection holds, stays small.
+                let read = Box::pin(channel.take_from_backend(
+                    &self.client,
+                    room.min(TAKE_BATCH_MAX),
+                    now,
+                    msg_timeout_ns,
+                    keep,
+                    &mut self.out,
+                ))
+                .await;
                 match read {
                     Ok(n) => taken = n,
                     Err(error) => {
