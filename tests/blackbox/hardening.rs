@@ -164,3 +164,51 @@ async fn a_v2_client_on_the_http_port_reads_gos_400() {
     assert_eq!(refused.text(), "400 Bad Request");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consumers_that_never_read_hold_up_nobody_and_lose_nothing() {
+    let server = start_with(fast_options()).await;
+    nsq::daemon::raise_open_file_limit();
+    let mut hogs = Vec::new();
+    for _ in 0..1_000 {
+        let mut stream = TcpStream::connect(server.tcp).await.expect("connect");
+        stream
+            .write_all(b"  V2SUB hogged ch\nRDY 2500\n")
+            .await
+            .expect("send");
+        hogs.push(stream);
+    }
+    let body = vec![b'x'; 1024];
+    let batch: Vec<&[u8]> = (0..100).map(|_| body.as_slice()).collect();
+    for _ in 0..200 {
+        server.publish("hogged", &batch).await;
+    }
+
+    // A good client publishes and consumes on another topic meanwhile.
+    let mut good = server.subscriber("fine", "ch", 100).await;
+    let started = Instant::now();
+    server.publish("fine", &[&b"a"[..]; 100]).await;
+    let got = good.drain_messages(Duration::from_millis(300), true).await;
+    assert_eq!(got.len(), 100);
+    assert!(
+        started.elapsed() < WAIT,
+        "the good client waited {:?}",
+        started.elapsed()
+    );
+
+    // Once the hogs are gone, what they held times out and reaches a reader.
+    drop(hogs);
+    let mut reader = server.subscriber("hogged", "ch", 2_500).await;
+    let mut ids = std::collections::HashSet::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while ids.len() < 20_000 && Instant::now() < deadline {
+        for msg in reader
+            .drain_messages(Duration::from_millis(500), true)
+            .await
+        {
+            ids.insert(msg.id_text());
+        }
+    }
+    assert_eq!(ids.len(), 20_000, "every message reaches the reader");
+    server.stop().await;
+}

@@ -53,11 +53,14 @@ pub enum Case {
     RssIdle,
     /// nsqd's resident memory per idle client: 10,000 connections that sent the magic.
     Idle10k,
+    /// `pub-default`'s writer and reader while 200 connections dribble PUB commands one
+    /// byte every 200 ms (slowloris); also nsqd's CPU per byte dribbled.
+    Slowloris,
 }
 
 impl Case {
     /// Every case, in the order the suite runs and prints them.
-    pub const ALL: [Case; 15] = [
+    pub const ALL: [Case; 16] = [
         Case::PubMem1m,
         Case::PubDefault,
         Case::PubMem0,
@@ -73,6 +76,7 @@ impl Case {
         Case::Ceiling,
         Case::RssIdle,
         Case::Idle10k,
+        Case::Slowloris,
     ];
 
     /// The case's key, as `--cases` takes it and the table prints it.
@@ -93,6 +97,7 @@ impl Case {
             Case::Ceiling => "ceiling",
             Case::RssIdle => "rss-idle",
             Case::Idle10k => "idle-10k",
+            Case::Slowloris => "slowloris",
         }
     }
 
@@ -125,7 +130,8 @@ impl Case {
             | Case::Topics1000
             | Case::Ceiling
             | Case::RssIdle
-            | Case::Idle10k => &[],
+            | Case::Idle10k
+            | Case::Slowloris => &[],
         }
     }
 }
@@ -295,6 +301,82 @@ pub(super) async fn run_case(
             let sample = idle_connections(server, count, d.idle).await?;
             Ok(vec![(Phase::Idle, sample)])
         }
+        Case::Slowloris => {
+            let dribblers = Dribblers::start(server.tcp, DRIBBLERS).await?;
+            let cpu_before = server.cpu_time()?;
+            let bytes_before = dribblers.bytes();
+            tokio::time::sleep(d.idle).await;
+            let cpu = server.cpu_time()?.saturating_sub(cpu_before);
+            let dribbled = dribblers.bytes() - bytes_before;
+            let mut phases = vec![(Phase::Dribble, Sample::per_byte(cpu, dribbled))];
+            let good = writer_then_reader(server, &address, d, plain()).await;
+            dribblers.stop();
+            phases.extend(good?);
+            Ok(phases)
+        }
+    }
+}
+
+/// Connections the slowloris case opens.
+const DRIBBLERS: usize = 200;
+/// How often each of them sends its next byte.
+const DRIBBLE_EVERY: Duration = Duration::from_millis(200);
+
+/// Connections that send PUB commands one byte at a time and never read.
+struct Dribblers {
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    bytes: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Dribblers {
+    /// Opens `count` connections and starts dribbling on each (their starts spread
+    /// over one period, so the bytes arrive evenly).
+    async fn start(address: std::net::SocketAddr, count: usize) -> Result<Dribblers, SuiteError> {
+        use tokio::io::AsyncWriteExt;
+        crate::daemon::raise_open_file_limit();
+        let bytes = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let mut tasks = Vec::with_capacity(count);
+        for i in 0..count {
+            let connect = tokio::net::TcpStream::connect(address);
+            let mut stream = tokio::time::timeout(CONNECT_TIMEOUT, connect)
+                .await
+                .map_err(|_| dribble_error(std::io::ErrorKind::TimedOut.into()))?
+                .map_err(dribble_error)?;
+            stream.write_all(b"  V2").await.map_err(dribble_error)?;
+            let counter = bytes.clone();
+            let offset = DRIBBLE_EVERY.mul_f64(i as f64 / count as f64);
+            tasks.push(tokio::spawn(async move {
+                let command = b"PUB slowloris 5\nhello";
+                tokio::time::sleep(offset).await;
+                let mut tick = tokio::time::interval(DRIBBLE_EVERY);
+                for byte in command.iter().cycle() {
+                    tick.tick().await;
+                    if stream.write_all(&[*byte]).await.is_err() {
+                        return;
+                    }
+                    counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            }));
+        }
+        Ok(Dribblers { tasks, bytes })
+    }
+
+    /// Bytes dribbled so far.
+    fn bytes(&self) -> u64 {
+        self.bytes.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn stop(self) {
+        for task in self.tasks {
+            task.abort();
+        }
+    }
+}
+
+fn dribble_error(source: std::io::Error) -> SuiteError {
+    SuiteError::Io {
+        what: "opening a dribbling connection".into(),
+        source,
     }
 }
 

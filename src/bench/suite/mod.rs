@@ -281,6 +281,9 @@ fn describe(samples: &[(Phase, Sample)]) -> String {
             if let Some(kib) = sample.rss_kib {
                 text += &format!(" {}", report::format_kib(kib as f64));
             }
+            if let Some(us) = sample.cpu_us_per_byte {
+                text += &format!(" {} CPU per byte", report::format_micros(us));
+            }
             if let Some(kib) = sample.kib_per_connection {
                 text += &format!(" {} per connection", report::format_kib_fraction(kib));
             }

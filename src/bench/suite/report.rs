@@ -19,6 +19,8 @@ pub enum Phase {
     Rss,
     /// Resident memory per idle connection.
     Idle,
+    /// Slow clients dribbling bytes, alone.
+    Dribble,
 }
 
 impl Phase {
@@ -30,6 +32,7 @@ impl Phase {
             Phase::Latency => "latency",
             Phase::Rss => "rss",
             Phase::Idle => "idle",
+            Phase::Dribble => "dribble",
         }
     }
 }
@@ -68,6 +71,8 @@ pub struct Sample {
     pub rss_kib: Option<u64>,
     /// Resident memory growth per idle connection, KiB.
     pub kib_per_connection: Option<f64>,
+    /// The server's CPU per byte dribbled, microseconds.
+    pub cpu_us_per_byte: Option<f64>,
     /// Something the reader of the table should know about this run.
     pub note: Option<String>,
 }
@@ -91,6 +96,15 @@ impl Sample {
         Sample {
             messages: connections as u64,
             kib_per_connection: Some(kib),
+            ..Sample::default()
+        }
+    }
+
+    /// The server's CPU over a window in which `bytes` were dribbled to it.
+    pub fn per_byte(cpu: Duration, bytes: u64) -> Sample {
+        Sample {
+            messages: bytes,
+            cpu_us_per_byte: (bytes > 0).then(|| cpu.as_secs_f64() * 1e6 / bytes as f64),
             ..Sample::default()
         }
     }
@@ -302,6 +316,7 @@ enum Value {
     Latency(usize),
     Rss,
     KibPerConnection,
+    CpuPerByte,
 }
 
 impl Value {
@@ -315,6 +330,7 @@ impl Value {
                 .map(|d| d.as_nanos() as f64),
             Value::Rss => sample.rss_kib.map(|kib| kib as f64),
             Value::KibPerConnection => sample.kib_per_connection,
+            Value::CpuPerByte => sample.cpu_us_per_byte,
         }
     }
 
@@ -325,6 +341,7 @@ impl Value {
             Value::Latency(_) => format_nanos,
             Value::Rss => format_kib,
             Value::KibPerConnection => format_kib_fraction,
+            Value::CpuPerByte => format_micros,
         }
     }
 }
@@ -349,6 +366,7 @@ fn measures(phase: Phase) -> Vec<(&'static str, Value)> {
         }
         Phase::Rss => vec![("RSS at rest", Value::Rss)],
         Phase::Idle => vec![("KiB per idle connection", Value::KibPerConnection)],
+        Phase::Dribble => vec![("CPU per byte dribbled", Value::CpuPerByte)],
     }
 }
 
@@ -394,6 +412,11 @@ pub fn format_nanos(nanos: f64) -> String {
 /// `12.3 MiB`.
 pub fn format_kib(kib: f64) -> String {
     format!("{} MiB", significant3(kib / 1024.0))
+}
+
+/// Microseconds, three significant digits.
+pub fn format_micros(us: f64) -> String {
+    format!("{} µs", significant3(us))
 }
 
 /// A small size in KiB, three significant digits.
