@@ -190,6 +190,11 @@ impl<S> HttpFront<S> {
         }
     }
 
+    /// The wrapped stream back, e.g. for a fuzz target to see what the front wrote to it.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+
     /// Runs every byte the client sent through the framing, filling `out`.
     fn process(&mut self, data: &[u8]) {
         let mut input: Vec<u8>;
@@ -259,14 +264,19 @@ impl<S> HttpFront<S> {
     /// A whole head is in `self.head`: checked, its target swapped if too long for hyper,
     /// its body framing noted, and passed on.
     fn finish_head(&mut self) {
-        let head = std::mem::take(&mut self.head);
-        if head.len() > MAX_HEAD_BYTES {
+        if self.head.len() > MAX_HEAD_BYTES {
             self.refuse(HEAD_TOO_LARGE);
             return;
         }
-        let line_end = head.iter().position(|b| *b == b'\n').unwrap_or(head.len());
-        let Some(line) = request_line(&head[..line_end]) else {
+        let line_end = self.head.iter().position(|b| *b == b'\n');
+        let line_end = line_end.unwrap_or(self.head.len());
+        if request_line(&self.head[..line_end]).is_none() {
+            // `refuse` passes the head on to hyper after a served request.
             self.refuse(BAD_REQUEST);
+            return;
+        }
+        let head = std::mem::take(&mut self.head);
+        let Some(line) = request_line(&head[..line_end]) else {
             return;
         };
         self.served_one = true;

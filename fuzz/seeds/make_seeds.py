@@ -114,6 +114,19 @@ def main():
         ("-1.5h\n300ms\n2h45m\n-9223372036854775808ns\n1µs\n2006-01-02 15:04:05", ""),
     ]:
         seed("config", args.encode() + (b"\0" + toml.encode() if toml else b""))
+    # HTTP front: 8 bytes choosing the read cuts, then what a client sends.
+    cuts = bytes([1, 7, 3, 40, 2, 255, 5, 11])
+    for stream in [
+        b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"POST /pub?topic=t HTTP/1.1\r\nContent-Length: 5\r\n\r\nhelloGET /stats HTTP/1.1\r\n\r\n",
+        b"POST /mpub?topic=t HTTP/1.1\nTransfer-Encoding: chunked\n\n3;x=1\r\nabc\r\n0\r\nT: v\r\n\r\nGET / HTTP/1.0\r\n\r\n",
+        b"  V2IDENTIFY\n\x00\x00\x00\x02{}",
+        b"GET / HTTP/11\r\n\r\n",
+        b"GET /ws HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\nraw bytes",
+        b"POST /pub HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\nContent-Length: 3\r\n\r\nabc",
+        b"GET http://h/stats?topic=t HTTP/1.1\r\n\r\nGET /ping HTTP/1.1\r\n\r\nnot http\n",
+    ]:
+        seed("http_front", cuts + stream)
     scenarios = os.path.join(FUZZ, "..", "scenarios")
     for root, _, files in os.walk(scenarios):
         for name in files:

@@ -198,7 +198,7 @@ struct SuiteArgs {
     runfor_latency: Option<Duration>,
     /// Cases to run, comma-separated, or `all`: pub-mem1m, pub-default, pub-mem0,
     /// latency-default, latency-mem0, crash-safe-b1, crash-safe-b200, snappy, deflate,
-    /// tls, consumers-100, topics-1000, ceiling, rss-idle.
+    /// tls, consumers-100, topics-1000, ceiling, rss-idle, idle-10k, slowloris.
     #[arg(long, default_value = "all")]
     cases: String,
     /// Short runs and small backlogs: a smoke test, not figures to publish.

@@ -222,3 +222,13 @@ fn request_lines_go_refuses() {
         );
     }
 }
+
+/// Found by the `http_front` fuzz target: a whole bad head after a served request (the
+/// line end and the blank line in one read) went to neither hyper nor the client.
+#[tokio::test]
+async fn a_whole_bad_head_after_a_served_request_reaches_hyper() {
+    let sent = b"GET /ping HTTP/1.1\r\n\r\nGE\x1b\0 /1.0\r\n\r\n".to_vec();
+    let (seen, front) = through_front(vec![sent.clone()]).await;
+    assert_eq!(seen, sent);
+    assert!(front.inner.written.is_empty());
+}
