@@ -92,9 +92,9 @@ pub fn fatal(daemon: &str, message: &str) -> std::process::ExitCode {
 
 /// Prints a command-line failure as Go does (a usage error as it is, anything else as a
 /// fatal line) and returns Go's exit status.
-pub fn report(daemon: &str, err: &crate::nsqd::cli::CliError) -> std::process::ExitCode {
+pub fn report(daemon: &str, err: &crate::go_cli::CliError) -> std::process::ExitCode {
     match err {
-        crate::nsqd::cli::CliError::Usage { .. } => {
+        crate::go_cli::CliError::Usage { .. } => {
             eprint!("{err}");
             std::process::ExitCode::from(err.exit_code())
         }

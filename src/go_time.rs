@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use crate::nsqd::cli::go_quote;
+use crate::go_fmt::go_quote;
 
 /// Why a duration or deadline string was refused; the duration texts are Go's.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

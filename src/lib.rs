@@ -17,6 +17,9 @@
 //! - [`compress`]: the snappy (framing format) and raw deflate stream wrappers nsqd and
 //!   clients switch to after IDENTIFY.
 //! - [`client`]: a small async producer/consumer used by tests, tools and benches.
+//! - [`go_cli`]: Go's command-line conventions (flag syntax, `-h` layout, value syntax,
+//!   config-file values) shared by nsqd, nsqlookupd and the tools.
+//! - [`go_fmt`]: Go's `%q` quoting, for messages that must read as Go's.
 //! - [`go_json`]: JSON strings and floats byte-for-byte as Go's encoder writes them.
 //! - [`go_time`]: Go's duration syntax (`time.ParseDuration`, `Duration.String`) and the
 //!   bench's `--deadline` layout, shared by nsqd's flags, config file and stats and the bench.
@@ -31,6 +34,8 @@ pub mod client;
 pub mod compress;
 pub mod daemon;
 pub mod env;
+pub mod go_cli;
+pub mod go_fmt;
 pub mod go_json;
 pub mod go_time;
 pub mod http_client;

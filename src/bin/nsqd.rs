@@ -100,7 +100,10 @@ fn with_data_path(mut options: Options) -> Result<Options, String> {
 
 /// Go's exit for a command-line failure.
 fn report(err: &CliError) -> ExitCode {
-    daemon::report("nsqd", err)
+    match err {
+        CliError::Cli(err) => daemon::report("nsqd", err),
+        CliError::Startup(_) => fatal(&err.to_string()),
+    }
 }
 
 /// One fatal line (Go's `[nsqd] FATAL: ...`), exit 1.

@@ -1,25 +1,26 @@
 //! nsqlookupd's command line and config file, read the way Go nsqlookupd v1.3.0 reads
 //! them, with the Go flag syntax, value parsers and usage layout nsqd uses
-//! ([`crate::nsqd::cli`]). Precedence: command line > config file > default.
+//! ([`crate::go_cli`]). Precedence: command line > config file > default.
 
 use std::time::Duration;
 
+use crate::go_cli::syntax::scan_with;
+use crate::go_cli::toml_values::{toml_bool, toml_duration, toml_str};
+use crate::go_cli::usage::push_usage_entry;
+use crate::go_cli::values::{
+    go_log_level_name, parse_flag_duration, parse_go_bool, parse_log_level,
+};
+use crate::go_cli::ConfigError;
+use crate::go_fmt::go_quote;
 use crate::go_time::{format_go_duration, go_nanos};
 use crate::lookupd::options::{Options, VERSION};
-use crate::nsqd::cli::config_file::{toml_bool, toml_duration, toml_str};
-use crate::nsqd::cli::flags::{
-    go_log_level_name, parse_flag_duration, parse_log_level, push_usage_entry,
-};
-use crate::nsqd::cli::go_syntax::scan_with;
-use crate::nsqd::cli::go_values::{go_quote, parse_go_bool};
-use crate::nsqd::cli::ConfigError;
 
 /// What the command line asks the binary to do.
-pub type CliAction = crate::nsqd::cli::CliAction<Options>;
+pub type CliAction = crate::go_cli::CliAction<Options>;
 
 /// Why nsqlookupd will not start: a bad command line (exit 2), or a config file that
 /// cannot be read or is refused (exit 1), with the same texts as nsqd's.
-pub use crate::nsqd::cli::CliError;
+pub use crate::go_cli::CliError;
 
 /// What a flag writes into.
 #[derive(Clone, Copy)]

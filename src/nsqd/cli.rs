@@ -14,7 +14,6 @@
 pub(crate) mod config_file;
 pub(crate) mod flags;
 pub(crate) mod go_syntax;
-pub(crate) mod go_values;
 mod validate;
 
 #[cfg(test)]
@@ -22,57 +21,26 @@ mod tests;
 
 use std::collections::BTreeSet;
 
-pub use config_file::{apply_table, ConfigError};
-pub(crate) use go_values::go_quote;
+pub use config_file::apply_table;
 pub use validate::{startup_checks, StartupError};
 
+use crate::go_cli::values::parse_go_bool;
+use crate::go_fmt::go_quote;
 use crate::nsqd::options::VERSION;
 use crate::nsqd::Options;
 use flags::Target;
 use go_syntax::{Occurrence, Scan};
 
-/// What the command line asks a daemon binary to do (nsqlookupd uses it with its own
-/// options).
-#[derive(Debug, Clone, PartialEq)]
-pub enum CliAction<O = Options> {
-    /// Start the daemon with these options (already through Go's startup checks).
-    Run(Box<O>),
-    /// `-h`/`--help`: print this text to stderr and exit 0.
-    Help(String),
-    /// `--version`: print this line to stdout and exit 0.
-    Version(String),
-}
+/// What nsqd's command line asks the binary to do.
+pub type CliAction = crate::go_cli::CliAction<Options>;
 
-/// Why a daemon will not start (nsqlookupd's command line fails only the first three
-/// ways). Print a [`CliError::Usage`] to stderr as it is (it already
-/// holds Go's usage text); print the others as one fatal log line. Exit with
-/// [`CliError::exit_code`].
+/// Why nsqd will not start: a refused command line or config file, or options that fail
+/// Go's startup checks (printed as one fatal line, exit status 1).
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
-    /// A bad command line: Go's message line, then the usage text.
-    #[error("{message}\n{usage}")]
-    Usage {
-        /// The line Go prints, e.g. `flag provided but not defined: -x`.
-        message: String,
-        /// The usage text that follows it.
-        usage: String,
-    },
-    /// The config file could not be read.
-    #[error("failed to load config file {path} - {source}")]
-    ConfigRead {
-        /// The `--config` path.
-        path: String,
-        /// The IO error.
-        source: std::io::Error,
-    },
-    /// The config file is not TOML, or has an unknown key or a bad value.
-    #[error("failed to load config file {path} - {source}")]
-    Config {
-        /// The `--config` path.
-        path: String,
-        /// What is wrong in it.
-        source: ConfigError,
-    },
+    /// The command line or the config file was refused.
+    #[error(transparent)]
+    Cli(#[from] crate::go_cli::CliError),
     /// The options fail Go's startup checks.
     #[error("failed to instantiate nsqd - {0}")]
     Startup(#[from] StartupError),
@@ -82,8 +50,8 @@ impl CliError {
     /// Go's exit status: 2 for a bad command line (the `flag` package), 1 otherwise.
     pub fn exit_code(&self) -> u8 {
         match self {
-            CliError::Usage { .. } => 2,
-            _ => 1,
+            CliError::Cli(error) => error.exit_code(),
+            CliError::Startup(_) => 1,
         }
     }
 }
@@ -121,24 +89,27 @@ where
         Ok(Scan::Flags(found)) => found,
         Ok(Scan::Help) => return Ok(CliAction::Help(usage())),
         Err(message) => {
-            return Err(CliError::Usage {
+            return Err(crate::go_cli::CliError::Usage {
                 message,
                 usage: usage(),
-            })
+            }
+            .into())
         }
     };
-    if last_value(&occurrences, "version").and_then(go_values::parse_go_bool) == Some(true) {
+    if last_value(&occurrences, "version").and_then(parse_go_bool) == Some(true) {
         return Ok(CliAction::Version(version_line()));
     }
     let mut options = Options::default();
     if let Some(path) = last_value(&occurrences, "config").filter(|p| !p.is_empty()) {
-        let text = read_file(path).map_err(|source| CliError::ConfigRead {
+        let text = read_file(path).map_err(|source| crate::go_cli::CliError::ConfigRead {
             path: path.to_string(),
             source,
         })?;
-        config_file::apply(&text, &mut options).map_err(|source| CliError::Config {
-            path: path.to_string(),
-            source,
+        config_file::apply(&text, &mut options).map_err(|source| {
+            crate::go_cli::CliError::Config {
+                path: path.to_string(),
+                source,
+            }
         })?;
     }
     apply_command_line(&occurrences, &mut options)?;
@@ -169,9 +140,9 @@ fn apply_command_line(occurrences: &[Occurrence], options: &mut Options) -> Resu
             }
         }
         flags::set_from_text(flag.target, options, &occurrence.value).map_err(|reason| {
-            let value = go_values::go_quote(&occurrence.value);
+            let value = go_quote(&occurrence.value);
             let message = format!("invalid value {value} for flag -{}: {reason}", flag.name);
-            CliError::Usage {
+            crate::go_cli::CliError::Usage {
                 message,
                 usage: usage(),
             }

@@ -6,8 +6,13 @@
 
 use std::time::Duration;
 
-use super::go_values::{go_quote, parse_go_bool, parse_go_float, parse_go_int, IntError};
-use crate::go_time::{format_go_duration, go_nanos, parse_go_duration};
+use crate::go_cli::usage::push_usage_entry;
+use crate::go_cli::values::{
+    go_log_level_name, parse_flag_duration, parse_float_list, parse_go_bool, parse_go_int,
+    parse_log_level, IntError,
+};
+use crate::go_fmt::go_quote;
+use crate::go_time::{format_go_duration, go_nanos};
 use crate::nsqd::Options;
 
 /// What a flag writes into, and therefore how its value is parsed.
@@ -414,37 +419,6 @@ pub fn parse_port(text: &str) -> Result<u16, IntError> {
     u16::try_from(parse_go_int(text)?).map_err(|_| IntError::Range)
 }
 
-/// Go's `flag.Duration` says only "parse error"; a negative one gets its own reason.
-pub(crate) fn parse_flag_duration(text: &str) -> Result<Duration, String> {
-    let ns = parse_go_duration(text).map_err(|_| "parse error".to_string())?;
-    // Go accepts negative durations; no nsqd option means anything by one.
-    let ns = u64::try_from(ns).map_err(|_| "negative duration".to_string())?;
-    Ok(Duration::from_nanos(ns))
-}
-
-/// `1.0,0.99,0.95` (spaces around items are allowed).
-pub fn parse_float_list(text: &str) -> Result<Vec<f64>, String> {
-    text.split(',')
-        .map(|item| {
-            parse_go_float(item.trim()).ok_or_else(|| format!("could not parse {}", go_quote(item)))
-        })
-        .collect()
-}
-
-/// The canonical (lower-case) log level, case-insensitively, with Go's message.
-pub fn parse_log_level(text: &str) -> Result<&'static str, String> {
-    match text.to_ascii_lowercase().as_str() {
-        "debug" => Ok("debug"),
-        "info" => Ok("info"),
-        "warn" => Ok("warn"),
-        "error" => Ok("error"),
-        "fatal" => Ok("fatal"),
-        _ => Err(format!(
-            "invalid log level '{text}' (debug, info, warn, error, fatal)"
-        )),
-    }
-}
-
 /// Go's `tlsRequiredOption`: false → 0, `tcp-https` → 1, true → 2 (case-insensitive).
 pub fn parse_tls_required(text: &str) -> Result<i64, String> {
     let lower = text.to_ascii_lowercase();
@@ -506,17 +480,6 @@ pub fn shown_default(target: Target, options: &mut Options) -> Option<String> {
     shown.map(|s| format!(" (default {s})"))
 }
 
-/// Go's `lg.LogLevel.String()`.
-pub(crate) fn go_log_level_name(level: &str) -> &'static str {
-    match level {
-        "debug" => "DEBUG",
-        "warn" => "WARNING",
-        "error" => "ERROR",
-        "fatal" => "FATAL",
-        _ => "INFO",
-    }
-}
-
 /// Go's usage text (`flag.PrintDefaults` after `Usage of nsqd:`), with the defaults of
 /// `defaults` (the real hostname and node id).
 pub fn render_usage(defaults: &Options) -> String {
@@ -533,29 +496,6 @@ pub fn render_usage(defaults: &Options) -> String {
         );
     }
     out
-}
-
-/// One flag in `flag.PrintDefaults`' layout: `  -name type`, then 4 spaces, a tab, the
-/// usage and ` (default X)` when `default` is given (already formatted that way).
-pub(crate) fn push_usage_entry(
-    out: &mut String,
-    name: &str,
-    type_name: &str,
-    usage: &str,
-    default: Option<&str>,
-) {
-    out.push_str("  -");
-    out.push_str(name);
-    if !type_name.is_empty() {
-        out.push(' ');
-        out.push_str(type_name);
-    }
-    out.push_str("\n    \t");
-    out.push_str(usage);
-    if let Some(default) = default {
-        out.push_str(default);
-    }
-    out.push('\n');
 }
 
 #[cfg(test)]
@@ -600,17 +540,6 @@ mod tests {
         assert_eq!(
             parse_tls_min_version("tls9"),
             Err("unknown tlsVersionOption \"tls9\"".into())
-        );
-    }
-
-    #[test]
-    fn log_levels_are_case_insensitive() {
-        assert_eq!(parse_log_level("DEBUG"), Ok("debug"));
-        assert_eq!(parse_log_level("Warn"), Ok("warn"));
-        assert_eq!(parse_log_level("fatal"), Ok("fatal"));
-        assert_eq!(
-            parse_log_level("loud"),
-            Err("invalid log level 'loud' (debug, info, warn, error, fatal)".into())
         );
     }
 }

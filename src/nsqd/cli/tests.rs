@@ -449,10 +449,10 @@ fn config_that_is_not_toml_or_missing() {
     assert!(
         matches!(
             err,
-            CliError::Config {
-                source: ConfigError::NotToml(_),
+            CliError::Cli(crate::go_cli::CliError::Config {
+                source: crate::go_cli::ConfigError::NotToml(_),
                 ..
-            }
+            })
         ),
         "{err}"
     );

@@ -15,7 +15,7 @@ use hyper::StatusCode;
 
 use super::respond::{error, plain, HttpResponse};
 use super::Query;
-use crate::nsqd::cli::go_quote;
+use crate::go_fmt::go_quote;
 use crate::nsqd::NsqdInner;
 
 /// `PUT /debug/setblockrate?rate=N`: Go sets the goroutine blocking-profile rate. Here a

@@ -1,6 +1,11 @@
-//! Go's `strconv` rules for the scalar values nsqd's flags take: booleans, integers
-//! (`ParseInt(s, 0, 64)`: `0x1F`, `0o17`, `017`, `0b101`, `1_000`), floats, and `%q`
-//! quoting for messages.
+//! Go's rules for the values flags and config files take: `strconv`'s booleans, integers
+//! (`ParseInt(s, 0, 64)`: `0x1F`, `0o17`, `017`, `0b101`, `1_000`) and floats, `flag`'s
+//! durations, float lists, and the log levels of NSQ's `lg` package.
+
+use std::time::Duration;
+
+use crate::go_fmt::go_quote;
+use crate::go_time::parse_go_duration;
 
 /// Why an integer was refused; the text is the Go flag package's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -112,33 +117,46 @@ pub fn parse_go_float(text: &str) -> Option<f64> {
     text.parse::<f64>().ok()
 }
 
-/// Go's `%q`: a double-quoted string with Go escapes.
-pub fn go_quote(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 2);
-    out.push('"');
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\u{7}' => out.push_str("\\a"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{b}' => out.push_str("\\v"),
-            c if (c as u32) < 0x20 || c == '\u{7f}' => {
-                out.push_str(&format!("\\x{:02x}", c as u32))
-            }
-            c if c.is_control() && (c as u32) < 0x10000 => {
-                out.push_str(&format!("\\u{:04x}", c as u32))
-            }
-            c if c.is_control() => out.push_str(&format!("\\U{:08x}", c as u32)),
-            c => out.push(c),
-        }
+/// Go's `flag.Duration` says only "parse error"; a negative one gets its own reason.
+pub fn parse_flag_duration(text: &str) -> Result<Duration, String> {
+    let ns = parse_go_duration(text).map_err(|_| "parse error".to_string())?;
+    // Go accepts negative durations; no nsqd option means anything by one.
+    let ns = u64::try_from(ns).map_err(|_| "negative duration".to_string())?;
+    Ok(Duration::from_nanos(ns))
+}
+
+/// `1.0,0.99,0.95` (spaces around items are allowed).
+pub fn parse_float_list(text: &str) -> Result<Vec<f64>, String> {
+    text.split(',')
+        .map(|item| {
+            parse_go_float(item.trim()).ok_or_else(|| format!("could not parse {}", go_quote(item)))
+        })
+        .collect()
+}
+
+/// The canonical (lower-case) log level, case-insensitively, with Go's message.
+pub fn parse_log_level(text: &str) -> Result<&'static str, String> {
+    match text.to_ascii_lowercase().as_str() {
+        "debug" => Ok("debug"),
+        "info" => Ok("info"),
+        "warn" => Ok("warn"),
+        "error" => Ok("error"),
+        "fatal" => Ok("fatal"),
+        _ => Err(format!(
+            "invalid log level '{text}' (debug, info, warn, error, fatal)"
+        )),
     }
-    out.push('"');
-    out
+}
+
+/// Go's `lg.LogLevel.String()`.
+pub fn go_log_level_name(level: &str) -> &'static str {
+    match level {
+        "debug" => "DEBUG",
+        "warn" => "WARNING",
+        "error" => "ERROR",
+        "fatal" => "FATAL",
+        _ => "INFO",
+    }
 }
 
 #[cfg(test)]
@@ -191,10 +209,13 @@ mod tests {
     }
 
     #[test]
-    fn quotes_like_go() {
-        assert_eq!(go_quote("vm"), "\"vm\"");
-        assert_eq!(go_quote("[nsqd] "), "\"[nsqd] \"");
-        assert_eq!(go_quote("a\"b\\c\n"), "\"a\\\"b\\\\c\\n\"");
-        assert_eq!(go_quote("\u{1}"), "\"\\x01\"");
+    fn log_levels_are_case_insensitive() {
+        assert_eq!(parse_log_level("DEBUG"), Ok("debug"));
+        assert_eq!(parse_log_level("Warn"), Ok("warn"));
+        assert_eq!(parse_log_level("fatal"), Ok("fatal"));
+        assert_eq!(
+            parse_log_level("loud"),
+            Err("invalid log level 'loud' (debug, info, warn, error, fatal)".into())
+        );
     }
 }
