@@ -111,6 +111,12 @@ fn check_limits(command: &Command, limits: &Limits) {
 fn round_trip(command: &Command, ctx: &ParseContext<'_>) {
     let mut wire = BytesMut::new();
     command.encode(&mut wire);
+    // A last parameter ending in '\r' (`FIN <id ending in \r> <more>` decodes, as in Go)
+    // cannot come back: Go's line reader strips one '\r' before the '\n'.
+    let line_end = wire.iter().position(|b| *b == b'\n').unwrap_or(wire.len());
+    if line_end > 0 && wire[line_end - 1] == b'\r' {
+        return;
+    }
     match decode(&mut wire, ctx) {
         Ok(Decoded::Complete(again)) => {
             assert_eq!(&again, command, "round trip");

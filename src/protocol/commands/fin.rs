@@ -79,6 +79,21 @@ mod tests {
         );
     }
 
+    /// Found by the `v2_command` fuzz target (`fuzz/regressions/v2_command/`): an ID whose
+    /// last byte is '\r' is whole when more parameters follow (Go strips only the line's
+    /// last '\r'), so it decodes, but its encoding (`FIN <id>\n`) cannot come back.
+    #[test]
+    fn an_id_ending_in_cr_is_whole_only_before_more_params() {
+        let id = *b"0\xff00otiation\"\r\r\r";
+        let c = ctx(ClientState::Subscribed);
+        let mut wire = b"FIN ".to_vec();
+        wire.extend_from_slice(&id);
+        wire.extend_from_slice(b"      \n");
+        assert_eq!(decode_one(&wire, &c), Command::Fin { id: MessageId(id) });
+        let again = encoded(&Command::Fin { id: MessageId(id) });
+        assert_eq!(error_text(&again, &c), "E_INVALID invalid message ID");
+    }
+
     /// The fast path decodes exactly what the general parser decodes, and leaves
     /// everything else to it.
     #[test]
