@@ -26,8 +26,10 @@
 //! - [`bench`]: the `nsq-bench` writer and reader (Go's bench_writer and bench_reader), the
 //!   latency probe, the zero-work fake nsqd, and `suite`, which starts nsqd binaries and
 //!   runs every benchmark case against them.
+//! - [`tools`]: the NSQ utility apps (`nsq_tail`, `to_nsq`, ...): go-nsq's config and
+//!   consumer, Go's flag tables, each app's logic.
 //! - [`daemon`]: what the daemon binaries share: Go-style logging and the exit signals.
-//! - `bin/`: thin mains for `nsqd`, `nsqlookupd` and `nsq-bench`.
+//! - `bin/`: thin mains for `nsqd`, `nsqlookupd`, `nsq-bench` and the tools.
 
 pub mod bench;
 pub mod client;
@@ -44,3 +46,4 @@ pub mod http_front;
 pub mod lookupd;
 pub mod nsqd;
 pub mod protocol;
+pub mod tools;

@@ -267,3 +267,51 @@ async fn tokio_nsq_consumes_from_two_nsqds_found_through_lookupd() {
     n2.shutdown().await;
     l1.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nsq_tail_finds_both_nsqds_through_lookupd() {
+    let l1 = start_lookupd("127.0.0.1:0", "127.0.0.1:0").await;
+    let (d1, d2) = (
+        tempfile::tempdir().expect("dir"),
+        tempfile::tempdir().expect("dir"),
+    );
+    let n1 = start_nsqd(&[&l1], &d1).await;
+    let n2 = start_nsqd(&[&l1], &d2).await;
+    let first: Vec<String> = (0..50).map(|i| format!("n1-{i}")).collect();
+    let second: Vec<String> = (0..50).map(|i| format!("n2-{i}")).collect();
+    publish(&n1, "tailed", &first).await;
+    publish(&n2, "tailed", &second).await;
+    eventually("both nsqds registered", || async {
+        producer_ports(&l1, "tailed").await.len() == 2
+    })
+    .await;
+    let lookupd = format!("http://{}", l1.http_addr().expect("http"));
+    let tail = tokio::process::Command::new(env!("CARGO_BIN_EXE_nsq_tail"))
+        .args([
+            "--topic=tailed",
+            "--lookupd-http-address",
+            &lookupd,
+            "-n",
+            "100",
+        ])
+        .kill_on_drop(true)
+        .output();
+    let output = timeout(Duration::from_secs(20), tail)
+        .await
+        .expect("nsq_tail finished in time")
+        .expect("nsq_tail ran");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let printed: BTreeSet<String> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let expected: BTreeSet<String> = first.into_iter().chain(second).collect();
+    assert_eq!(printed, expected, "every message of both nsqds");
+    n1.shutdown().await;
+    n2.shutdown().await;
+    l1.shutdown().await;
+}

@@ -1,6 +1,7 @@
 //! The reader: Go's bench_reader. Each connection IDENTIFYs, SUBscribes and sets RDY, then
-//! FINs every message it receives until `runfor` has passed, and is dropped (unflushed FINs
-//! and in-flight messages are left to nsqd's msg-timeout, as in Go).
+//! FINs every message it receives until `runfor` has passed. Unlike Go's, it then sends
+//! its last FINs and CLS and FINs what is still on its way, so no message is left in
+//! flight to wait for nsqd's msg-timeout.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -120,7 +121,10 @@ async fn consume_until(mut conn: Connection, config: &ReaderConfig) -> Result<u6
     loop {
         let frame = tokio::select! {
             biased;
-            _ = tokio::time::sleep_until(end) => return Ok(received),
+            _ = tokio::time::sleep_until(end) => {
+                finish_up(&mut conn).await?;
+                return Ok(received);
+            }
             frame = next_frame(&mut conn, config.flush_policy) => frame?,
         };
         match frame {
@@ -140,6 +144,37 @@ async fn consume_until(mut conn: Connection, config: &ReaderConfig) -> Result<u6
             }
         }
     }
+}
+
+/// How long a reader waits, after its run, for nsqd to confirm the close.
+const CLOSE_WAIT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// After the run: the FINs still queued go out, then CLS, and every message still on its
+/// way is FIN'd (not counted) until nsqd answers `CLOSE_WAIT`, so a run leaves nothing in
+/// flight behind it.
+async fn finish_up(conn: &mut Connection) -> Result<(), ClientError> {
+    conn.send(&Command::Cls);
+    conn.flush().await?;
+    let closed = tokio::time::timeout(CLOSE_WAIT_TIMEOUT, async {
+        loop {
+            match conn.read_frame().await? {
+                Frame::Message(msg) => conn.send(&Command::Fin { id: msg.id }),
+                Frame::Response(data) if data == crate::protocol::frame::CLOSE_WAIT => break,
+                Frame::Response(_) => {}
+                // A FIN of a message that timed out meanwhile (and went to another
+                // connection): nsqd says so and goes on.
+                Frame::Error(data) if data.starts_with(b"E_FIN_FAILED") => {}
+                Frame::Error(data) => {
+                    return Err(ClientError::Server {
+                        code_and_text: String::from_utf8_lossy(&data).into_owned(),
+                    })
+                }
+            }
+        }
+        conn.flush().await
+    })
+    .await;
+    closed.unwrap_or(Ok(()))
 }
 
 /// The next frame; under [`FlushPolicy::Drained`], queued FINs go out before blocking.

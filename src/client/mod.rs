@@ -13,7 +13,8 @@
 //! - [`Connection::identify_and_upgrade`] (`negotiate.rs`): IDENTIFY, then the snappy or
 //!   deflate upgrade the answer turned on ([`Negotiated`], [`Compression`]).
 //! - [`TlsClient`] (`tls.rs`): the rustls configuration and server name for the TLS
-//!   upgrade ([`Connection::upgrade_tls`]).
+//!   upgrade ([`Connection::upgrade_tls`]), and [`AcceptAnyServerCert`] for callers asked
+//!   not to verify the server (Go's `InsecureSkipVerify`).
 //! - [`Producer`] (`producer.rs`): PUB, MPUB and DPUB, each waiting for its `OK`.
 //! - [`Consumer`] (`consumer.rs`): SUB, RDY, FIN, REQ, TOUCH, CLS and a message stream.
 //! - [`lookup_nsqds`] (`lookup.rs`): the nsqds holding a topic, asked of nsqlookupds.
@@ -38,4 +39,4 @@ pub use error::ClientError;
 pub use lookup::lookup_nsqds;
 pub use negotiate::{Compression, Negotiated};
 pub use producer::Producer;
-pub use tls::TlsClient;
+pub use tls::{AcceptAnyServerCert, TlsClient};

@@ -86,3 +86,13 @@ pub fn read_config_file(path: &str) -> std::io::Result<String> {
     let text = std::fs::read_to_string(path);
     text
 }
+
+/// Reads a file a tool's command line names (a TLS CA, certificate or key given with
+/// `--consumer-opt`). Like [`read_config_file`] it happens at startup, in the real
+/// binaries only, before any connection exists; the bytes are returned as they are (PEM
+/// need not be UTF-8 clean around its blocks).
+pub fn read_startup_file(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
+    #[allow(clippy::disallowed_methods)]
+    let bytes = std::fs::read(path);
+    bytes
+}

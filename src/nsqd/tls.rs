@@ -134,8 +134,8 @@ fn rustls_error(error: impl std::fmt::Display) -> TlsConfigError {
 }
 
 /// Where Go looks for the system's trusted roots on Linux, in its order; the first file
-/// that exists is used.
-const SYSTEM_ROOT_FILES: [&str; 6] = [
+/// that exists is used (by nsqd's auth client and the tools' TLS client alike).
+pub const SYSTEM_ROOT_FILES: [&str; 6] = [
     "/etc/ssl/certs/ca-certificates.crt",
     "/etc/pki/tls/certs/ca-bundle.crt",
     "/etc/ssl/ca-bundle.pem",

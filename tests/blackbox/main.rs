@@ -17,6 +17,7 @@
 //! - `metrics`: `/metrics` read back with a Prometheus parser.
 //! - `restart`: what a graceful exit keeps on `--data-path`, and its lock.
 //! - `third_party`: the `tokio-nsq` client publishing and consuming against us.
+//! - `tools`: `nsq_tail` and `to_nsq` as processes: round trips, `-h`, bad flags, stop.
 
 mod auth;
 mod compression;
@@ -35,3 +36,4 @@ mod tcp_commands;
 mod tcp_errors;
 mod third_party;
 mod tls;
+mod tools;

@@ -1,0 +1,19 @@
+//! What the NSQ utility apps (nsq_tail, to_nsq, nsq_stat, nsq_to_file, nsq_to_http,
+//! nsq_to_nsq) share, and each app's logic behind its thin `main` in `src/bin/`.
+//!
+//! - [`flag_set`]: a tool's flag table, read with Go's `flag` syntax, with Go's `-h`.
+//! - [`app`]: the command line, fatal errors and version line every `main` shares.
+//! - [`nsq_config`]: go-nsq's `Config`, set by `--consumer-opt`/`--producer-opt`.
+//! - [`backoff`]: go-nsq's backoff state machine.
+//! - [`consumer`]: go-nsq's consumer: nsqds direct or through nsqlookupd, RDY spread,
+//!   FIN/REQ, graceful stop.
+//! - [`tail`]: `nsq_tail`. [`to_nsq`]: `to_nsq`. [`stat`]: `nsq_stat`.
+
+pub mod app;
+pub mod backoff;
+pub mod consumer;
+pub mod flag_set;
+pub mod nsq_config;
+pub mod stat;
+pub mod tail;
+pub mod to_nsq;

@@ -1,0 +1,363 @@
+//! The NSQ tools (`nsq_tail`, `to_nsq`) run as processes against an nsqd: round trips,
+//! Go's `-h` text, bad flags, fatal checks and a graceful stop.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::process::{Child, Command};
+
+use crate::support::*;
+
+const NSQ_TAIL: &str = env!("CARGO_BIN_EXE_nsq_tail");
+const TO_NSQ: &str = env!("CARGO_BIN_EXE_to_nsq");
+
+/// How long a tool may take to do what a test asks.
+const TOOL_WAIT: Duration = Duration::from_secs(20);
+
+fn tool(path: &str, args: &[&str]) -> Command {
+    let mut command = Command::new(path);
+    command
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    command
+}
+
+/// Exit status, stdout and stderr of a finished tool.
+struct Finished {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+async fn finish(mut child: Child) -> Finished {
+    let output = tokio::time::timeout(TOOL_WAIT, async {
+        let mut stdout = String::new();
+        let mut stderr = String::new();
+        let mut out = child.stdout.take().expect("stdout piped");
+        let mut err = child.stderr.take().expect("stderr piped");
+        let (a, b) = tokio::join!(
+            out.read_to_string(&mut stdout),
+            err.read_to_string(&mut stderr)
+        );
+        a.expect("read stdout");
+        b.expect("read stderr");
+        let status = child.wait().await.expect("wait");
+        Finished {
+            code: status.code(),
+            stdout,
+            stderr,
+        }
+    })
+    .await;
+    output.expect("the tool finished in time")
+}
+
+/// Runs `to_nsq` with `input` on stdin to its end.
+async fn to_nsq(args: &[&str], input: &[u8]) -> Finished {
+    let mut child = tool(TO_NSQ, args).spawn().expect("spawn to_nsq");
+    let mut stdin = child.stdin.take().expect("stdin piped");
+    stdin.write_all(input).await.expect("write stdin");
+    drop(stdin);
+    finish(child).await
+}
+
+#[tokio::test]
+async fn to_nsq_then_nsq_tail_n_prints_exactly_the_lines() {
+    let server = start_with(fast_options()).await;
+    let tcp = server.tcp.to_string();
+    let published = to_nsq(
+        &["--topic=lines", "--nsqd-tcp-address", &tcp],
+        b"one\ntwo\n\nthree\nfour",
+    )
+    .await;
+    assert_eq!(published.code, Some(0), "{}", published.stderr);
+    // The empty segment is skipped; the last line has no delimiter and is kept whole.
+    let tail = tool(
+        NSQ_TAIL,
+        &["-topic", "lines", "-nsqd-tcp-address", &tcp, "-n", "4"],
+    )
+    .spawn()
+    .expect("spawn nsq_tail");
+    let tailed = finish(tail).await;
+    assert_eq!(tailed.code, Some(0), "{}", tailed.stderr);
+    assert_eq!(tailed.stdout, "one\ntwo\nthree\nfour\n");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn print_topic_and_a_custom_delimiter() {
+    let server = start_with(fast_options()).await;
+    let tcp = server.tcp.to_string();
+    for topic in ["alpha", "beta"] {
+        let published = to_nsq(
+            &[
+                "--topic",
+                topic,
+                "--nsqd-tcp-address",
+                &tcp,
+                "--delimiter=,",
+            ],
+            format!("{topic}-1,{topic}-2,").as_bytes(),
+        )
+        .await;
+        assert_eq!(published.code, Some(0), "{}", published.stderr);
+    }
+    // `-n` counts per topic: the first topic to show 2 ends the run.
+    let tail = tool(
+        NSQ_TAIL,
+        &[
+            "--topic=alpha",
+            "--print-topic",
+            "--nsqd-tcp-address",
+            &tcp,
+            "-n=2",
+        ],
+    )
+    .spawn()
+    .expect("spawn nsq_tail");
+    let tailed = finish(tail).await;
+    assert_eq!(tailed.code, Some(0), "{}", tailed.stderr);
+    assert_eq!(tailed.stdout, "alpha | alpha-1\nalpha | alpha-2\n");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn dash_h_prints_gos_usage_and_exits_0() {
+    let help = finish(tool(NSQ_TAIL, &["-h"]).spawn().expect("spawn")).await;
+    assert_eq!(help.code, Some(0));
+    let (first, rest) = help.stderr.split_once('\n').expect("a header line");
+    assert_eq!(first, format!("Usage of {NSQ_TAIL}:"));
+    assert_eq!(
+        rest,
+        "  -channel string\n    \tNSQ channel\n  -consumer-opt value\n    \toption to passthrough to nsq.Consumer (may be given multiple times, http://godoc.org/github.com/nsqio/go-nsq#Config)\n  -lookupd-http-address value\n    \tlookupd HTTP address (may be given multiple times)\n  -max-in-flight int\n    \tmax number of messages to allow in flight (default 200)\n  -n int\n    \ttotal messages to show (will wait if starved)\n  -nsqd-tcp-address value\n    \tnsqd TCP address (may be given multiple times)\n  -print-topic\n    \tprint topic name where message was received\n  -topic value\n    \tNSQ topic (may be given multiple times)\n  -version\n    \tprint version string\n"
+    );
+    let help = finish(tool(TO_NSQ, &["--help"]).spawn().expect("spawn")).await;
+    assert_eq!(help.code, Some(0));
+    assert!(
+        help.stderr.ends_with("  -delimiter string\n    \tcharacter to split input from stdin (default \"\\n\")\n  -nsqd-tcp-address value\n    \tdestination nsqd TCP address (may be given multiple times)\n  -producer-opt value\n    \toption to passthrough to nsq.Producer (may be given multiple times, http://godoc.org/github.com/nsqio/go-nsq#Config)\n  -rate int\n    \tThrottle messages to n/second. 0 to disable\n  -topic string\n    \tNSQ topic to publish to\n"),
+        "{}",
+        help.stderr
+    );
+}
+
+#[tokio::test]
+async fn bad_flags_exit_2_with_one_line() {
+    for (path, args, want) in [
+        (NSQ_TAIL, &["--nope"][..], "flag provided but not defined: -nope"),
+        (TO_NSQ, &["--version"], "flag provided but not defined: -version"),
+        (NSQ_TAIL, &["-n", "lots"], "invalid value \"lots\" for flag -n: parse error"),
+        (
+            NSQ_TAIL,
+            &["--consumer-opt", "no_such_option,1"],
+            "invalid value \"no_such_option,1\" for flag -consumer-opt: invalid option no_such_option",
+        ),
+    ] {
+        let failed = finish(tool(path, args).spawn().expect("spawn")).await;
+        assert_eq!(failed.code, Some(2), "{args:?}: {}", failed.stderr);
+        assert_eq!(failed.stderr.lines().count(), 1, "{args:?}: {}", failed.stderr);
+        assert!(failed.stderr.starts_with(want), "{args:?}: {}", failed.stderr);
+    }
+}
+
+#[tokio::test]
+async fn missing_flags_are_fatal_in_gos_order() {
+    for (path, args, want) in [
+        (
+            NSQ_TAIL,
+            &["--topic=t"][..],
+            "--nsqd-tcp-address or --lookupd-http-address required",
+        ),
+        (
+            NSQ_TAIL,
+            &[
+                "--nsqd-tcp-address=127.0.0.1:1",
+                "--lookupd-http-address=127.0.0.1:2",
+            ],
+            "use --nsqd-tcp-address or --lookupd-http-address not both",
+        ),
+        (
+            NSQ_TAIL,
+            &["--nsqd-tcp-address=127.0.0.1:1"],
+            "--topic required",
+        ),
+        (TO_NSQ, &[], "--topic required"),
+        (
+            TO_NSQ,
+            &["--topic=t", "--delimiter=ab"],
+            "--delimiter must be a single byte",
+        ),
+        (TO_NSQ, &["--topic=t"], "--nsqd-tcp-address required"),
+    ] {
+        let failed = finish(tool(path, args).spawn().expect("spawn")).await;
+        assert_eq!(failed.code, Some(1), "{args:?}: {}", failed.stderr);
+        assert!(
+            failed.stderr.trim_end().ends_with(want),
+            "{args:?}: {}",
+            failed.stderr
+        );
+    }
+    let version = finish(tool(NSQ_TAIL, &["--version"]).spawn().expect("spawn")).await;
+    assert_eq!(
+        (version.code, version.stdout.as_str()),
+        (Some(0), "nsq_tail v1.3.0\n")
+    );
+}
+
+#[tokio::test]
+async fn a_publish_nsqd_refuses_exits_1() {
+    let server = start_with(fast_options()).await;
+    let tcp = server.tcp.to_string();
+    let refused = to_nsq(&["--topic=bad!topic", "--nsqd-tcp-address", &tcp], b"x\n").await;
+    assert_eq!(refused.code, Some(1), "{}", refused.stderr);
+    assert!(refused.stderr.contains("E_BAD_TOPIC"), "{}", refused.stderr);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn nsq_tail_stops_gracefully_on_sigterm_and_leaves_nothing_in_flight() {
+    let server = start_with(fast_options()).await;
+    let tcp = server.tcp.to_string();
+    let mut tail = tool(
+        NSQ_TAIL,
+        &["--topic=live", "--channel=keep", "--nsqd-tcp-address", &tcp],
+    )
+    .spawn()
+    .expect("spawn nsq_tail");
+    // The channel exists once nsq_tail has subscribed.
+    let deadline = tokio::time::Instant::now() + TOOL_WAIT;
+    while !server
+        .http("GET", "/stats?format=json&topic=live", None)
+        .await
+        .text()
+        .contains("\"keep\"")
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "nsq_tail never subscribed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    server.publish("live", &[b"a", b"b", b"c"]).await;
+    let mut stdout = tail.stdout.take().expect("stdout piped");
+    let mut seen = Vec::new();
+    while seen.len() < 6 {
+        let mut chunk = [0u8; 64];
+        let n = tokio::time::timeout(TOOL_WAIT, stdout.read(&mut chunk))
+            .await
+            .expect("output in time")
+            .expect("read");
+        assert!(n > 0, "nsq_tail closed its output early");
+        seen.extend_from_slice(&chunk[..n]);
+    }
+    assert_eq!(seen, b"a\nb\nc\n");
+    let pid = tail.id().expect("running") as i32;
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(pid).expect("a pid"),
+        rustix::process::Signal::TERM,
+    )
+    .expect("SIGTERM");
+    tail.stdout = Some(stdout);
+    let stopped = finish(tail).await;
+    assert_eq!(stopped.code, Some(0), "{}", stopped.stderr);
+    let stats = server
+        .http("GET", "/stats?format=json&topic=live", None)
+        .await
+        .text();
+    assert!(stats.contains("\"in_flight_count\":0"), "{stats}");
+    assert!(stats.contains("\"depth\":0"), "{stats}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn nsq_bench_reader_leaves_nothing_in_flight() {
+    let server = start_with(fast_options()).await;
+    server.publish("few", &[b"1", b"2", b"3", b"4", b"5"]).await;
+    let config = nsq::bench::ReaderConfig {
+        address: server.tcp.to_string(),
+        topic: "few".into(),
+        channel: "ch".into(),
+        size: 1,
+        rdy: 2500,
+        runfor: Duration::from_millis(300),
+        connections: 2,
+        start_at: None,
+        flush_policy: nsq::bench::FlushPolicy::Go,
+        transport: nsq::bench::Transport::plain(),
+    };
+    let net: std::sync::Arc<dyn nsq::env::Net> = std::sync::Arc::new(nsq::env::RealNet);
+    nsq::bench::run_reader(net, &config)
+        .await
+        .expect("reader ran");
+    let stats = server
+        .http("GET", "/stats?format=json&topic=few", None)
+        .await
+        .text();
+    assert!(stats.contains("\"in_flight_count\":0"), "{stats}");
+    assert!(stats.contains("\"depth\":0"), "{stats}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn nsq_stat_prints_gos_columns_with_the_figures_of_stats() {
+    let server = start_with(fast_options()).await;
+    let topic = server.http("POST", "/topic/create?topic=st", None).await;
+    assert_eq!(topic.status, 200);
+    let created = server
+        .http("POST", "/channel/create?topic=st&channel=ch", None)
+        .await;
+    assert_eq!(created.status, 200);
+    server.publish("st", &[b"a", b"b", b"c"]).await;
+    let http = server.http.to_string();
+    let stat = tool(
+        env!("CARGO_BIN_EXE_nsq_stat"),
+        &[
+            "--topic=st",
+            "--channel=ch",
+            "--nsqd-http-address",
+            &http,
+            "--interval=100ms",
+            "--count=2",
+        ],
+    )
+    .spawn()
+    .expect("spawn nsq_stat");
+    let stat = finish(stat).await;
+    assert_eq!(stat.code, Some(0), "{}", stat.stderr);
+    let lines: Vec<&str> = stat.stdout.lines().collect();
+    assert_eq!(lines.len(), 4, "{}", stat.stdout);
+    assert_eq!(
+        lines[..2],
+        [
+            "------rate------+----------------depth----------------+--------------metadata---------------",
+            "ingress  egress |   total     mem    disk inflt   def |     req     t-o         msgs clients",
+        ]
+    );
+    // Nothing moves between polls: no rate; depth 3 in memory, 3 messages, no clients.
+    for row in &lines[2..] {
+        assert_eq!(
+            *row,
+            "      0       0 |       3       3       0     0     0 |       0       0            3       0"
+        );
+    }
+    let missing = tool(
+        env!("CARGO_BIN_EXE_nsq_stat"),
+        &["--topic=st", "--channel=nope", "--nsqd-http-address", &http],
+    )
+    .spawn()
+    .expect("spawn nsq_stat");
+    let missing = finish(missing).await;
+    assert_eq!(missing.code, Some(1));
+    assert!(
+        missing
+            .stderr
+            .trim_end()
+            .ends_with("ERROR: failed to find channel(nope) in stats metadata for topic(st)"),
+        "{}",
+        missing.stderr
+    );
+    server.stop().await;
+}
