@@ -22,7 +22,9 @@ use tokio::task::JoinHandle;
 use crate::compress;
 use crate::env::{BoxStream, Clock, Net, RealClock, RealNet};
 use crate::protocol::commands::{decode, ClientState, Command, Decoded, Limits, ParseContext};
-use crate::protocol::frame::{write_frame, write_message_frame, FrameType, MAGIC_V2, OK};
+use crate::protocol::frame::{
+    write_frame, write_message_frame, FrameType, CLOSE_WAIT, MAGIC_V2, OK,
+};
 use crate::protocol::message::{Message, MessageId};
 
 /// How a [`FakeNsqd`] behaves.
@@ -64,6 +66,8 @@ enum Event {
     Fail(String),
     Rdy(i64),
     Fin,
+    /// CLS: no more messages, then `CLOSE_WAIT`.
+    Close,
 }
 
 impl FakeNsqd {
@@ -271,6 +275,7 @@ fn apply(command: Command, state: &mut ClientState, counters: &Counters) -> Opti
             Some(Event::Fin)
         }
         Command::Nop => None,
+        Command::Cls => Some(Event::Close),
         other => Some(Event::Fail(format!(
             "E_INVALID fake nsqd does not do {}",
             other.name()
@@ -312,6 +317,10 @@ async fn write_loop(
                 }
                 Event::Rdy(count) => rdy = count,
                 Event::Fin => in_flight -= 1,
+                Event::Close => {
+                    rdy = 0;
+                    write_frame(&mut out, FrameType::Response, CLOSE_WAIT);
+                }
             }
             event = inbox.try_recv().ok();
         }

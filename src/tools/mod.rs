@@ -8,6 +8,7 @@
 //! - [`consumer`]: go-nsq's consumer: nsqds direct or through nsqlookupd, RDY spread,
 //!   FIN/REQ, graceful stop.
 //! - [`tail`]: `nsq_tail`. [`to_nsq`]: `to_nsq`. [`stat`]: `nsq_stat`.
+//!   [`to_file`]: `nsq_to_file`.
 
 pub mod app;
 pub mod backoff;
@@ -16,4 +17,5 @@ pub mod flag_set;
 pub mod nsq_config;
 pub mod stat;
 pub mod tail;
+pub mod to_file;
 pub mod to_nsq;

@@ -361,3 +361,275 @@ async fn nsq_stat_prints_gos_columns_with_the_figures_of_stats() {
     );
     server.stop().await;
 }
+
+const NSQ_TO_FILE: &str = env!("CARGO_BIN_EXE_nsq_to_file");
+
+/// Every line of every file under `dir` (gzip files decompressed), and the file names.
+fn lines_under(dir: &std::path::Path) -> (Vec<String>, Vec<String>) {
+    use std::io::Read;
+    let mut lines = Vec::new();
+    let mut names = Vec::new();
+    #[allow(clippy::disallowed_methods)]
+    let entries = std::fs::read_dir(dir).expect("read dir");
+    for entry in entries {
+        let path = entry.expect("entry").path();
+        names.push(
+            path.file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned(),
+        );
+        #[allow(clippy::disallowed_methods)]
+        let bytes = std::fs::read(&path).expect("read file");
+        let text = if path.extension().is_some_and(|e| e == "gz") {
+            let mut text = String::new();
+            flate2::read::MultiGzDecoder::new(&bytes[..])
+                .read_to_string(&mut text)
+                .expect("valid gzip");
+            text
+        } else {
+            String::from_utf8(bytes).expect("utf-8")
+        };
+        lines.extend(text.lines().map(str::to_string));
+    }
+    names.sort();
+    (lines, names)
+}
+
+fn sigterm(child: &Child) {
+    let pid = child.id().expect("running") as i32;
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(pid).expect("a pid"),
+        rustix::process::Signal::TERM,
+    )
+    .expect("SIGTERM");
+}
+
+/// Waits until the files under `dir` hold at least `count` lines.
+async fn wait_for_lines(dir: &std::path::Path, count: usize) {
+    let deadline = tokio::time::Instant::now() + TOOL_WAIT;
+    while lines_under(dir).0.len() < count {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "only {} lines",
+            lines_under(dir).0.len()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn nsq_to_file_writes_syncs_and_fins_every_message() {
+    let server = start_with(fast_options()).await;
+    let tcp = server.tcp.to_string();
+    let out = tempfile::tempdir().expect("dir");
+    let bodies: Vec<String> = (0..5).map(|i| format!("line-{i}")).collect();
+    let refs: Vec<&[u8]> = bodies.iter().map(|b| b.as_bytes()).collect();
+    server.publish("tofile", &refs).await;
+    let child = tool(
+        NSQ_TO_FILE,
+        &[
+            "--topic=tofile",
+            "--nsqd-tcp-address",
+            &tcp,
+            "--output-dir",
+            out.path().to_str().expect("utf-8 path"),
+            "--sync-interval=100ms",
+        ],
+    )
+    .spawn()
+    .expect("spawn nsq_to_file");
+    wait_for_lines(out.path(), 5).await;
+    // Synced lines are FIN'd: nothing stays in flight.
+    let deadline = tokio::time::Instant::now() + TOOL_WAIT;
+    loop {
+        let stats = server
+            .http("GET", "/stats?format=json&topic=tofile", None)
+            .await
+            .text();
+        if stats.contains("\"in_flight_count\":0") && stats.contains("\"depth\":0") {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{stats}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    sigterm(&child);
+    let done = finish(child).await;
+    assert_eq!(done.code, Some(0), "{}", done.stderr);
+    let (mut lines, names) = lines_under(out.path());
+    lines.sort();
+    assert_eq!(lines, bodies);
+    assert_eq!(names.len(), 1);
+    assert!(
+        names[0].starts_with("tofile.") && names[0].ends_with(".log"),
+        "{names:?}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn nsq_to_file_gzip_rotation_and_work_dir_keep_every_message() {
+    let server = start_with(fast_options()).await;
+    let tcp = server.tcp.to_string();
+    let (work, out) = (
+        tempfile::tempdir().expect("dir"),
+        tempfile::tempdir().expect("dir"),
+    );
+    let bodies: Vec<String> = (0..60).map(|i| format!("message-number-{i:04}")).collect();
+    let refs: Vec<&[u8]> = bodies.iter().map(|b| b.as_bytes()).collect();
+    server.publish("rotated", &refs).await;
+    let child = tool(
+        NSQ_TO_FILE,
+        &[
+            "--topic=rotated",
+            "--nsqd-tcp-address",
+            &tcp,
+            "--work-dir",
+            work.path().to_str().expect("utf-8 path"),
+            "--output-dir",
+            out.path().to_str().expect("utf-8 path"),
+            "--gzip",
+            "--rotate-size=200",
+            "--max-in-flight=10",
+            "--sync-interval=50ms",
+        ],
+    )
+    .spawn()
+    .expect("spawn nsq_to_file");
+    // Files move to the output dir as they rotate; the last one at the stop.
+    let deadline = tokio::time::Instant::now() + TOOL_WAIT;
+    loop {
+        let stats = server
+            .http("GET", "/stats?format=json&topic=rotated", None)
+            .await
+            .text();
+        if stats.contains("\"in_flight_count\":0") && stats.contains("\"depth\":0") {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{stats}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    sigterm(&child);
+    let done = finish(child).await;
+    assert_eq!(done.code, Some(0), "{}", done.stderr);
+    let (mut lines, names) = lines_under(out.path());
+    lines.sort();
+    assert_eq!(lines, bodies, "the union of the files is every message");
+    assert!(names.len() > 2, "rotated by size: {names:?}");
+    assert!(
+        names
+            .iter()
+            .all(|n| n.ends_with(".log.gz") && n.contains("-0000")),
+        "{names:?}"
+    );
+    assert!(
+        lines_under(work.path()).1.is_empty(),
+        "every file moved out of the work dir"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn nsq_to_file_killed_mid_stream_loses_nothing_after_a_restart() {
+    let server = start_with(fast_options()).await;
+    let tcp = server.tcp.to_string();
+    let out = tempfile::tempdir().expect("dir");
+    let bodies: Vec<String> = (0..2000).map(|i| format!("m{i}")).collect();
+    let refs: Vec<&[u8]> = bodies.iter().map(|b| b.as_bytes()).collect();
+    server.publish("crashy", &refs).await;
+    let args = [
+        "--topic=crashy",
+        "--nsqd-tcp-address",
+        &tcp,
+        "--output-dir",
+        out.path().to_str().expect("utf-8 path"),
+        "--sync-interval=20ms",
+        "--max-in-flight=50",
+    ];
+    let mut first = tool(NSQ_TO_FILE, &args).spawn().expect("spawn nsq_to_file");
+    wait_for_lines(out.path(), 100).await;
+    first.kill().await.expect("SIGKILL");
+    let second = tool(NSQ_TO_FILE, &args)
+        .spawn()
+        .expect("spawn nsq_to_file again");
+    // fast_options' short msg-timeout hands what the killed one held to the new one.
+    let deadline = tokio::time::Instant::now() + TOOL_WAIT;
+    loop {
+        let seen: std::collections::BTreeSet<String> =
+            lines_under(out.path()).0.into_iter().collect();
+        if seen.len() == bodies.len() {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} of {}",
+            seen.len(),
+            bodies.len()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    sigterm(&second);
+    let done = finish(second).await;
+    assert_eq!(done.code, Some(0), "{}", done.stderr);
+    let seen: std::collections::BTreeSet<String> = lines_under(out.path()).0.into_iter().collect();
+    let expected: std::collections::BTreeSet<String> = bodies.into_iter().collect();
+    assert_eq!(
+        seen, expected,
+        "at least once: every message is in the files"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn nsq_to_file_usage_is_gos_under_its_flag_set_name() {
+    let help = finish(tool(NSQ_TO_FILE, &["-h"]).spawn().expect("spawn")).await;
+    assert_eq!(help.code, Some(0));
+    assert!(
+        help.stderr.starts_with(
+            "Usage of nsqd:\n  -channel string\n    \tnsq channel (default \"nsq_to_file\")\n"
+        ),
+        "{}",
+        help.stderr
+    );
+    assert!(help.stderr.contains("  -rotate-size rotate-size\n    \trotate the file when it grows bigger than rotate-size bytes\n"), "{}", help.stderr);
+    assert!(
+        help.stderr.contains(
+            "  -log-prefix string\n    \tlog message prefix (default \"[nsq_to_file] \")\n"
+        ),
+        "{}",
+        help.stderr
+    );
+    let missing = finish(tool(NSQ_TO_FILE, &["--topic=t"]).spawn().expect("spawn")).await;
+    assert_eq!(missing.code, Some(1));
+    assert!(
+        missing
+            .stderr
+            .trim_end()
+            .ends_with("--nsqd-tcp-address or --lookupd-http-address required."),
+        "{}",
+        missing.stderr
+    );
+    let level = finish(
+        tool(
+            NSQ_TO_FILE,
+            &[
+                "--gzip",
+                "--gzip-level=12",
+                "--topic=t",
+                "--nsqd-tcp-address=127.0.0.1:1",
+            ],
+        )
+        .spawn()
+        .expect("spawn"),
+    )
+    .await;
+    assert_eq!(level.code, Some(1));
+    assert!(
+        level
+            .stderr
+            .trim_end()
+            .ends_with("invalid --gzip-level value (12), should be 1-9"),
+        "{}",
+        level.stderr
+    );
+}
