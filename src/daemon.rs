@@ -90,12 +90,16 @@ pub fn fatal(daemon: &str, message: &str) -> std::process::ExitCode {
     std::process::ExitCode::from(1)
 }
 
-/// Prints a command-line failure as Go does (a usage error as it is, anything else as a
-/// fatal line) and returns Go's exit status.
+/// Prints a command-line failure (anything but a bad command line as Go's fatal line) and
+/// returns Go's exit status.
+///
+/// A bad command line prints Go's one-line message and where the flags are, instead of
+/// Go's message followed by the whole usage text, where the message scrolls out of
+/// sight; the exit status stays Go's 2.
 pub fn report(daemon: &str, err: &crate::go_cli::CliError) -> std::process::ExitCode {
     match err {
-        crate::go_cli::CliError::Usage { .. } => {
-            eprint!("{err}");
+        crate::go_cli::CliError::Usage { message, .. } => {
+            eprintln!("{message} (run {daemon} -h for the flags)");
             std::process::ExitCode::from(err.exit_code())
         }
         _ => fatal(daemon, &err.to_string()),

@@ -119,7 +119,9 @@ pub fn parse_go_float(text: &str) -> Option<f64> {
 
 /// Go's `flag.Duration` says only "parse error"; a negative one gets its own reason.
 pub fn parse_flag_duration(text: &str) -> Result<Duration, String> {
-    let ns = parse_go_duration(text).map_err(|_| "parse error".to_string())?;
+    // Go's flag package says only "parse error"; the duration parser's reason
+    // (`time: missing unit in duration "90"`) tells a newcomer what to fix.
+    let ns = parse_go_duration(text).map_err(|error| error.to_string())?;
     // Go accepts negative durations; no nsqd option means anything by one.
     let ns = u64::try_from(ns).map_err(|_| "negative duration".to_string())?;
     Ok(Duration::from_nanos(ns))

@@ -10,7 +10,6 @@ use crate::go_cli::usage::push_usage_entry;
 use crate::go_cli::values::{parse_flag_duration, parse_go_bool, parse_go_float, parse_go_int};
 use crate::go_cli::{CliAction, CliError};
 use crate::go_fmt::go_quote;
-use crate::go_time::parse_go_duration;
 
 /// How a flag's value is read, and the type word Go's `-h` shows for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,11 +87,7 @@ impl Flag {
                 parse_go_float(value).ok_or("parse error")?;
             }
             Kind::Duration => {
-                // Go says only "parse error"; the duration parser's reason helps more.
-                let ns = parse_go_duration(value).map_err(|e| e.to_string())?;
-                if ns < 0 {
-                    return Err("negative duration".to_string());
-                }
+                parse_flag_duration(value)?;
             }
             Kind::Str | Kind::List | Kind::Value => {}
         }

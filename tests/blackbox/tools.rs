@@ -633,3 +633,15 @@ async fn nsq_to_file_usage_is_gos_under_its_flag_set_name() {
         level.stderr
     );
 }
+
+#[tokio::test]
+async fn daemons_report_a_bad_flag_in_one_line_that_says_what_is_wrong() {
+    for (args, want) in [
+        (&["--no-such-flag"][..], "flag provided but not defined: -no-such-flag (run nsqd -h for the flags)\n"),
+        (&["--msg-timeout=90"], "invalid value \"90\" for flag -msg-timeout: time: missing unit in duration \"90\" (run nsqd -h for the flags)\n"),
+    ] {
+        let failed = finish(tool(env!("CARGO_BIN_EXE_nsqd"), args).spawn().expect("spawn")).await;
+        assert_eq!(failed.code, Some(2), "{args:?}");
+        assert_eq!(failed.stderr, want, "{args:?}");
+    }
+}

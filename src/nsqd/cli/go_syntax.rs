@@ -142,7 +142,7 @@ mod tests {
         );
         assert_eq!(
             error(&["-msg-timeout", "60"]),
-            "invalid value \"60\" for flag -msg-timeout: parse error"
+            "invalid value \"60\" for flag -msg-timeout: time: missing unit in duration \"60\""
         );
     }
 

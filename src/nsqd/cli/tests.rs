@@ -109,7 +109,7 @@ fn durations_in_go_syntax() {
     }
     assert_eq!(
         first_line(&fail(&["-msg-timeout=60"])),
-        "invalid value \"60\" for flag -msg-timeout: parse error"
+        "invalid value \"60\" for flag -msg-timeout: time: missing unit in duration \"60\""
     );
     assert_eq!(
         first_line(&fail(&["-sync-timeout=-1s"])),
