@@ -299,7 +299,7 @@ async fn run_direct(shared: Arc<Shared>, address: String, first: (Connection, i6
             return;
         }
         let interval = shared.subscription.config.lookupd_poll_interval;
-        tracing::info!(nsqd = %address, "re-connecting in {interval:?}");
+        tracing::info!(nsqd = %address, "re-connecting in {}", go_duration(interval));
         let mut stopping = shared.stopping.subscribe();
         tokio::select! {
             _ = tokio::time::sleep(interval) => {}
@@ -436,7 +436,10 @@ fn record(shared: &Arc<Shared>, outcome: Outcome) {
                 .send_replace(RdyPlan::Share(share(shared, connections)));
         }
         Step::Pause(pause) => {
-            tracing::warn!("backing off for {pause:?}, setting all to RDY 0");
+            tracing::warn!(
+                "backing off for {}, setting all to RDY 0",
+                go_duration(pause)
+            );
             shared.rdy.send_replace(RdyPlan::Paused);
             tokio::spawn(end_pause(shared.clone(), pause));
         }
@@ -553,4 +556,9 @@ pub(crate) async fn stopped(stopping: &mut watch::Receiver<bool>) {
     if stopping.wait_for(|stop| *stop).await.is_err() {
         std::future::pending::<()>().await;
     }
+}
+
+/// A duration as Go prints it (`1m30s`), for log lines.
+pub(crate) fn go_duration(duration: Duration) -> String {
+    crate::go_time::format_go_duration(crate::go_time::go_nanos(duration))
 }

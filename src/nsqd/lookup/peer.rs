@@ -133,7 +133,14 @@ impl Peer {
         };
         match serde_json::from_slice::<PeerInfo>(&answer) {
             Ok(info) => {
-                tracing::info!(lookupd = %self.addr, ?info, "LOOKUPD peer info");
+                tracing::info!(
+                    lookupd = %self.addr,
+                    version = %info.version,
+                    broadcast_address = %info.broadcast_address,
+                    tcp_port = info.tcp_port,
+                    http_port = info.http_port,
+                    "LOOKUPD peer info"
+                );
                 if info.broadcast_address.is_empty() {
                     tracing::error!(lookupd = %self.addr, "LOOKUPD no broadcast address");
                 }

@@ -213,7 +213,7 @@ impl FileLogger {
         }
         let interval = self.settings.rotate_interval;
         if !interval.is_zero() && file.opened_at.elapsed() > interval {
-            tracing::info!(topic = %self.topic, "{interval:?} since last open, rotating...");
+            tracing::info!(topic = %self.topic, "{} since last open, rotating...", crate::tools::consumer::go_duration(interval));
             return true;
         }
         let size = self.settings.rotate_size;
