@@ -15,6 +15,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 use super::backoff::{Backoff, Outcome, Step};
+use super::handshake::{self, HandshakeError};
 use super::nsq_config::NsqConfig;
 use crate::client::{lookup_nsqds, ClientError, Connection, Frame};
 use crate::env::Env;
@@ -60,15 +61,12 @@ pub enum ConsumerError {
 /// Why one nsqd connection could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum SubscribeError {
-    /// The TLS options could not be turned into a TLS client.
+    /// Dialling, IDENTIFY, an upgrade or AUTH failed.
     #[error(transparent)]
-    Tls(#[from] super::nsq_config::ConfigError),
-    /// Dialling, IDENTIFY, an upgrade or SUB failed.
-    #[error(transparent)]
-    Client(#[from] ClientError),
-    /// The nsqd did not accept the connection within `dial_timeout`.
-    #[error("dial timed out")]
-    DialTimeout,
+    Handshake(#[from] HandshakeError),
+    /// SUB failed.
+    #[error("failed to subscribe - {0}")]
+    Sub(#[from] ClientError),
 }
 
 /// An answer to a delivered message, sent back to the connection it came on.
@@ -264,20 +262,9 @@ fn lookupd_host_port(address: &str) -> &str {
 /// Dials, identifies, upgrades and subscribes; returns the connection and the RDY limit
 /// nsqd announced.
 async fn subscribe(shared: &Shared, address: &str) -> Result<(Connection, i64), SubscribeError> {
-    let config = &shared.subscription.config;
-    let host = address.rsplit_once(':').map_or(address, |(host, _)| host);
-    let tls = config.tls_client(host)?;
-    let dial = Connection::connect(&*shared.env.net, address);
-    let mut conn = tokio::time::timeout(config.dial_timeout, dial)
-        .await
-        .map_err(|_| SubscribeError::DialTimeout)??;
-    let negotiated = conn
-        .identify_and_upgrade_tls(config.identify_json(), tls.as_ref())
-        .await?;
-    let max_rdy = serde_json::from_slice::<serde_json::Value>(&negotiated.answer)
-        .ok()
-        .and_then(|json| json.get("max_rdy_count").and_then(|v| v.as_i64()))
-        .unwrap_or(2500);
+    let opened = handshake::open(&shared.env, address, &shared.subscription.config).await?;
+    let max_rdy = opened.max_rdy_count();
+    let mut conn = opened.conn;
     let sub = Command::Sub {
         topic: shared.subscription.topic.clone(),
         channel: shared.subscription.channel.clone(),

@@ -4,6 +4,7 @@
 //! - [`flag_set`]: a tool's flag table, read with Go's `flag` syntax, with Go's `-h`.
 //! - [`app`]: the command line, fatal errors and version line every `main` shares.
 //! - [`nsq_config`]: go-nsq's `Config`, set by `--consumer-opt`/`--producer-opt`.
+//! - [`handshake`]: dial, IDENTIFY, upgrades and AUTH, as go-nsq opens a connection.
 //! - [`backoff`]: go-nsq's backoff state machine.
 //! - [`consumer`]: go-nsq's consumer: nsqds direct or through nsqlookupd, RDY spread,
 //!   FIN/REQ, graceful stop.
@@ -14,6 +15,7 @@ pub mod app;
 pub mod backoff;
 pub mod consumer;
 pub mod flag_set;
+pub mod handshake;
 pub mod nsq_config;
 pub mod stat;
 pub mod tail;

@@ -562,3 +562,51 @@ async fn an_https_auth_server_is_asked_over_tls_trusting_the_system_roots() {
     assert_eq!(fake.targets().len(), 1);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn nsq_tail_authenticates_with_its_auth_secret_and_says_when_it_has_none() {
+    let fake = FakeAuth::start(Answer::Json(
+        r#"{"ttl":60,"identity":"tail","authorizations":[{"topic":".*","channels":[".*"],"permissions":["subscribe","publish"]}]}"#.to_string(),
+    ))
+    .await;
+    let server = start_with(auth_options(vec![fake.address()])).await;
+    let mut publisher = server.conn().await;
+    auth(&mut publisher, "s3cret").await;
+    publisher.frame().await;
+    publisher.command(pub_cmd("guarded")).await;
+    publisher.expect_ok().await;
+    let tcp = server.tcp.to_string();
+    let tail = |opts: &'static [&'static str]| {
+        let mut args = vec![
+            "--topic=guarded".to_string(),
+            format!("--nsqd-tcp-address={tcp}"),
+            "-n=1".to_string(),
+        ];
+        args.extend(opts.iter().map(|s| s.to_string()));
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_nsq_tail"))
+            .args(args)
+            .kill_on_drop(true)
+            .output()
+    };
+    let without = tokio::time::timeout(WAIT, tail(&[]))
+        .await
+        .expect("in time")
+        .expect("ran");
+    assert_eq!(without.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&without.stderr).contains("Auth Required"),
+        "{}",
+        String::from_utf8_lossy(&without.stderr)
+    );
+    let with = tokio::time::timeout(WAIT, tail(&["--consumer-opt=auth_secret,s3cret"]))
+        .await
+        .expect("in time")
+        .expect("ran");
+    assert!(
+        with.status.success(),
+        "{}",
+        String::from_utf8_lossy(&with.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&with.stdout), "m\n");
+    server.stop().await;
+}

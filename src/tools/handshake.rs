@@ -1,0 +1,82 @@
+//! How a tool opens a connection to nsqd, as go-nsq's `Conn.Connect` does: dial within
+//! `dial_timeout`, IDENTIFY with feature negotiation, the TLS and compression upgrades
+//! nsqd turned on, then AUTH with `auth_secret` when nsqd requires it.
+
+use serde_json::Value;
+
+use super::nsq_config::{ConfigError, NsqConfig};
+use crate::client::{ClientError, Connection};
+use crate::env::Env;
+use crate::protocol::commands::Command;
+
+/// Why a connection could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum HandshakeError {
+    /// The TLS options could not be turned into a TLS client.
+    #[error(transparent)]
+    Tls(#[from] ConfigError),
+    /// Dialling, IDENTIFY, an upgrade or AUTH failed on the wire.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// nsqd did not accept the connection within `dial_timeout`.
+    #[error("dial timed out")]
+    DialTimeout,
+    /// nsqd requires AUTH and no `auth_secret` was given (go-nsq's `Auth Required`).
+    #[error("Auth Required")]
+    AuthRequired,
+    /// nsqd refused the secret.
+    #[error("Error authenticating {0}")]
+    AuthFailed(#[source] ClientError),
+}
+
+/// An open, identified (and authenticated) connection, with nsqd's IDENTIFY answer.
+pub struct Opened {
+    /// The connection, ready for SUB or PUB.
+    pub conn: Connection,
+    /// nsqd's negotiation answer (`Value::Null` when it answered a bare `OK`).
+    pub answer: Value,
+}
+
+impl Opened {
+    /// The most RDY this nsqd accepts (`max_rdy_count`; 2500 when it did not say).
+    pub fn max_rdy_count(&self) -> i64 {
+        self.answer
+            .get("max_rdy_count")
+            .and_then(Value::as_i64)
+            .unwrap_or(2500)
+    }
+}
+
+/// Opens `address` as go-nsq does; see the module docs.
+pub async fn open(env: &Env, address: &str, config: &NsqConfig) -> Result<Opened, HandshakeError> {
+    let host = address.rsplit_once(':').map_or(address, |(host, _)| host);
+    let tls = config.tls_client(host)?;
+    let dial = Connection::connect(&*env.net, address);
+    let mut conn = if config.dial_timeout.is_zero() {
+        dial.await?
+    } else {
+        tokio::time::timeout(config.dial_timeout, dial)
+            .await
+            .map_err(|_| HandshakeError::DialTimeout)??
+    };
+    let negotiated = conn
+        .identify_and_upgrade_tls(config.identify_json(), tls.as_ref())
+        .await?;
+    let answer = serde_json::from_slice::<Value>(&negotiated.answer).unwrap_or(Value::Null);
+    let auth_required = answer
+        .get("auth_required")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    if auth_required {
+        if config.auth_secret.is_empty() {
+            return Err(HandshakeError::AuthRequired);
+        }
+        let auth = Command::Auth {
+            secret: bytes::Bytes::from(config.auth_secret.clone()),
+        };
+        conn.request(&auth)
+            .await
+            .map_err(HandshakeError::AuthFailed)?;
+    }
+    Ok(Opened { conn, answer })
+}
