@@ -33,6 +33,33 @@ async fn start_lookupd(tcp: &str, http: &str) -> Lookupd {
     daemon
 }
 
+/// [`start_lookupd`] on addresses a moment ago in use: another loopback socket (another
+/// test's client, or nsqd reconnecting to the stopped lookupd and connecting to itself
+/// through its own ephemeral port) may hold one briefly, so binding is retried.
+async fn restart_lookupd(tcp: &str, http: &str) -> Lookupd {
+    let options = lookupd::Options {
+        tcp_address: tcp.into(),
+        http_address: http.into(),
+        broadcast_address: "127.0.0.1".into(),
+        ..lookupd::Options::default()
+    };
+    let deadline = Instant::now() + WAIT;
+    let daemon = loop {
+        match Lookupd::new(options.clone(), Env::real()).await {
+            Ok(daemon) => break daemon,
+            Err(error) => {
+                assert!(Instant::now() < deadline, "lookupd restarts: {error}");
+                sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    let runner = daemon.clone();
+    tokio::spawn(async move {
+        let _ = runner.run().await;
+    });
+    daemon
+}
+
 async fn start_nsqd(lookupds: &[&Lookupd], data: &tempfile::TempDir) -> Nsqd {
     let options = nsqd::Options {
         tcp_address: "127.0.0.1:0".into(),
@@ -200,7 +227,7 @@ async fn a_restarted_lookupd_gets_a_full_resync() {
 
     // The same addresses, a fresh (empty) registry.
     l1.shutdown().await;
-    let l1 = start_lookupd(&tcp, &http).await;
+    let l1 = restart_lookupd(&tcp, &http).await;
     eventually("re-synced after the lookupd restart", || async {
         channels(&l1, "kept").await == vec!["ch"]
             && producer_ports(&l1, "kept").await == vec![u64::from(n1.tcp_addr().port())]

@@ -201,6 +201,10 @@ struct SuiteArgs {
     /// tls, consumers-100, topics-1000, ceiling, rss-idle, idle-10k, slowloris.
     #[arg(long, default_value = "all")]
     cases: String,
+    /// How many connections the idle-10k case opens (default 10,000; 1,000 with
+    /// --quick). Beyond about 20,000, raise the hard open-file limit first.
+    #[arg(long)]
+    idle_connections: Option<usize>,
     /// Short runs and small backlogs: a smoke test, not figures to publish.
     #[arg(long)]
     quick: bool,
@@ -407,6 +411,7 @@ async fn suite(args: SuiteArgs) -> Result<String, String> {
         ),
         cases: parse_cases(&args.cases)?,
         quick: args.quick,
+        idle_connections: args.idle_connections,
         command_line: command_line(),
     };
     let report = run_suite(&config, &mut |line| eprintln!("[nsq-bench suite] {line}"))

@@ -87,6 +87,8 @@ pub struct SuiteConfig {
     pub cases: Vec<Case>,
     /// `--quick`: smaller backlogs (the durations are already resolved).
     pub quick: bool,
+    /// `--idle-connections`: how many the idle case opens (None: 10,000, quick 1,000).
+    pub idle_connections: Option<usize>,
     /// The command line, for the report.
     pub command_line: String,
 }
@@ -193,6 +195,7 @@ pub async fn run_suite(
     let run = cases::CaseRun {
         durations: &config.durations,
         quick: config.quick,
+        idle_connections: config.idle_connections,
     };
     let mut results = Results::default();
     for &case in &config.cases {
