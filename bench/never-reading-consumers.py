@@ -8,7 +8,8 @@ usage: python3 bench/never-reading-consumers.py target/release/nsqd target/relea
 import json, os, re, socket, subprocess, sys, tempfile, time, resource, urllib.request
 
 nsqd, bench = sys.argv[1], sys.argv[2]
-resource.setrlimit(resource.RLIMIT_NOFILE, (20000, 20000))
+hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+resource.setrlimit(resource.RLIMIT_NOFILE, (min(20000, hard), hard))
 data = tempfile.mkdtemp()
 TCP, HTTP = "127.0.0.1:24350", "127.0.0.1:24351"
 proc = subprocess.Popen([nsqd, "--data-path", data, "--tcp-address", TCP, "--http-address", HTTP,
