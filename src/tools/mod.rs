@@ -7,6 +7,7 @@
 //! - [`backoff`]: go-nsq's backoff state machine.
 //! - [`consumer`]: go-nsq's consumer: nsqds direct or through nsqlookupd, RDY spread,
 //!   FIN/REQ, graceful stop.
+//! - [`producer`]: go-nsq's producer: lazy connect, pipelined PUBs, reconnect on use.
 //! - [`tail`]: `nsq_tail`. [`to_nsq`]: `to_nsq`. [`stat`]: `nsq_stat`.
 
 pub mod app;
@@ -14,6 +15,7 @@ pub mod backoff;
 pub mod consumer;
 pub mod flag_set;
 pub mod nsq_config;
+pub mod producer;
 pub mod stat;
 pub mod tail;
 pub mod to_nsq;
