@@ -13,7 +13,7 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
-use tokio::time::timeout;
+use tokio::time::{timeout, Instant};
 
 use super::nsq_config::{ConfigError, NsqConfig};
 use crate::client::{ClientError, Connection, Frame};
@@ -89,6 +89,7 @@ impl Producer {
             config,
             conn: None,
             waiting: VecDeque::new(),
+            read_deadline: Instant::now(),
         };
         Producer {
             address: address.to_string(),
@@ -138,6 +139,8 @@ struct Link {
     conn: Option<Connection>,
     /// Who waits for each PUB sent and not yet answered, oldest first.
     waiting: VecDeque<Answer>,
+    /// When the connection counts as dead if nothing more was read.
+    read_deadline: Instant,
 }
 
 impl Link {
@@ -157,17 +160,19 @@ impl Link {
                 let _ = conn.shutdown().await;
                 return;
             }
-            let read_timeout = self.config.read_timeout;
             tokio::select! {
                 request = queue.recv(), if open => match request {
                     Some(request) => self.send(request).await,
                     None => open = false,
                 },
-                frame = timeout(read_timeout, conn.read_frame()) => {
-                    let frame = frame.unwrap_or_else(|_| {
-                        Err(ClientError::Io(std::io::ErrorKind::TimedOut.into()))
-                    });
+                frame = conn.read_frame() => {
+                    self.read_deadline = Instant::now() + self.config.read_timeout;
                     self.answer(frame);
+                }
+                () = tokio::time::sleep_until(self.read_deadline) => {
+                    // go-nsq's read deadline: nothing from nsqd (not even a heartbeat)
+                    // for `read_timeout`.
+                    self.answer(Err(ClientError::Io(std::io::ErrorKind::TimedOut.into())));
                 }
             }
         }
@@ -179,6 +184,7 @@ impl Link {
         match connect(&*self.net, &self.address, &self.config).await {
             Ok(conn) => {
                 self.conn = Some(conn);
+                self.read_deadline = Instant::now() + self.config.read_timeout;
                 self.send(request).await;
             }
             Err(error) => {
@@ -275,9 +281,19 @@ async fn connect(
 mod tests {
     use super::*;
 
+    /// What the fake nsqd does with a PUB.
+    enum Reply {
+        /// Writes these bytes.
+        Frames(Vec<u8>),
+        /// Closes the connection.
+        Close,
+        /// Says nothing.
+        Silent,
+    }
+
     /// A fake nsqd on loopback that reads `  V2`, answers IDENTIFY with `OK`, then
-    /// answers each PUB with the frames `answers` gives for its body.
-    async fn fake_nsqd(answers: fn(&[u8]) -> Vec<u8>) -> String {
+    /// answers each PUB as `answers` says for its body.
+    async fn fake_nsqd(answers: fn(&[u8]) -> Reply) -> String {
         let listener = crate::env::RealNet.bind_tcp("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap().to_string();
         tokio::spawn(async move {
@@ -299,7 +315,7 @@ mod tests {
         out
     }
 
-    async fn serve(mut stream: crate::env::BoxStream, answers: fn(&[u8]) -> Vec<u8>) {
+    async fn serve(mut stream: crate::env::BoxStream, answers: fn(&[u8]) -> Reply) {
         use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
         let mut magic = [0u8; 4];
         if stream.read_exact(&mut magic).await.is_err() {
@@ -316,14 +332,15 @@ mod tests {
             let mut body = vec![0u8; u32::from_be_bytes(size) as usize];
             reader.read_exact(&mut body).await.unwrap();
             let reply = if line.starts_with("IDENTIFY") {
-                frame(0, b"OK")
+                Reply::Frames(frame(0, b"OK"))
             } else {
                 answers(&body)
             };
-            if reply.is_empty() {
-                return;
+            match reply {
+                Reply::Frames(bytes) => reader.get_mut().write_all(&bytes).await.unwrap(),
+                Reply::Close => return,
+                Reply::Silent => {}
             }
-            reader.get_mut().write_all(&reply).await.unwrap();
         }
     }
 
@@ -331,9 +348,9 @@ mod tests {
     async fn pipelined_publishes_get_their_own_answers_in_order() {
         let address = fake_nsqd(|body| {
             if body == b"bad" {
-                frame(1, b"E_BAD_BODY nope")
+                Reply::Frames(frame(1, b"E_BAD_BODY nope"))
             } else {
-                frame(0, b"OK")
+                Reply::Frames(frame(0, b"OK"))
             }
         })
         .await;
@@ -355,9 +372,9 @@ mod tests {
         // The fake closes the connection instead of answering "drop".
         let address = fake_nsqd(|body| {
             if body == b"drop" {
-                Vec::new()
+                Reply::Close
             } else {
-                frame(0, b"OK")
+                Reply::Frames(frame(0, b"OK"))
             }
         })
         .await;
@@ -370,6 +387,21 @@ mod tests {
             .publish("t", Bytes::from_static(b"x"))
             .await
             .is_ok());
+        producer.stop().await;
+    }
+
+    #[tokio::test]
+    async fn an_nsqd_silent_for_read_timeout_is_a_lost_connection() {
+        let address = fake_nsqd(|_| Reply::Silent).await;
+        let mut config = NsqConfig::new();
+        config.read_timeout = std::time::Duration::from_millis(100);
+        let producer = Producer::new(&Env::real(), &address, config);
+        let started = tokio::time::Instant::now();
+        assert!(matches!(
+            producer.publish("t", Bytes::from_static(b"x")).await,
+            Err(PublishError::NotConnected)
+        ));
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
         producer.stop().await;
     }
 
