@@ -12,6 +12,7 @@
 //! - [`upstream`]: `--mode`: round-robin, go-hostpool ([`hostpool`]) or every address.
 //! - [`timer_metrics`]: bitly/timer_metrics, the relays' `--status-every` lines.
 //! - [`tail`]: `nsq_tail`. [`to_nsq`]: `to_nsq`. [`stat`]: `nsq_stat`.
+//!   [`to_http`]: `nsq_to_http`.
 
 pub mod app;
 pub mod backoff;
@@ -24,5 +25,6 @@ pub mod relay;
 pub mod stat;
 pub mod tail;
 pub mod timer_metrics;
+pub mod to_http;
 pub mod to_nsq;
 pub mod upstream;
