@@ -12,7 +12,7 @@
 //! - [`upstream`]: `--mode`: round-robin, go-hostpool ([`hostpool`]) or every address.
 //! - [`timer_metrics`]: bitly/timer_metrics, the relays' `--status-every` lines.
 //! - [`tail`]: `nsq_tail`. [`to_nsq`]: `to_nsq`. [`stat`]: `nsq_stat`.
-//!   [`to_http`]: `nsq_to_http`.
+//!   [`to_http`]: `nsq_to_http`. [`nsq_to_nsq`]: `nsq_to_nsq`.
 
 pub mod app;
 pub mod backoff;
@@ -20,6 +20,7 @@ pub mod consumer;
 pub mod flag_set;
 pub mod hostpool;
 pub mod nsq_config;
+pub mod nsq_to_nsq;
 pub mod producer;
 pub mod relay;
 pub mod stat;

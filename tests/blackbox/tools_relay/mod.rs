@@ -4,8 +4,11 @@
 //! - `http_server`: a loopback HTTP server that records every request and answers with a
 //!   status the test chooses.
 //! - `to_http`: nsq_to_http: POST and GET, retries, modes, fatal checks, stop and kill.
+//! - `nsq_to_nsq`: nsq_to_nsq: relaying, JSON filters, a destination down at first,
+//!   fatal checks, stop and restart.
 
 mod http_server;
+mod nsq_to_nsq;
 mod to_http;
 
 use std::time::Duration;
