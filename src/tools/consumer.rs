@@ -296,9 +296,15 @@ async fn subscribe(shared: &Shared, address: &str) -> Result<(Connection, i64), 
     let host = address.rsplit_once(':').map_or(address, |(host, _)| host);
     let tls = config.tls_client(host)?;
     let dial = Connection::connect(&*shared.env.net, address);
-    let mut conn = tokio::time::timeout(config.dial_timeout, dial)
-        .await
-        .map_err(|_| SubscribeError::DialTimeout)??;
+    // A zero `dial_timeout` is no limit, as for Go's dialer (tokio's zero timeout
+    // would fail every dial that does not complete at once).
+    let mut conn = if config.dial_timeout.is_zero() {
+        dial.await?
+    } else {
+        tokio::time::timeout(config.dial_timeout, dial)
+            .await
+            .map_err(|_| SubscribeError::DialTimeout)??
+    };
     let negotiated = conn
         .identify_and_upgrade_tls(config.identify_json(), tls.as_ref())
         .await?;

@@ -83,6 +83,9 @@ async fn without_destination_topic_each_topic_keeps_its_name() {
             &src,
             "--destination-nsqd-tcp-address",
             &dst,
+            // Zero is no dial limit, as in Go.
+            "--consumer-opt=dial_timeout,0",
+            "--producer-opt=dial_timeout,0",
         ],
     );
     wait_until("three messages at the destination", || async {
