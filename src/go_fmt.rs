@@ -1,5 +1,10 @@
 //! Go's `fmt` verbs that NSQ's messages use and ours reproduce byte for byte: `%q`, `%v`
-//! of a float64, and the text of Go's file errors (`*fs.PathError`).
+//! of a float64, the text of Go's file errors (`*fs.PathError`), and `Sprintf` with one
+//! string argument ([`sprintf_string`]).
+
+mod sprintf;
+
+pub use sprintf::sprintf_string;
 
 /// Go's `%q`: a double-quoted string with Go escapes.
 pub fn go_quote(text: &str) -> String {

@@ -1,6 +1,15 @@
 //! A small HTTP/1.1 `GET` of a JSON answer over the `Env`'s network, with Go's
 //! `http_api.Client` timeouts and a bounded body: how nsqd asks lookupds for channels and
 //! how our clients ask them for producers, on real sockets and inside simulations alike.
+//!
+//! Also any request to a full `http://` URL ([`HttpTarget`]) with a keep-alive pool
+//! ([`HttpClient`]), as nsq_to_http sends them.
+
+mod pool;
+mod target;
+
+pub use pool::HttpClient;
+pub use target::{HttpTarget, TargetError};
 
 use std::time::Duration;
 
@@ -14,7 +23,7 @@ use tokio::time::timeout;
 
 use crate::env::Net;
 
-/// Why a `GET` failed.
+/// Why an HTTP request failed (a [`get_json`], or an [`HttpClient`] request).
 #[derive(Debug, thiserror::Error)]
 pub enum HttpGetError {
     /// Connecting took longer than the connect timeout.

@@ -8,7 +8,7 @@
 //! - [`nsqd`]: the nsqd daemon: options, topics, channels, queues, client connections,
 //!   the queue scan loop, the HTTP API and stats.
 //! - [`http_client`]: a bounded JSON `GET` over the seams, plain or TLS (lookupd and auth
-//!   server queries).
+//!   server queries), and any request to an `http://` URL with keep-alive (nsq_to_http).
 //! - [`lookupd`]: the nsqlookupd daemon: the registration DB, the V1 TCP protocol and
 //!   its HTTP API.
 //! - [`http_common`]: the HTTP accept loop and Go's V1 response conventions both daemons use.

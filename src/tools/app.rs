@@ -82,6 +82,16 @@ pub fn nsq_config(opts: &[String]) -> Result<NsqConfig, super::nsq_config::Confi
     Ok(config)
 }
 
+/// Go's checks of where a consumer reads from: the fatal message when neither
+/// `--nsqd-tcp-address` nor `--lookupd-http-address` is given, or both are.
+pub fn sources_error(nsqds: &[String], lookupds: &[String]) -> Option<&'static str> {
+    match (nsqds.is_empty(), lookupds.is_empty()) {
+        (true, true) => Some("--nsqd-tcp-address or --lookupd-http-address required"),
+        (false, false) => Some("use --nsqd-tcp-address or --lookupd-http-address not both"),
+        _ => None,
+    }
+}
+
 /// A flag that turns true at the first SIGINT or SIGTERM (later ones are swallowed, as
 /// in Go's tools). Must run inside the tokio runtime.
 pub fn stop_on_signals() -> std::io::Result<tokio::sync::watch::Receiver<bool>> {

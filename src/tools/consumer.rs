@@ -43,6 +43,34 @@ pub struct Subscription {
     pub config: NsqConfig,
 }
 
+/// Why go-nsq's `NewConsumer` refuses a subscription.
+#[derive(Debug, thiserror::Error)]
+pub enum SubscriptionError {
+    /// The config fails go-nsq's `Validate` (`invalid MaxInFlight ! -1 < 0`).
+    #[error(transparent)]
+    Config(#[from] super::nsq_config::ConfigError),
+    /// The topic is not a valid NSQ name.
+    #[error("invalid topic name")]
+    Topic,
+    /// The channel is not a valid NSQ name.
+    #[error("invalid channel name")]
+    Channel,
+}
+
+impl Subscription {
+    /// go-nsq's `NewConsumer` checks, in its order: the config, the topic, the channel.
+    pub fn validate(&self) -> Result<(), SubscriptionError> {
+        self.config.validate()?;
+        if !crate::protocol::names::is_valid_topic_name(&self.topic) {
+            return Err(SubscriptionError::Topic);
+        }
+        if !crate::protocol::names::is_valid_channel_name(&self.channel) {
+            return Err(SubscriptionError::Channel);
+        }
+        Ok(())
+    }
+}
+
 /// Why a consumer could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ConsumerError {
@@ -262,7 +290,7 @@ fn lookupd_host_port(address: &str) -> &str {
 /// Dials, identifies, upgrades and subscribes; returns the connection and the RDY limit
 /// nsqd announced.
 async fn subscribe(shared: &Shared, address: &str) -> Result<(Connection, i64), SubscribeError> {
-    let opened = handshake::open(&shared.env, address, &shared.subscription.config).await?;
+    let opened = handshake::open(&*shared.env.net, address, &shared.subscription.config).await?;
     let max_rdy = opened.max_rdy_count();
     let mut conn = opened.conn;
     let sub = Command::Sub {

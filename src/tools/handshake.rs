@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use super::nsq_config::{ConfigError, NsqConfig};
 use crate::client::{ClientError, Connection};
-use crate::env::Env;
+use crate::env::Net;
 use crate::protocol::commands::Command;
 
 /// Why a connection could not be opened.
@@ -21,6 +21,9 @@ pub enum HandshakeError {
     /// nsqd did not accept the connection within `dial_timeout`.
     #[error("dial timed out")]
     DialTimeout,
+    /// IDENTIFY (and AUTH) took longer than `read_timeout`.
+    #[error("i/o timeout")]
+    ReadTimeout,
     /// nsqd requires AUTH and no `auth_secret` was given (go-nsq's `Auth Required`).
     #[error("Auth Required")]
     AuthRequired,
@@ -47,11 +50,16 @@ impl Opened {
     }
 }
 
-/// Opens `address` as go-nsq does; see the module docs.
-pub async fn open(env: &Env, address: &str, config: &NsqConfig) -> Result<Opened, HandshakeError> {
+/// Opens `address` as go-nsq does; see the module docs. A zero `dial_timeout` or
+/// `read_timeout` is no limit, as for Go's dialer and deadlines.
+pub async fn open(
+    net: &dyn Net,
+    address: &str,
+    config: &NsqConfig,
+) -> Result<Opened, HandshakeError> {
     let host = address.rsplit_once(':').map_or(address, |(host, _)| host);
     let tls = config.tls_client(host)?;
-    let dial = Connection::connect(&*env.net, address);
+    let dial = Connection::connect(net, address);
     let mut conn = if config.dial_timeout.is_zero() {
         dial.await?
     } else {
@@ -59,8 +67,25 @@ pub async fn open(env: &Env, address: &str, config: &NsqConfig) -> Result<Opened
             .await
             .map_err(|_| HandshakeError::DialTimeout)??
     };
+    let greet = greet(&mut conn, config, tls.as_ref());
+    let answer = if config.read_timeout.is_zero() {
+        greet.await?
+    } else {
+        tokio::time::timeout(config.read_timeout, greet)
+            .await
+            .map_err(|_| HandshakeError::ReadTimeout)??
+    };
+    Ok(Opened { conn, answer })
+}
+
+/// IDENTIFY, the upgrades, and AUTH when required; nsqd's IDENTIFY answer.
+async fn greet(
+    conn: &mut Connection,
+    config: &NsqConfig,
+    tls: Option<&crate::client::TlsClient>,
+) -> Result<Value, HandshakeError> {
     let negotiated = conn
-        .identify_and_upgrade_tls(config.identify_json(), tls.as_ref())
+        .identify_and_upgrade_tls(config.identify_json(), tls)
         .await?;
     let answer = serde_json::from_slice::<Value>(&negotiated.answer).unwrap_or(Value::Null);
     let auth_required = answer
@@ -78,5 +103,5 @@ pub async fn open(env: &Env, address: &str, config: &NsqConfig) -> Result<Opened
             .await
             .map_err(HandshakeError::AuthFailed)?;
     }
-    Ok(Opened { conn, answer })
+    Ok(answer)
 }

@@ -8,6 +8,7 @@ use tokio::sync::{mpsc, watch};
 use super::app::{check_nsq_opt, fatal, nsq_config, user_agent, VERSION};
 use super::consumer::{stopped, Consumer, Delivery, Subscription};
 use super::flag_set::{Flag, FlagSet, FlagValues, Kind};
+use super::relay::forward;
 use crate::env::Env;
 
 /// Go nsq_tail v1.3.0's flags.
@@ -168,30 +169,4 @@ pub async fn run(
     }
     while forwarders.join_next().await.is_some() {}
     ExitCode::SUCCESS
-}
-
-/// Hands one topic's deliveries to the printer, tagged with the topic's index, and stops
-/// the consumer (waiting for its connections to close) when told to.
-async fn forward(
-    index: usize,
-    mut consumer: Consumer,
-    merged: mpsc::Sender<(usize, Delivery)>,
-    mut stop: watch::Receiver<bool>,
-) {
-    let mut stopping = false;
-    loop {
-        tokio::select! {
-            next = consumer.next() => {
-                let Some(delivery) = next else { break };
-                if let Err(mpsc::error::SendError((_, delivery))) = merged.send((index, delivery)).await {
-                    delivery.requeue_now();
-                }
-            }
-            () = stopped(&mut stop), if !stopping => {
-                stopping = true;
-                consumer.stop();
-            }
-        }
-    }
-    consumer.wait().await;
 }

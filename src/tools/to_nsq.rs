@@ -11,9 +11,8 @@ use tokio::sync::watch;
 use super::app::{check_nsq_opt, fatal, nsq_config, user_agent};
 use super::consumer::stopped;
 use super::flag_set::{Flag, FlagSet, FlagValues, Kind};
-use super::nsq_config::NsqConfig;
-use crate::client::{ClientError, Connection, Producer};
-use crate::env::{Env, Net};
+use super::producer::Producer;
+use crate::env::Env;
 
 /// Go to_nsq v1.3.0's flags (it has no `--version`).
 pub static FLAGS: FlagSet = FlagSet {
@@ -47,55 +46,6 @@ pub static FLAGS: FlagSet = FlagSet {
     ],
 };
 
-/// Why a publish failed (fatal in to_nsq).
-#[derive(Debug, thiserror::Error)]
-pub enum PublishError {
-    /// The TLS options could not be turned into a TLS client.
-    #[error(transparent)]
-    Tls(#[from] super::nsq_config::ConfigError),
-    /// Connecting, IDENTIFY or the PUB itself failed.
-    #[error(transparent)]
-    Client(#[from] ClientError),
-}
-
-/// A go-nsq producer: connects on first use and again after a failure.
-struct LazyProducer {
-    address: String,
-    producer: Option<Producer>,
-}
-
-impl LazyProducer {
-    async fn publish(
-        &mut self,
-        net: &dyn Net,
-        config: &NsqConfig,
-        topic: &str,
-        body: &[u8],
-    ) -> Result<(), PublishError> {
-        if self.producer.is_none() {
-            let host = self
-                .address
-                .rsplit_once(':')
-                .map_or(self.address.as_str(), |(host, _)| host);
-            let tls = config.tls_client(host)?;
-            let mut conn = Connection::connect(net, &self.address).await?;
-            conn.identify_and_upgrade_tls(config.identify_json(), tls.as_ref())
-                .await?;
-            self.producer = Some(Producer::from_connection(conn));
-        }
-        let Some(producer) = self.producer.as_mut() else {
-            return Ok(());
-        };
-        let published = producer
-            .publish(topic, bytes::Bytes::copy_from_slice(body))
-            .await;
-        if published.is_err() {
-            self.producer = None;
-        }
-        Ok(published?)
-    }
-}
-
 /// Runs to_nsq with parsed flags over `input` until its end or a stop signal.
 pub async fn run(
     env: Env,
@@ -119,15 +69,11 @@ pub async fn run(
     if let Err(error) = config.validate() {
         return fatal(&format!("failed to create nsq.Producer - {error}"));
     }
-    let mut producers: BTreeMap<&str, LazyProducer> = BTreeMap::new();
+    let mut producers: BTreeMap<&str, Producer> = BTreeMap::new();
     for address in flags.list("nsqd-tcp-address") {
-        producers.insert(
-            address,
-            LazyProducer {
-                address: address.clone(),
-                producer: None,
-            },
-        );
+        producers
+            .entry(address)
+            .or_insert_with(|| Producer::new(&env, address, config.clone()));
     }
     if producers.is_empty() {
         return fatal("--nsqd-tcp-address required");
@@ -150,8 +96,9 @@ pub async fn run(
             segment.pop();
         }
         if !segment.is_empty() {
-            for producer in producers.values_mut() {
-                if let Err(error) = producer.publish(&*env.net, &config, &topic, &segment).await {
+            let body = bytes::Bytes::copy_from_slice(&segment);
+            for producer in producers.values() {
+                if let Err(error) = producer.publish(&topic, body.clone()).await {
                     return fatal(&error.to_string());
                 }
             }
@@ -160,6 +107,9 @@ pub async fn run(
         if read == 0 {
             break;
         }
+    }
+    for producer in producers.into_values() {
+        producer.stop().await;
     }
     ExitCode::SUCCESS
 }

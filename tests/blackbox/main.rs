@@ -18,6 +18,8 @@
 //! - `restart`: what a graceful exit keeps on `--data-path`, and its lock.
 //! - `third_party`: the `tokio-nsq` client publishing and consuming against us.
 //! - `tools`: `nsq_tail` and `to_nsq` as processes: round trips, `-h`, bad flags, stop.
+//! - `tools_relay`: `nsq_to_http` and `nsq_to_nsq` as processes against test HTTP servers
+//!   and two nsqds: delivery, retries, modes, JSON filters, fatal checks, stop and kill.
 
 mod auth;
 mod compression;
@@ -37,3 +39,4 @@ mod tcp_errors;
 mod third_party;
 mod tls;
 mod tools;
+mod tools_relay;

@@ -13,9 +13,9 @@ const NSQ_TAIL: &str = env!("CARGO_BIN_EXE_nsq_tail");
 const TO_NSQ: &str = env!("CARGO_BIN_EXE_to_nsq");
 
 /// How long a tool may take to do what a test asks.
-const TOOL_WAIT: Duration = Duration::from_secs(20);
+pub(crate) const TOOL_WAIT: Duration = Duration::from_secs(20);
 
-fn tool(path: &str, args: &[&str]) -> Command {
+pub(crate) fn tool(path: &str, args: &[&str]) -> Command {
     let mut command = Command::new(path);
     command
         .args(args)
@@ -27,13 +27,13 @@ fn tool(path: &str, args: &[&str]) -> Command {
 }
 
 /// Exit status, stdout and stderr of a finished tool.
-struct Finished {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
+pub(crate) struct Finished {
+    pub(crate) code: Option<i32>,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
 }
 
-async fn finish(mut child: Child) -> Finished {
+pub(crate) async fn finish(mut child: Child) -> Finished {
     let output = tokio::time::timeout(TOOL_WAIT, async {
         let mut stdout = String::new();
         let mut stderr = String::new();
