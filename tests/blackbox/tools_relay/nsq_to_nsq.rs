@@ -247,6 +247,46 @@ async fn a_sigterm_mid_stream_then_a_restart_relays_every_message() {
 }
 
 #[tokio::test]
+async fn a_sigkill_mid_stream_then_a_restart_relays_every_message_at_least_once() {
+    let source = start_with(fast_options()).await;
+    let destination = start_with(fast_options()).await;
+    let messages: Vec<String> = (0..300).map(|i| format!("k{i}")).collect();
+    let raw: Vec<&[u8]> = messages.iter().map(|m| m.as_bytes()).collect();
+    source.publish("killed", &raw).await;
+    let (src, dst) = (source.tcp.to_string(), destination.tcp.to_string());
+    let args = [
+        "--topic=killed",
+        "--nsqd-tcp-address",
+        &src,
+        "--destination-nsqd-tcp-address",
+        &dst,
+        "--max-in-flight=5",
+    ];
+    let running = Running::start(NSQ_TO_NSQ, &args);
+    wait_until("the relay under way", || async {
+        topic_count(&destination, "killed").await >= 10
+    })
+    .await;
+    let (code, _) = running.stop(rustix::process::Signal::KILL).await;
+    assert_eq!(code, None, "killed by the signal");
+    // What the killed relay held times out (fast_options: 300 ms) and goes to the next.
+    let running = Running::start(NSQ_TO_NSQ, &args);
+    wait_drained(&source, "killed", "nsq_to_nsq").await;
+    running.terminate().await;
+    let got: BTreeSet<Vec<u8>> = bodies_on(&destination, "killed")
+        .await
+        .into_iter()
+        .collect();
+    let want: BTreeSet<Vec<u8>> = messages.iter().map(|m| m.as_bytes().to_vec()).collect();
+    assert_eq!(
+        got, want,
+        "every message at least once (duplicates allowed)"
+    );
+    source.stop().await;
+    destination.stop().await;
+}
+
+#[tokio::test]
 async fn round_robin_spreads_over_two_destinations() {
     let source = start_with(fast_options()).await;
     let first = start_with(fast_options()).await;
