@@ -342,3 +342,67 @@ async fn nsq_tail_finds_both_nsqds_through_lookupd() {
     n2.shutdown().await;
     l1.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nsq_to_file_discovers_topics_matching_its_pattern_through_lookupd() {
+    #![allow(clippy::disallowed_methods)]
+    let l1 = start_lookupd("127.0.0.1:0", "127.0.0.1:0").await;
+    let d1 = tempfile::tempdir().expect("dir");
+    let n1 = start_nsqd(&[&l1], &d1).await;
+    for topic in ["logs.a", "logs.b", "other"] {
+        publish(&n1, topic, &[format!("{topic}-1"), format!("{topic}-2")]).await;
+    }
+    eventually("all three topics registered", || async {
+        lookupd_get(&l1, "/topics").await["topics"]
+            .as_array()
+            .is_some_and(|t| t.len() == 3)
+    })
+    .await;
+    let out = tempfile::tempdir().expect("dir");
+    let lookupd = l1.http_addr().expect("http").to_string();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_nsq_to_file"))
+        .args([
+            "--lookupd-http-address",
+            &lookupd,
+            "--topic-pattern=^logs",
+            "--topic-refresh=100ms",
+            "--sync-interval=50ms",
+            "--output-dir",
+            out.path().to_str().expect("utf-8 path"),
+        ])
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn nsq_to_file");
+    let read_all = || {
+        let mut lines = BTreeSet::new();
+        for entry in std::fs::read_dir(out.path()).expect("read dir") {
+            let text = std::fs::read_to_string(entry.expect("entry").path()).expect("read");
+            lines.extend(text.lines().map(str::to_string));
+        }
+        lines
+    };
+    let expected: BTreeSet<String> = ["logs.a-1", "logs.a-2", "logs.b-1", "logs.b-2"]
+        .into_iter()
+        .map(str::to_string)
+        .collect();
+    eventually("the matching topics written", || {
+        let done = read_all() == expected;
+        async move { done }
+    })
+    .await;
+    let pid = child.id().expect("running") as i32;
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(pid).expect("pid"),
+        rustix::process::Signal::TERM,
+    )
+    .expect("SIGTERM");
+    let status = timeout(WAIT, child.wait())
+        .await
+        .expect("exits")
+        .expect("wait");
+    assert!(status.success());
+    assert_eq!(read_all(), expected, "`other` does not match the pattern");
+    n1.shutdown().await;
+    l1.shutdown().await;
+}
