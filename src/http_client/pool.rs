@@ -29,6 +29,8 @@ type Sender = SendRequest<Full<Bytes>>;
 pub struct HttpClient {
     net: Arc<dyn Net>,
     timeouts: HttpTimeouts,
+    /// What `https://` requests trust (None: they fail with [`HttpGetError::Tls`]).
+    tls: Option<Arc<rustls::ClientConfig>>,
     idle: std::sync::Mutex<HashMap<String, Vec<(Sender, Instant)>>>,
 }
 
@@ -47,8 +49,15 @@ impl HttpClient {
         HttpClient {
             net,
             timeouts,
+            tls: None,
             idle: std::sync::Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The same client, speaking TLS with `config` to `https://` targets.
+    pub fn with_tls(mut self, config: Arc<rustls::ClientConfig>) -> Self {
+        self.tls = Some(config);
+        self
     }
 
     /// Sends `method` with `headers` and `body` to `target` and reads the answer to its
@@ -62,14 +71,14 @@ impl HttpClient {
         body: Bytes,
     ) -> Result<StatusCode, HttpGetError> {
         let exchange = async {
-            let (mut sender, reused) = self.sender(&target.address).await?;
+            let (mut sender, reused) = self.sender(target).await?;
             let request = build(&method, target, headers, body.clone())?;
             let response = match sender.send_request(request).await {
                 Ok(response) => response,
                 // A kept-alive connection the server closed meanwhile: once more, afresh
                 // (Go retries such requests too).
                 Err(_) if reused => {
-                    sender = self.connect(&target.address).await?;
+                    sender = self.connect(target).await?;
                     let request = build(&method, target, headers, body)?;
                     sender
                         .send_request(request)
@@ -83,7 +92,7 @@ impl HttpClient {
             while let Some(frame) = answer.frame().await {
                 frame.map_err(|e| HttpGetError::Http(e.to_string()))?;
             }
-            self.put_back(&target.address, sender);
+            self.put_back(&pool_key(target), sender);
             Ok(status)
         };
         timeout(self.timeouts.request, exchange)
@@ -91,15 +100,15 @@ impl HttpClient {
             .map_err(|_| HttpGetError::RequestTimeout)?
     }
 
-    /// An idle connection to `address` that is still open, else a new one; and whether
-    /// it was reused.
-    async fn sender(&self, address: &str) -> Result<(Sender, bool), HttpGetError> {
-        while let Some(mut sender) = self.take_idle(address) {
+    /// An idle connection to `target`'s server that is still open, else a new one; and
+    /// whether it was reused.
+    async fn sender(&self, target: &HttpTarget) -> Result<(Sender, bool), HttpGetError> {
+        while let Some(mut sender) = self.take_idle(&pool_key(target)) {
             if sender.ready().await.is_ok() {
                 return Ok((sender, true));
             }
         }
-        Ok((self.connect(address).await?, false))
+        Ok((self.connect(target).await?, false))
     }
 
     fn take_idle(&self, address: &str) -> Option<Sender> {
@@ -126,13 +135,33 @@ impl HttpClient {
         }
     }
 
-    /// Dials within the connect timeout and starts HTTP/1.1 on the stream; the
-    /// connection is driven by a task of its own until both sides let go of it.
-    async fn connect(&self, address: &str) -> Result<Sender, HttpGetError> {
-        let stream = timeout(self.timeouts.connect, self.net.connect_tcp(address))
+    /// Dials within the connect timeout (the TLS handshake included, for `https`) and
+    /// starts HTTP/1.1 on the stream; the connection is driven by a task of its own
+    /// until both sides let go of it.
+    async fn connect(&self, target: &HttpTarget) -> Result<Sender, HttpGetError> {
+        let dial = async {
+            let stream = self
+                .net
+                .connect_tcp(&target.address)
+                .await
+                .map_err(HttpGetError::Connect)?;
+            let Some(name) = &target.tls_server_name else {
+                return Ok(stream);
+            };
+            let config = self.tls.clone().ok_or_else(|| {
+                HttpGetError::Tls(std::io::Error::other("no TLS configuration for https"))
+            })?;
+            let name = rustls::pki_types::ServerName::try_from(name.clone())
+                .map_err(|e| HttpGetError::Tls(std::io::Error::other(e.to_string())))?;
+            let tls = tokio_rustls::TlsConnector::from(config)
+                .connect(name, stream)
+                .await
+                .map_err(HttpGetError::Tls)?;
+            Ok(Box::new(tls) as crate::env::BoxStream)
+        };
+        let stream = timeout(self.timeouts.connect, dial)
             .await
-            .map_err(|_| HttpGetError::ConnectTimeout)?
-            .map_err(HttpGetError::Connect)?;
+            .map_err(|_| HttpGetError::ConnectTimeout)??;
         let (sender, connection) = hyper::client::conn::http1::Builder::new()
             .title_case_headers(true)
             .handshake(TokioIo::new(stream))
@@ -142,6 +171,14 @@ impl HttpClient {
             let _ = connection.await;
         });
         Ok(sender)
+    }
+}
+
+/// Where kept connections are filed: plain and TLS connections to one address differ.
+fn pool_key(target: &HttpTarget) -> String {
+    match &target.tls_server_name {
+        Some(name) => format!("https://{name}@{}", target.address),
+        None => format!("http://{}", target.address),
     }
 }
 

@@ -39,7 +39,7 @@ mod tests;
 use std::time::Duration;
 
 pub use coerce::{CoerceError, NumError, NumErrorKind};
-pub use tls::{TlsOptions, TlsVersion};
+pub use tls::{system_https_config, TlsOptions, TlsVersion};
 
 use crate::client::TlsClient;
 use crate::go_time::{format_go_duration, go_nanos};

@@ -20,6 +20,7 @@ use tokio::time::Instant;
 use super::app::{check_nsq_opt, fatal, nsq_config, sources_error, user_agent, VERSION};
 use super::consumer::{Consumer, Delivery, Subscription};
 use super::flag_set::{Flag, FlagSet, FlagValues, Kind};
+use super::nsq_config::system_https_config;
 use super::relay;
 use super::timer_metrics::TimerMetrics;
 use super::upstream::{Mode, Pick, Upstreams};
@@ -242,7 +243,21 @@ pub async fn run(
         connect: flags.duration("http-client-connect-timeout"),
         request: flags.duration("http-client-request-timeout"),
     };
-    let client = HttpClient::new(env.net.clone(), timeouts);
+    let mut client = HttpClient::new(env.net.clone(), timeouts);
+    let https = gets.iter().chain(posts.iter()).any(|address| {
+        address
+            .get(..8)
+            .is_some_and(|s| s.eq_ignore_ascii_case("https://"))
+    });
+    if https {
+        // Go's default client: the system's roots (or the file SSL_CERT_FILE names).
+        match system_https_config() {
+            Ok(config) => client = client.with_tls(config),
+            Err(error) => {
+                return fatal(&format!("ERROR: https addresses need TLS roots - {error}"))
+            }
+        }
+    }
     let (requests, addresses) = if posts.is_empty() {
         // Go would fail every request to a URL it cannot use; we refuse at the start.
         for get in gets {

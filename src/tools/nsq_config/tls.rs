@@ -172,13 +172,30 @@ fn load_roots(path: &str) -> Result<RootCertStore, ConfigError> {
     Ok(roots)
 }
 
-/// The system's roots (Go's nil `RootCAs`), from the first of Go's Linux bundle files
-/// that can be read.
+/// A plain HTTPS client trusting the system's roots, as Go's default `http.Client` does
+/// (nsq_to_http's `https://` addresses).
+pub fn system_https_config() -> Result<Arc<ClientConfig>, ConfigError> {
+    let config = ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(rustls_error)?
+        .with_root_certificates(system_roots()?)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+/// The system's roots (Go's nil `RootCAs`): the file `SSL_CERT_FILE` names when it is
+/// set (Go's override), else the first of Go's Linux bundle files that can be read.
 fn system_roots() -> Result<RootCertStore, ConfigError> {
     let mut roots = RootCertStore::empty();
-    let bundle = SYSTEM_ROOT_FILES
-        .iter()
-        .find_map(|path| read_startup_file(Path::new(path)).ok());
+    let chosen = std::env::var("SSL_CERT_FILE")
+        .ok()
+        .filter(|path| !path.is_empty());
+    let bundle = match chosen {
+        Some(path) => read_startup_file(Path::new(&path)).ok(),
+        None => SYSTEM_ROOT_FILES
+            .iter()
+            .find_map(|path| read_startup_file(Path::new(path)).ok()),
+    };
     if let Some(pem) = bundle {
         roots.add_parsable_certificates(pem_certificates(&pem));
     }

@@ -41,6 +41,14 @@ pub struct HttpServer {
 impl HttpServer {
     /// Starts a server answering `answer(n)` to the n-th request.
     pub async fn start(answer: Answer) -> HttpServer {
+        HttpServer::start_with_tls(answer, None).await
+    }
+
+    /// [`start`](Self::start), speaking TLS with `tls` when given (HTTPS).
+    pub async fn start_with_tls(
+        answer: Answer,
+        tls: Option<Arc<rustls::ServerConfig>>,
+    ) -> HttpServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -80,7 +88,18 @@ impl HttpServer {
                         Ok::<_, hyper::Error>(response)
                     }
                 });
+                let tls = tls.clone();
                 tokio::spawn(async move {
+                    let stream: nsq::env::BoxStream = match tls {
+                        Some(config) => {
+                            let acceptor = tokio_rustls::TlsAcceptor::from(config);
+                            match acceptor.accept(stream).await {
+                                Ok(stream) => Box::new(stream),
+                                Err(_) => return,
+                            }
+                        }
+                        None => Box::new(stream),
+                    };
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), service)
                         .await;

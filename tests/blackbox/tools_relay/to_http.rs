@@ -345,9 +345,9 @@ async fn bad_command_lines_exit_with_gos_codes_and_messages() {
             "ERROR: --sample must be between 0.0 and 1.0",
         ),
         (
-            &["--topic=t", nsqd, "--post=https://h/"],
+            &["--topic=t", nsqd, "--post=ftp://h/"],
             1,
-            "ERROR: invalid --post address \"https://h/\" - unsupported protocol scheme \"https\"",
+            "ERROR: invalid --post address \"ftp://h/\" - unsupported protocol scheme \"ftp\"",
         ),
         (&["--topic=bad!", nsqd, post], 1, "invalid topic name"),
         (
@@ -390,4 +390,39 @@ async fn an_nsqd_that_cannot_be_reached_is_fatal() {
     )
     .await;
     assert_eq!(failed.code, Some(1), "{}", failed.stderr);
+}
+
+#[tokio::test]
+async fn posts_over_https_trusting_the_system_roots_or_ssl_cert_file() {
+    let pki = crate::tls::Pki::new();
+    let http = HttpServer::start_with_tls(
+        Arc::new(|_| (200, Duration::ZERO)),
+        Some(pki.localhost_server_config()),
+    )
+    .await;
+    let ca = tempfile::NamedTempFile::new().expect("temp file");
+    #[allow(clippy::disallowed_methods)]
+    std::fs::write(ca.path(), pki.ca_pem()).expect("write the CA");
+    let server = start_with(fast_options()).await;
+    server.publish("secure", &[b"s1", b"s2"]).await;
+    let tcp = server.tcp.to_string();
+    let url = format!("https://localhost:{}/in", http.addr.port());
+    let mut command = tool(
+        NSQ_TO_HTTP,
+        &["--topic=secure", "--nsqd-tcp-address", &tcp, "--post", &url],
+    );
+    command.env("SSL_CERT_FILE", ca.path());
+    let child = command.spawn().expect("spawn nsq_to_http");
+    wait_until("two POSTs over TLS", || async { http.seen().len() >= 2 }).await;
+    wait_drained(&server, "secure", "nsq_to_http").await;
+    let pid = child.id().expect("running") as i32;
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(pid).expect("a pid"),
+        rustix::process::Signal::TERM,
+    )
+    .expect("SIGTERM");
+    let done = finish(child).await;
+    assert_eq!(done.code, Some(0), "{}", done.stderr);
+    assert_eq!(delivered(&http.seen(), |s| s == 200), bodies(&["s1", "s2"]));
+    server.stop().await;
 }
