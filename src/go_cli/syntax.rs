@@ -14,16 +14,39 @@ pub fn scan_with<F: Copy>(
     args: &[String],
     find: impl Fn(&str) -> Option<F>,
     is_bool: impl Fn(F) -> bool,
-    mut check: impl FnMut(F, &str) -> Result<(), String>,
+    check: impl FnMut(F, &str) -> Result<(), String>,
 ) -> Result<Option<Vec<(F, String)>>, String> {
+    Ok(scan_args(args, find, is_bool, check)?.map(|scanned| scanned.flags))
+}
+
+/// What [`scan_args`] read: the flags, and the arguments after them (Go's
+/// `FlagSet.Args()`: from the first non-flag argument on; a `--` is dropped).
+pub struct Scanned<F> {
+    /// The flags met, in command-line order, with their values.
+    pub flags: Vec<(F, String)>,
+    /// The arguments left.
+    pub rest: Vec<String>,
+}
+
+/// [`scan_with`], keeping the arguments left after the flags.
+pub fn scan_args<F: Copy>(
+    args: &[String],
+    find: impl Fn(&str) -> Option<F>,
+    is_bool: impl Fn(F) -> bool,
+    mut check: impl FnMut(F, &str) -> Result<(), String>,
+) -> Result<Option<Scanned<F>>, String> {
     let mut occurrences = Vec::new();
     let mut rest = args;
+    let mut left: &[String] = &[];
     while let Some((arg, after)) = rest.split_first() {
-        rest = after;
         let name_and_value = match flag_text(arg)? {
             FlagText::Flag(text) => text,
-            FlagText::End => break,
+            FlagText::End => {
+                left = if arg == "--" { after } else { rest };
+                break;
+            }
         };
+        rest = after;
         let (name, inline_value) = match name_and_value.split_once('=') {
             Some((name, value)) => (name, Some(value)),
             None => (name_and_value, None),
@@ -62,7 +85,10 @@ pub fn scan_with<F: Copy>(
         };
         occurrences.push((flag, value.to_string()));
     }
-    Ok(Some(occurrences))
+    Ok(Some(Scanned {
+        flags: occurrences,
+        rest: left.to_vec(),
+    }))
 }
 
 /// An argument read as a flag.

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::go_cli::syntax::scan_with;
+use crate::go_cli::syntax::scan_args;
 use crate::go_cli::usage::push_usage_entry;
 use crate::go_cli::values::{parse_flag_duration, parse_go_bool, parse_go_float, parse_go_int};
 use crate::go_cli::{CliAction, CliError};
@@ -157,13 +157,13 @@ impl FlagSet {
     /// message in [`CliError::Usage`], with the usage text for `program`.
     pub fn parse(&self, program: &str, args: &[String]) -> Result<CliAction<FlagValues>, CliError> {
         let find = |name: &str| self.flags.iter().find(|f| f.name == name);
-        let scanned = scan_with(
+        let scanned = scan_args(
             args,
             find,
             |flag| flag.kind == Kind::Bool,
             |flag, value| flag.check_value(value),
         );
-        let occurrences = match scanned {
+        let scanned = match scanned {
             Ok(Some(found)) => found,
             Ok(None) => return Ok(CliAction::Help(self.usage(program))),
             Err(message) => {
@@ -174,12 +174,13 @@ impl FlagSet {
             }
         };
         let mut given: BTreeMap<&'static str, Vec<String>> = BTreeMap::new();
-        for (flag, value) in occurrences {
+        for (flag, value) in scanned.flags {
             given.entry(flag.name).or_default().push(value);
         }
         Ok(CliAction::Run(Box::new(FlagValues {
             flags: self.flags,
             given,
+            rest: scanned.rest,
         })))
     }
 }
@@ -189,6 +190,7 @@ impl FlagSet {
 pub struct FlagValues {
     flags: &'static [Flag],
     given: BTreeMap<&'static str, Vec<String>>,
+    rest: Vec<String>,
 }
 
 impl FlagValues {
@@ -203,6 +205,11 @@ impl FlagValues {
                 .find(|flag| flag.name == name)
                 .map_or("", |flag| flag.default),
         }
+    }
+
+    /// The arguments after the flags (Go's `FlagSet.Args()`).
+    pub fn args(&self) -> &[String] {
+        &self.rest
     }
 
     /// Whether the flag was on the command line.
@@ -307,6 +314,9 @@ mod tests {
         assert_eq!(values.duration("interval"), Duration::from_secs(2));
         assert!(values.is_set("n") && !values.is_set("channel"));
         assert!(values.list("nope").is_empty());
+        assert!(values.args().is_empty());
+        assert_eq!(run(&["-n", "1", "a", "-n", "2"]).args(), ["a", "-n", "2"]);
+        assert_eq!(run(&["-n", "1", "--", "-x"]).args(), ["-x"]);
     }
 
     #[test]

@@ -187,6 +187,9 @@ pub async fn run(
     stop: watch::Receiver<bool>,
     hup: watch::Receiver<u64>,
 ) -> ExitCode {
+    if !flags.args().is_empty() {
+        return fatal(&format!("unknown arguments: [{}]", flags.args().join(" ")));
+    }
     if flags.bool("version") {
         println!("nsq_to_file v{VERSION}");
         return ExitCode::SUCCESS;

@@ -599,6 +599,21 @@ async fn nsq_to_file_usage_is_gos_under_its_flag_set_name() {
         "{}",
         help.stderr
     );
+    let extra = finish(
+        tool(NSQ_TO_FILE, &["--topic=t", "a", "b"])
+            .spawn()
+            .expect("spawn"),
+    )
+    .await;
+    assert_eq!(extra.code, Some(1));
+    assert!(
+        extra
+            .stderr
+            .trim_end()
+            .ends_with("unknown arguments: [a b]"),
+        "{}",
+        extra.stderr
+    );
     let missing = finish(tool(NSQ_TO_FILE, &["--topic=t"]).spawn().expect("spawn")).await;
     assert_eq!(missing.code, Some(1));
     assert!(
