@@ -2,28 +2,16 @@
 
 use std::process::ExitCode;
 
-use nsq::env::Env;
 use nsq::tools::{app, to_nsq};
 
 fn main() -> ExitCode {
-    let flags = match app::parse_command_line(&to_nsq::FLAGS) {
-        Ok(flags) => flags,
-        Err(code) => return code,
-    };
-    nsq::daemon::init_logging("info", "");
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => return app::fatal(&error.to_string()),
-    };
-    runtime.block_on(async {
-        let stop = match app::stop_on_signals() {
-            Ok(stop) => stop,
-            Err(error) => return app::fatal(&error.to_string()),
-        };
-        let mut stdin = tokio::io::BufReader::new(tokio::io::stdin());
-        to_nsq::run(Env::real(), &flags, &mut stdin, stop).await
+    app::main(&to_nsq::FLAGS, |env, flags, stop| async move {
+        to_nsq::run(
+            env,
+            &flags,
+            &mut tokio::io::BufReader::new(tokio::io::stdin()),
+            stop,
+        )
+        .await
     })
 }

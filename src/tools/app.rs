@@ -92,6 +92,35 @@ pub fn sources_error(nsqds: &[String], lookupds: &[String]) -> Option<&'static s
     }
 }
 
+/// A tool's whole `main`: reads the command line with `flags` (answering `-h` and bad
+/// flags as Go does), logs at info to stderr, and runs `tool` on a one-thread runtime
+/// with the real environment and a flag that turns true at SIGINT or SIGTERM.
+pub fn main<F, Fut>(flags: &FlagSet, tool: F) -> ExitCode
+where
+    F: FnOnce(crate::env::Env, FlagValues, tokio::sync::watch::Receiver<bool>) -> Fut,
+    Fut: std::future::Future<Output = ExitCode>,
+{
+    let values = match parse_command_line(flags) {
+        Ok(values) => values,
+        Err(code) => return code,
+    };
+    crate::daemon::init_logging("info", "");
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => return fatal(&error.to_string()),
+    };
+    runtime.block_on(async {
+        let stop = match stop_on_signals() {
+            Ok(stop) => stop,
+            Err(error) => return fatal(&error.to_string()),
+        };
+        tool(crate::env::Env::real(), values, stop).await
+    })
+}
+
 /// A flag that turns true at the first SIGINT or SIGTERM (later ones are swallowed, as
 /// in Go's tools). Must run inside the tokio runtime.
 pub fn stop_on_signals() -> std::io::Result<tokio::sync::watch::Receiver<bool>> {
