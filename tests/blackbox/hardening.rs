@@ -9,6 +9,7 @@ use tokio::net::TcpStream;
 use tokio::time::{timeout, Instant};
 
 use crate::support::*;
+use nsq::nsqd::Options;
 
 /// Connections opened at once by the burst tests.
 const BURST: usize = 2_000;
@@ -167,7 +168,13 @@ async fn a_v2_client_on_the_http_port_reads_gos_400() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn consumers_that_never_read_hold_up_nobody_and_lose_nothing() {
-    let server = start_with(fast_options()).await;
+    // Long enough that a loaded machine's FINs arrive in time; short enough that what
+    // the hogs hold comes back quickly.
+    let server = start_with(Options {
+        msg_timeout: Duration::from_secs(2),
+        ..fast_options()
+    })
+    .await;
     nsq::daemon::raise_open_file_limit();
     let mut hogs = Vec::new();
     for _ in 0..1_000 {

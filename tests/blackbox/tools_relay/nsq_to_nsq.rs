@@ -28,6 +28,15 @@ async fn bodies_on(server: &Server, topic: &str) -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// Waits until a relay has subscribed to `topic` (so it also handles SIGTERM: a signal
+/// before that ends a process Go's way, by the default action).
+async fn wait_subscribed(server: &Server, topic: &str) {
+    wait_until("the relay subscribed", || async {
+        channel_figure(server, topic, "nsq_to_nsq", "client_count").await >= 1
+    })
+    .await;
+}
+
 fn set(list: &[&str]) -> BTreeSet<Vec<u8>> {
     list.iter().map(|b| b.as_bytes().to_vec()).collect()
 }
@@ -237,6 +246,7 @@ async fn a_sigterm_mid_stream_then_a_restart_relays_every_message() {
     let in_flight = channel_figure(&source, "stop", "nsq_to_nsq", "in_flight_count").await;
     assert_eq!(in_flight, 0);
     let running = Running::start(NSQ_TO_NSQ, &args);
+    wait_subscribed(&source, "stop").await;
     wait_drained(&source, "stop", "nsq_to_nsq").await;
     running.terminate().await;
     let got: BTreeSet<Vec<u8>> = bodies_on(&destination, "stop").await.into_iter().collect();
@@ -271,6 +281,7 @@ async fn a_sigkill_mid_stream_then_a_restart_relays_every_message_at_least_once(
     assert_eq!(code, None, "killed by the signal");
     // What the killed relay held times out (fast_options: 300 ms) and goes to the next.
     let running = Running::start(NSQ_TO_NSQ, &args);
+    wait_subscribed(&source, "killed").await;
     wait_drained(&source, "killed", "nsq_to_nsq").await;
     running.terminate().await;
     let got: BTreeSet<Vec<u8>> = bodies_on(&destination, "killed")
