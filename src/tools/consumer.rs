@@ -7,7 +7,7 @@
 //! AUTH.
 
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -169,7 +169,6 @@ struct Shared {
     rdy: watch::Sender<RdyPlan>,
     backoff: std::sync::Mutex<Backoff>,
     stopping: watch::Sender<bool>,
-    in_flight: AtomicI64,
 }
 
 /// A running subscription. Read messages with [`next`](Self::next); [`stop`](Self::stop)
@@ -204,7 +203,6 @@ impl Consumer {
             rdy,
             backoff: std::sync::Mutex::new(Backoff::default()),
             stopping,
-            in_flight: AtomicI64::new(0),
         });
         let mut tasks = JoinSet::new();
         for address in shared.subscription.nsqd_tcp_addresses.clone() {
@@ -524,7 +522,6 @@ async fn pump(
                 match frame? {
                     Frame::Message(message) => {
                         outstanding += 1;
-                        shared.in_flight.fetch_add(1, Ordering::SeqCst);
                         let delivery = Delivery {
                             message,
                             replies: replies_tx.clone(),
@@ -545,7 +542,6 @@ async fn pump(
             }
             Some(reply) = replies.recv() => {
                 outstanding -= 1;
-                shared.in_flight.fetch_sub(1, Ordering::SeqCst);
                 match reply {
                     Reply::Finish(id) => conn.send(&Command::Fin { id }),
                     Reply::Requeue(id, timeout_ms) => conn.send(&Command::Req { id, timeout_ms }),
