@@ -105,3 +105,70 @@ async fn greet(
     }
     Ok(answer)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::bench::FakeNsqd;
+    use crate::env::{BoxFuture, BoxStream, Datagram, Listener, RealNet};
+
+    /// Real sockets whose connects take 20 ms, as a remote dial would, or never finish.
+    struct SlowNet {
+        never: bool,
+    }
+
+    impl Net for SlowNet {
+        fn bind_tcp<'a>(
+            &'a self,
+            addr: &'a str,
+        ) -> BoxFuture<'a, std::io::Result<Box<dyn Listener>>> {
+            RealNet.bind_tcp(addr)
+        }
+
+        fn connect_tcp<'a>(&'a self, addr: &'a str) -> BoxFuture<'a, std::io::Result<BoxStream>> {
+            Box::pin(async move {
+                if self.never {
+                    std::future::pending::<()>().await;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                RealNet.connect_tcp(addr).await
+            })
+        }
+
+        fn bind_udp<'a>(
+            &'a self,
+            addr: &'a str,
+        ) -> BoxFuture<'a, std::io::Result<Box<dyn Datagram>>> {
+            RealNet.bind_udp(addr)
+        }
+    }
+
+    fn config(dial_timeout: Duration) -> NsqConfig {
+        let mut config = NsqConfig::with_hostname("test");
+        config.dial_timeout = dial_timeout;
+        config
+    }
+
+    #[tokio::test]
+    async fn a_zero_dial_timeout_is_no_limit() {
+        let nsqd = FakeNsqd::start().await;
+        let net: Arc<dyn Net> = Arc::new(SlowNet { never: false });
+        let opened = open(&*net, &nsqd.address(), &config(Duration::ZERO)).await;
+        assert!(opened.is_ok(), "{:?}", opened.err());
+    }
+
+    #[tokio::test]
+    async fn a_dial_slower_than_dial_timeout_fails() {
+        let nsqd = FakeNsqd::start().await;
+        let net: Arc<dyn Net> = Arc::new(SlowNet { never: true });
+        let opened = open(&*net, &nsqd.address(), &config(Duration::from_millis(50))).await;
+        assert!(
+            matches!(opened, Err(HandshakeError::DialTimeout)),
+            "{:?}",
+            opened.err()
+        );
+    }
+}
