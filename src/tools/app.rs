@@ -3,7 +3,7 @@
 
 use std::process::ExitCode;
 
-use super::flag_set::{FlagSet, FlagValues};
+use super::flag_set::{Flag, FlagSet, FlagValues, Kind};
 use super::nsq_config::NsqConfig;
 use crate::go_cli::{CliAction, CliError};
 
@@ -64,6 +64,42 @@ pub fn log_time() -> String {
         .replacen('-', "/", 2)
         .replacen('T', " ", 1)
 }
+
+/// `--consumer-opt`, as every consuming tool of Go's declares it.
+pub const CONSUMER_OPT: Flag = Flag::new(
+    "consumer-opt",
+    Kind::List,
+    "",
+    "option to passthrough to nsq.Consumer (may be given multiple times, http://godoc.org/github.com/nsqio/go-nsq#Config)",
+)
+.checked(check_nsq_opt);
+
+/// `--lookupd-http-address`, as every consuming tool of Go's declares it.
+pub const LOOKUPD_HTTP_ADDRESS: Flag = Flag::new(
+    "lookupd-http-address",
+    Kind::List,
+    "",
+    "lookupd HTTP address (may be given multiple times)",
+);
+
+/// `--max-in-flight`, as every consuming tool of Go's declares it.
+pub const MAX_IN_FLIGHT: Flag = Flag::new(
+    "max-in-flight",
+    Kind::Int,
+    "200",
+    "max number of messages to allow in flight",
+);
+
+/// `--nsqd-tcp-address`, as every consuming tool of Go's declares it.
+pub const NSQD_TCP_ADDRESS: Flag = Flag::new(
+    "nsqd-tcp-address",
+    Kind::List,
+    "",
+    "nsqd TCP address (may be given multiple times)",
+);
+
+/// `--version`, as the tools that have one declare it.
+pub const VERSION_FLAG: Flag = Flag::new("version", Kind::Bool, "false", "print version string");
 
 /// A `--consumer-opt`/`--producer-opt` value check for the flag table: the option must
 /// be one go-nsq knows and its value must parse.

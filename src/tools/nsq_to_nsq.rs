@@ -16,7 +16,10 @@ use std::sync::Arc;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::app::{check_nsq_opt, fatal, nsq_config, sources_error, user_agent, VERSION};
+use super::app::{
+    check_nsq_opt, fatal, nsq_config, sources_error, user_agent, LOOKUPD_HTTP_ADDRESS,
+    MAX_IN_FLIGHT, NSQD_TCP_ADDRESS, VERSION, VERSION_FLAG,
+};
 use super::consumer::{Consumer, Delivery, Subscription};
 use super::flag_set::{Flag, FlagSet, FlagValues, Kind};
 use super::producer::{PendingPublish, Producer};
@@ -50,30 +53,15 @@ pub static FLAGS: FlagSet = FlagSet {
             "",
             "use this destination topic for all consumed topics (default is consumed topic name)",
         ),
-        Flag::new(
-            "lookupd-http-address",
-            Kind::List,
-            "",
-            "lookupd HTTP address (may be given multiple times)",
-        ),
-        Flag::new(
-            "max-in-flight",
-            Kind::Int,
-            "200",
-            "max number of messages to allow in flight",
-        ),
+        LOOKUPD_HTTP_ADDRESS,
+        MAX_IN_FLIGHT,
         Flag::new(
             "mode",
             Kind::Str,
             "hostpool",
             "the upstream request mode options: round-robin, hostpool (default), epsilon-greedy",
         ),
-        Flag::new(
-            "nsqd-tcp-address",
-            Kind::List,
-            "",
-            "nsqd TCP address (may be given multiple times)",
-        ),
+        NSQD_TCP_ADDRESS,
         Flag::new(
             "producer-opt",
             Kind::List,
@@ -105,7 +93,7 @@ pub static FLAGS: FlagSet = FlagSet {
             "",
             "nsq topic (may be given multiple times)",
         ),
-        Flag::new("version", Kind::Bool, "false", "print version string"),
+        VERSION_FLAG,
         Flag::new(
             "whitelist-json-field",
             Kind::List,

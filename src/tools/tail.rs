@@ -5,7 +5,10 @@ use std::process::ExitCode;
 
 use tokio::sync::{mpsc, watch};
 
-use super::app::{check_nsq_opt, fatal, nsq_config, user_agent, VERSION};
+use super::app::{
+    fatal, nsq_config, user_agent, CONSUMER_OPT, LOOKUPD_HTTP_ADDRESS, MAX_IN_FLIGHT,
+    NSQD_TCP_ADDRESS, VERSION, VERSION_FLAG,
+};
 use super::consumer::{stopped, Consumer, Delivery, Subscription};
 use super::flag_set::{Flag, FlagSet, FlagValues, Kind};
 use super::relay::forward;
@@ -15,37 +18,16 @@ use crate::env::Env;
 pub static FLAGS: FlagSet = FlagSet {
     flags: &[
         Flag::new("channel", Kind::Str, "", "NSQ channel"),
-        Flag::new(
-            "consumer-opt",
-            Kind::List,
-            "",
-            "option to passthrough to nsq.Consumer (may be given multiple times, http://godoc.org/github.com/nsqio/go-nsq#Config)",
-        )
-        .checked(check_nsq_opt),
-        Flag::new(
-            "lookupd-http-address",
-            Kind::List,
-            "",
-            "lookupd HTTP address (may be given multiple times)",
-        ),
-        Flag::new(
-            "max-in-flight",
-            Kind::Int,
-            "200",
-            "max number of messages to allow in flight",
-        ),
+        CONSUMER_OPT,
+        LOOKUPD_HTTP_ADDRESS,
+        MAX_IN_FLIGHT,
         Flag::new(
             "n",
             Kind::Int,
             "0",
             "total messages to show (will wait if starved)",
         ),
-        Flag::new(
-            "nsqd-tcp-address",
-            Kind::List,
-            "",
-            "nsqd TCP address (may be given multiple times)",
-        ),
+        NSQD_TCP_ADDRESS,
         Flag::new(
             "print-topic",
             Kind::Bool,
@@ -58,7 +40,7 @@ pub static FLAGS: FlagSet = FlagSet {
             "",
             "NSQ topic (may be given multiple times)",
         ),
-        Flag::new("version", Kind::Bool, "false", "print version string"),
+        VERSION_FLAG,
     ],
 };
 

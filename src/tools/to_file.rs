@@ -16,7 +16,10 @@ use tokio::task::JoinSet;
 
 use self::file_logger::{FileError, FileLogger, FileSettings};
 use self::naming::{FilenameTemplate, NamingInputs};
-use super::app::{check_nsq_opt, fatal, nsq_config, user_agent, VERSION};
+use super::app::{
+    fatal, nsq_config, user_agent, CONSUMER_OPT, LOOKUPD_HTTP_ADDRESS, MAX_IN_FLIGHT,
+    NSQD_TCP_ADDRESS, VERSION, VERSION_FLAG,
+};
 use super::consumer::{stopped, Consumer, Subscription};
 use super::flag_set::{Flag, FlagSet, FlagValues, Kind};
 use super::nsq_config::NsqConfig;
@@ -31,13 +34,7 @@ pub const USAGE_NAME: &str = "nsqd";
 pub static FLAGS: FlagSet = FlagSet {
     flags: &[
         Flag::new("channel", Kind::Str, "nsq_to_file", "nsq channel"),
-        Flag::new(
-            "consumer-opt",
-            Kind::List,
-            "",
-            "option to passthrough to nsq.Consumer (may be given multiple times, http://godoc.org/github.com/nsqio/go-nsq#Config)",
-        )
-        .checked(check_nsq_opt),
+        CONSUMER_OPT,
         Flag::new(
             "datetime-format",
             Kind::Str,
@@ -82,24 +79,9 @@ pub static FLAGS: FlagSet = FlagSet {
             "set log verbosity: debug, info, warn, error, or fatal",
         ),
         Flag::new("log-prefix", Kind::Str, "[nsq_to_file] ", "log message prefix"),
-        Flag::new(
-            "lookupd-http-address",
-            Kind::List,
-            "",
-            "lookupd HTTP address (may be given multiple times)",
-        ),
-        Flag::new(
-            "max-in-flight",
-            Kind::Int,
-            "200",
-            "max number of messages to allow in flight",
-        ),
-        Flag::new(
-            "nsqd-tcp-address",
-            Kind::List,
-            "",
-            "nsqd TCP address (may be given multiple times)",
-        ),
+        LOOKUPD_HTTP_ADDRESS,
+        MAX_IN_FLIGHT,
+        NSQD_TCP_ADDRESS,
         Flag::new(
             "output-dir",
             Kind::Str,
@@ -143,7 +125,7 @@ pub static FLAGS: FlagSet = FlagSet {
             "1m0s",
             "how frequently the topic list should be refreshed",
         ),
-        Flag::new("version", Kind::Bool, "false", "print version string"),
+        VERSION_FLAG,
         Flag::new(
             "work-dir",
             Kind::Str,

@@ -17,7 +17,10 @@ use hyper::header::HeaderValue;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::app::{check_nsq_opt, fatal, nsq_config, sources_error, user_agent, VERSION};
+use super::app::{
+    fatal, nsq_config, sources_error, user_agent, CONSUMER_OPT, LOOKUPD_HTTP_ADDRESS,
+    MAX_IN_FLIGHT, NSQD_TCP_ADDRESS, VERSION, VERSION_FLAG,
+};
 use super::consumer::{Consumer, Delivery, Subscription};
 use super::flag_set::{Flag, FlagSet, FlagValues, Kind};
 use super::nsq_config::system_https_config;
@@ -35,13 +38,7 @@ const CONTENT_TYPE: &str = "application/octet-stream";
 pub static FLAGS: FlagSet = FlagSet {
     flags: &[
         Flag::new("channel", Kind::Str, "nsq_to_http", "nsq channel"),
-        Flag::new(
-            "consumer-opt",
-            Kind::List,
-            "",
-            "option to passthrough to nsq.Consumer (may be given multiple times, http://godoc.org/github.com/nsqio/go-nsq#Config)",
-        )
-        .checked(check_nsq_opt),
+        CONSUMER_OPT,
         Flag::new(
             "content-type",
             Kind::Str,
@@ -72,18 +69,8 @@ pub static FLAGS: FlagSet = FlagSet {
             "20s",
             "timeout for HTTP request",
         ),
-        Flag::new(
-            "lookupd-http-address",
-            Kind::List,
-            "",
-            "lookupd HTTP address (may be given multiple times)",
-        ),
-        Flag::new(
-            "max-in-flight",
-            Kind::Int,
-            "200",
-            "max number of messages to allow in flight",
-        ),
+        LOOKUPD_HTTP_ADDRESS,
+        MAX_IN_FLIGHT,
         Flag::new(
             "mode",
             Kind::Str,
@@ -91,12 +78,7 @@ pub static FLAGS: FlagSet = FlagSet {
             "the upstream request mode options: round-robin, hostpool (default), epsilon-greedy",
         ),
         Flag::new("n", Kind::Int, "100", "number of concurrent publishers"),
-        Flag::new(
-            "nsqd-tcp-address",
-            Kind::List,
-            "",
-            "nsqd TCP address (may be given multiple times)",
-        ),
+        NSQD_TCP_ADDRESS,
         Flag::new(
             "post",
             Kind::List,
@@ -116,7 +98,7 @@ pub static FLAGS: FlagSet = FlagSet {
             "the # of requests between logging status (per handler), 0 disables",
         ),
         Flag::new("topic", Kind::Str, "", "nsq topic"),
-        Flag::new("version", Kind::Bool, "false", "print version string"),
+        VERSION_FLAG,
     ],
 };
 
