@@ -263,12 +263,7 @@ async fn nsq_tail_stops_gracefully_on_sigterm_and_leaves_nothing_in_flight() {
     tail.stdout = Some(stdout);
     let stopped = finish(tail).await;
     assert_eq!(stopped.code, Some(0), "{}", stopped.stderr);
-    let stats = server
-        .http("GET", "/stats?format=json&topic=live", None)
-        .await
-        .text();
-    assert!(stats.contains("\"in_flight_count\":0"), "{stats}");
-    assert!(stats.contains("\"depth\":0"), "{stats}");
+    assert_channel_empty(&server, "live", "keep").await;
     server.stop().await;
 }
 
@@ -292,12 +287,7 @@ async fn nsq_bench_reader_leaves_nothing_in_flight() {
     nsq::bench::run_reader(net, &config)
         .await
         .expect("reader ran");
-    let stats = server
-        .http("GET", "/stats?format=json&topic=few", None)
-        .await
-        .text();
-    assert!(stats.contains("\"in_flight_count\":0"), "{stats}");
-    assert!(stats.contains("\"depth\":0"), "{stats}");
+    assert_channel_empty(&server, "few", "ch").await;
     server.stop().await;
 }
 
@@ -360,6 +350,15 @@ async fn nsq_stat_prints_gos_columns_with_the_figures_of_stats() {
         missing.stderr
     );
     server.stop().await;
+}
+
+/// The channel holds nothing: nothing queued, in flight or deferred.
+async fn assert_channel_empty(server: &Server, topic: &str, channel: &str) {
+    let stats = server.channel_stats(topic, channel).await;
+    assert!(!stats.is_null(), "no channel {topic}/{channel}");
+    for figure in ["depth", "in_flight_count", "deferred_count"] {
+        assert_eq!(stats[figure], 0, "{figure}: {stats}");
+    }
 }
 
 const NSQ_TO_FILE: &str = env!("CARGO_BIN_EXE_nsq_to_file");
@@ -441,18 +440,7 @@ async fn nsq_to_file_writes_syncs_and_fins_every_message() {
     .expect("spawn nsq_to_file");
     wait_for_lines(out.path(), 5).await;
     // Synced lines are FIN'd: nothing stays in flight.
-    let deadline = tokio::time::Instant::now() + TOOL_WAIT;
-    loop {
-        let stats = server
-            .http("GET", "/stats?format=json&topic=tofile", None)
-            .await
-            .text();
-        if stats.contains("\"in_flight_count\":0") && stats.contains("\"depth\":0") {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "{stats}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    crate::tools_relay::wait_drained(&server, "tofile", "nsq_to_file").await;
     sigterm(&child);
     let done = finish(child).await;
     assert_eq!(done.code, Some(0), "{}", done.stderr);
@@ -497,18 +485,7 @@ async fn nsq_to_file_gzip_rotation_and_work_dir_keep_every_message() {
     .spawn()
     .expect("spawn nsq_to_file");
     // Files move to the output dir as they rotate; the last one at the stop.
-    let deadline = tokio::time::Instant::now() + TOOL_WAIT;
-    loop {
-        let stats = server
-            .http("GET", "/stats?format=json&topic=rotated", None)
-            .await
-            .text();
-        if stats.contains("\"in_flight_count\":0") && stats.contains("\"depth\":0") {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "{stats}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    crate::tools_relay::wait_drained(&server, "rotated", "nsq_to_file").await;
     sigterm(&child);
     let done = finish(child).await;
     assert_eq!(done.code, Some(0), "{}", done.stderr);

@@ -91,7 +91,7 @@ async fn channel_figure(server: &Server, topic: &str, channel: &str, figure: &st
 
 /// Waits until the channel exists (the tool subscribed) and holds no message at all:
 /// nothing queued, in flight or deferred.
-async fn wait_drained(server: &Server, topic: &str, channel: &str) {
+pub(crate) async fn wait_drained(server: &Server, topic: &str, channel: &str) {
     wait_until("the channel to drain", || async {
         let stats = server.channel_stats(topic, channel).await;
         !stats.is_null()
