@@ -166,6 +166,7 @@ fn a_fin_that_loses_a_message_is_caught_with_a_replay_command() {
         seed: 1,
         buggify: nsq::nsqd::Buggify {
             fin_loses_next_message: true,
+            ..nsq::nsqd::Buggify::default()
         },
         ..RunOptions::default()
     };

@@ -7,4 +7,8 @@ pub struct Buggify {
     /// After each successful FIN, the channel silently drops the next message waiting in
     /// its memory queue: a lost message no client ever sees.
     pub fin_loses_next_message: bool,
+    /// At startup every due time read from the due-time journals is rounded down to the
+    /// restart time: messages deferred across a restart are delivered at once, as a
+    /// lost-delay bug would.
+    pub deferred_due_at_restart: bool,
 }
