@@ -31,6 +31,7 @@ pub mod client;
 mod conn;
 pub mod deferred;
 pub mod diskqueue;
+pub mod due_journal;
 mod durability;
 pub mod e2e;
 mod http;

@@ -1,0 +1,432 @@
+//! The due-time journal of a disk queue: when each deferred message whose body waits in
+//! the queue becomes due. Go's disk format has no room for a delay, so without it a
+//! restart or a crash would deliver such a message at once. The journal is a file of
+//! ours beside Go's files (`<queue name>.deferred.journal`), which Go never opens; its
+//! format is written down in `docs/deferred.md`.
+//!
+//! The file is a header and fixed-size records, each with its own checksum, appended as
+//! messages are deferred and rewritten whole (compacted) from what the owner still knows.
+//! A message's due time is its last record. A torn tail is cut, a corrupt record is
+//! skipped, an unknown header makes the file ignored: each is logged, none is a panic.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use rustc_hash::FxHashMap;
+
+use crate::env::Fs;
+use crate::protocol::message::MSG_ID_LENGTH;
+use crate::protocol::MessageId;
+
+/// The first bytes of every file of ours in the data directory.
+pub const MAGIC: &[u8; 8] = b"NSQRSDEF";
+/// The format version this nsqd writes and reads.
+pub const VERSION: u16 = 1;
+/// The file kind of a due-time journal (the header leaves room for other kinds).
+pub const KIND_JOURNAL: u16 = 1;
+/// Magic, version and file kind.
+pub const HEADER_LEN: usize = 12;
+/// Record kind, message id, due time and checksum.
+pub const RECORD_LEN: usize = 1 + MSG_ID_LENGTH + 8 + 4;
+/// The record kind "deferred until".
+const RECORD_DEFERRED: u8 = 1;
+
+/// The file name suffix after the queue name.
+const SUFFIX: &str = ".deferred.journal";
+
+/// What a journal's header says when it is not ours to read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HeaderProblem {
+    /// Fewer bytes than a header.
+    #[error("the header is cut short ({0} bytes)")]
+    Short(usize),
+    /// Not our magic.
+    #[error("the file does not start with NSQRSDEF")]
+    BadMagic,
+    /// A version this nsqd does not know (a newer nsq-rs wrote it).
+    #[error("format version {0} is unknown (this nsqd reads version {VERSION})")]
+    UnknownVersion(u16),
+    /// Another kind of file of ours.
+    #[error("file kind {0} is not a due-time journal")]
+    WrongKind(u16),
+}
+
+/// What could not be read back of a journal; logged, and recovered as far as it goes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Problem {
+    /// The header is not ours: every record is ignored.
+    #[error("ignored: {0}")]
+    Header(HeaderProblem),
+    /// A whole record whose checksum or kind is wrong: skipped.
+    #[error("the record at byte {offset} is corrupt; skipped")]
+    CorruptRecord {
+        /// Where it starts in the file.
+        offset: u64,
+    },
+    /// Fewer bytes than a record at the end (a crash during an append): cut off.
+    #[error("{bytes} bytes at byte {offset} are a torn record; cut off")]
+    TornTail {
+        /// Where they start in the file.
+        offset: u64,
+        /// How many there are.
+        bytes: usize,
+    },
+}
+
+/// A journal file that could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    /// Reading it failed.
+    #[error("failed to read {path}: {source}")]
+    Read {
+        /// The journal file.
+        path: PathBuf,
+        /// The IO error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Writing, syncing, renaming or removing it failed.
+    #[error("failed to write {path}: {source}")]
+    Write {
+        /// The file written.
+        path: PathBuf,
+        /// The IO error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The records of a journal, oldest first, and what could not be read.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Decoded {
+    /// `(message id, due time in ns since the Unix epoch)`, in file order.
+    pub records: Vec<(MessageId, i64)>,
+    /// Everything skipped, cut or ignored.
+    pub problems: Vec<Problem>,
+}
+
+/// The header every journal starts with.
+pub fn encode_header() -> [u8; HEADER_LEN] {
+    let mut header = [0u8; HEADER_LEN];
+    header[..8].copy_from_slice(MAGIC);
+    header[8..10].copy_from_slice(&VERSION.to_be_bytes());
+    header[10..12].copy_from_slice(&KIND_JOURNAL.to_be_bytes());
+    header
+}
+
+/// One "deferred until `due_ns`" record for message `id`.
+pub fn encode_record(id: &MessageId, due_ns: i64) -> [u8; RECORD_LEN] {
+    let mut record = [0u8; RECORD_LEN];
+    record[0] = RECORD_DEFERRED;
+    record[1..1 + MSG_ID_LENGTH].copy_from_slice(&id.0);
+    record[1 + MSG_ID_LENGTH..RECORD_LEN - 4].copy_from_slice(&due_ns.to_be_bytes());
+    let crc = crc32c::crc32c(&record[..RECORD_LEN - 4]);
+    record[RECORD_LEN - 4..].copy_from_slice(&crc.to_be_bytes());
+    record
+}
+
+/// Reads a whole journal. An empty file holds nothing and has no problem.
+pub fn decode(bytes: &[u8]) -> Decoded {
+    let mut decoded = Decoded::default();
+    if bytes.is_empty() {
+        return decoded;
+    }
+    if let Err(problem) = check_header(bytes) {
+        decoded.problems.push(Problem::Header(problem));
+        return decoded;
+    }
+    let mut chunks = bytes[HEADER_LEN..].chunks_exact(RECORD_LEN);
+    let mut offset = HEADER_LEN as u64;
+    for record in chunks.by_ref() {
+        match decode_record(record) {
+            Some(entry) => decoded.records.push(entry),
+            None => decoded.problems.push(Problem::CorruptRecord { offset }),
+        }
+        offset += RECORD_LEN as u64;
+    }
+    let torn = chunks.remainder().len();
+    if torn > 0 {
+        decoded.problems.push(Problem::TornTail {
+            offset,
+            bytes: torn,
+        });
+    }
+    decoded
+}
+
+fn check_header(bytes: &[u8]) -> Result<(), HeaderProblem> {
+    let header = bytes
+        .get(..HEADER_LEN)
+        .ok_or(HeaderProblem::Short(bytes.len()))?;
+    if &header[..8] != MAGIC {
+        return Err(HeaderProblem::BadMagic);
+    }
+    let version = u16::from_be_bytes([header[8], header[9]]);
+    if version != VERSION {
+        return Err(HeaderProblem::UnknownVersion(version));
+    }
+    let kind = u16::from_be_bytes([header[10], header[11]]);
+    if kind != KIND_JOURNAL {
+        return Err(HeaderProblem::WrongKind(kind));
+    }
+    Ok(())
+}
+
+fn decode_record(record: &[u8]) -> Option<(MessageId, i64)> {
+    let (body, crc) = record.split_at(RECORD_LEN - 4);
+    let crc = u32::from_be_bytes(crc.try_into().ok()?);
+    if crc32c::crc32c(body) != crc || body[0] != RECORD_DEFERRED {
+        return None;
+    }
+    let id = MessageId::from_slice(&body[1..1 + MSG_ID_LENGTH])?;
+    let due = i64::from_be_bytes(body[1 + MSG_ID_LENGTH..].try_into().ok()?);
+    Some((id, due))
+}
+
+/// The due-time journal of one disk queue.
+///
+/// Appends are synced before they return (writers that arrive during an fsync share the
+/// next one), so a caller can write the message itself afterwards and know that no
+/// crash leaves it on disk without its due time. Every operation on the file holds one
+/// async lock, so a rewrite never loses an append made meanwhile.
+pub struct DueJournal {
+    fs: Arc<dyn Fs>,
+    path: PathBuf,
+    file: tokio::sync::Mutex<FileState>,
+    /// Group commit: appends made, and how many a finished fsync covers.
+    appended: AtomicU64,
+    synced: AtomicU64,
+    syncing: tokio::sync::Mutex<()>,
+    /// [`Buggify::deferred_due_at_restart`](crate::nsqd::Buggify).
+    due_at_restart: bool,
+}
+
+#[derive(Debug, Default)]
+struct FileState {
+    /// Whether the file exists with its header.
+    exists: bool,
+    /// Records in the file.
+    records: u64,
+    /// Whether what an earlier run left was read (once per process).
+    loaded: bool,
+    /// What was read before the owner asked for it (an append came first).
+    unclaimed: Option<FxHashMap<MessageId, i64>>,
+}
+
+impl std::fmt::Debug for DueJournal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DueJournal")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DueJournal {
+    /// The journal of the disk queue `queue_name` in `data_path` (nothing is touched
+    /// until first use). `due_at_restart` plants the simulator's lost-delay bug.
+    pub fn new(fs: Arc<dyn Fs>, data_path: &Path, queue_name: &str, due_at_restart: bool) -> Self {
+        DueJournal {
+            fs,
+            path: data_path.join(format!("{queue_name}{SUFFIX}")),
+            file: tokio::sync::Mutex::new(FileState::default()),
+            appended: AtomicU64::new(0),
+            synced: AtomicU64::new(0),
+            syncing: tokio::sync::Mutex::new(()),
+            due_at_restart,
+        }
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The first call returns what an earlier run left: the due times still in the
+    /// future at `now_ns` (a message's last record counts). Later calls return `None`:
+    /// the owner's memory is the truth by then.
+    pub async fn load_once(&self, now_ns: i64) -> Option<FxHashMap<MessageId, i64>> {
+        let mut file = self.file.lock().await;
+        let mut due = if !file.loaded {
+            self.read_locked(&mut file).await
+        } else {
+            file.unclaimed.take()?
+        };
+        if self.due_at_restart {
+            due.values_mut().for_each(|at| *at = now_ns);
+        }
+        due.retain(|_, at| *at > now_ns);
+        Some(due)
+    }
+
+    /// Reads the file an earlier run left, logging whatever could not be read, and
+    /// rewrites it if it held anything else than one good record per message, so appends
+    /// never follow a torn or foreign tail.
+    async fn read_locked(&self, file: &mut FileState) -> FxHashMap<MessageId, i64> {
+        file.loaded = true;
+        let bytes = match self.fs.read(&self.path).await {
+            Ok(bytes) => bytes,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(source) => {
+                let error = JournalError::Read {
+                    path: self.path.clone(),
+                    source,
+                };
+                tracing::error!(%error, "due times of deferred messages lost: they are delivered when read");
+                Vec::new()
+            }
+        };
+        let decoded = decode(&bytes);
+        for problem in &decoded.problems {
+            tracing::warn!(path = %self.path.display(), %problem, "due-time journal");
+        }
+        let records = decoded.records.len();
+        let due: FxHashMap<MessageId, i64> = decoded.records.into_iter().collect();
+        if bytes.is_empty() {
+            return due;
+        }
+        if decoded.problems.is_empty() && records == due.len() {
+            file.exists = true;
+            file.records = records as u64;
+            return due;
+        }
+        let entries: Vec<(MessageId, i64)> = due.iter().map(|(id, at)| (*id, *at)).collect();
+        if let Err(error) = self.write_whole(file, &entries).await {
+            tracing::error!(%error, "failed to rewrite the due-time journal after reading it");
+        }
+        due
+    }
+
+    /// Records that each message of `entries` is deferred until its due time, synced
+    /// before this returns.
+    pub async fn append(&self, entries: &[(MessageId, i64)]) -> Result<(), JournalError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let mine = {
+            let mut file = self.file.lock().await;
+            if !file.loaded {
+                let earlier = self.read_locked(&mut file).await;
+                file.unclaimed = Some(earlier);
+            }
+            let mut bytes = Vec::with_capacity(HEADER_LEN + entries.len() * RECORD_LEN);
+            if !file.exists {
+                bytes.extend_from_slice(&encode_header());
+            }
+            for (id, due) in entries {
+                bytes.extend_from_slice(&encode_record(id, *due));
+            }
+            self.fs
+                .append(&self.path, &bytes)
+                .await
+                .map_err(|source| self.write_error(&self.path, source))?;
+            file.exists = true;
+            file.records += entries.len() as u64;
+            self.appended.fetch_add(1, Ordering::AcqRel) + 1
+        };
+        loop {
+            if self.synced.load(Ordering::Acquire) >= mine {
+                return Ok(());
+            }
+            let _leader = self.syncing.lock().await;
+            if self.synced.load(Ordering::Acquire) >= mine {
+                return Ok(());
+            }
+            let covers = self.appended.load(Ordering::Acquire);
+            self.fs
+                .sync(&self.path)
+                .await
+                .map_err(|source| self.write_error(&self.path, source))?;
+            self.synced.fetch_max(covers, Ordering::AcqRel);
+        }
+    }
+
+    /// Records in the file: against the number of live entries, it tells when a rewrite
+    /// pays.
+    pub async fn records(&self) -> u64 {
+        self.file.lock().await.records
+    }
+
+    /// Writes the file whole with the entries `snapshot` returns (taken while no append
+    /// can run, so none made before is lost), synced and renamed over the old one; an
+    /// empty snapshot removes the file. What an earlier run left and the owner has not
+    /// claimed yet is kept too.
+    pub async fn rewrite(
+        &self,
+        snapshot: impl FnOnce() -> Vec<(MessageId, i64)>,
+    ) -> Result<(), JournalError> {
+        let mut file = self.file.lock().await;
+        if !file.loaded {
+            let earlier = self.read_locked(&mut file).await;
+            file.unclaimed = Some(earlier);
+        }
+        let mut entries = snapshot();
+        if let Some(unclaimed) = &file.unclaimed {
+            entries.extend(unclaimed.iter().map(|(id, at)| (*id, *at)));
+        }
+        self.write_whole(&mut file, &entries).await
+    }
+
+    /// Removes the file and forgets what it held (its queue was deleted or emptied).
+    pub async fn remove(&self) -> Result<(), JournalError> {
+        let mut file = self.file.lock().await;
+        file.loaded = true;
+        file.unclaimed = Some(FxHashMap::default());
+        self.write_whole(&mut file, &[]).await
+    }
+
+    async fn write_whole(
+        &self,
+        file: &mut FileState,
+        entries: &[(MessageId, i64)],
+    ) -> Result<(), JournalError> {
+        if entries.is_empty() {
+            return match self.fs.remove(&self.path).await {
+                Err(source) if source.kind() != std::io::ErrorKind::NotFound => {
+                    Err(self.write_error(&self.path, source))
+                }
+                _ => {
+                    file.exists = false;
+                    file.records = 0;
+                    Ok(())
+                }
+            };
+        }
+        let mut bytes = Vec::with_capacity(HEADER_LEN + entries.len() * RECORD_LEN);
+        bytes.extend_from_slice(&encode_header());
+        for (id, due) in entries {
+            bytes.extend_from_slice(&encode_record(id, *due));
+        }
+        let mut tmp = self.path.as_os_str().to_owned();
+        tmp.push(".tmp");
+        let tmp = PathBuf::from(tmp);
+        let written = async {
+            self.fs.write(&tmp, &bytes).await?;
+            self.fs.sync(&tmp).await?;
+            self.fs.rename(&tmp, &self.path).await
+        }
+        .await;
+        match written {
+            Ok(()) => {
+                file.exists = true;
+                file.records = entries.len() as u64;
+                Ok(())
+            }
+            Err(source) => {
+                let _ = self.fs.remove(&tmp).await;
+                // The old file, if any, is still there and still valid to append to.
+                Err(self.write_error(&tmp, source))
+            }
+        }
+    }
+
+    fn write_error(&self, path: &Path, source: std::io::Error) -> JournalError {
+        JournalError::Write {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

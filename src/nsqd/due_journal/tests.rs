@@ -1,0 +1,243 @@
+use std::path::PathBuf;
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::env::{CrashMode, MemFs};
+
+const SEC: i64 = 1_000_000_000;
+
+fn id(n: u64) -> MessageId {
+    MessageId::from_u64(n)
+}
+
+fn journal(fs: &MemFs) -> DueJournal {
+    DueJournal::new(Arc::new(fs.clone()), Path::new("data"), "t:c", false)
+}
+
+/// A file system with the data directory nsqd creates at startup.
+async fn data_dir() -> MemFs {
+    let fs = MemFs::new();
+    fs.create_dir_all(Path::new("data")).await.unwrap();
+    fs.sync(Path::new("data")).await.unwrap();
+    fs
+}
+
+fn path() -> PathBuf {
+    PathBuf::from("data/t:c.deferred.journal")
+}
+
+fn file_of(entries: &[(MessageId, i64)]) -> Vec<u8> {
+    let mut bytes = encode_header().to_vec();
+    for (id, due) in entries {
+        bytes.extend_from_slice(&encode_record(id, *due));
+    }
+    bytes
+}
+
+fn sorted(map: FxHashMap<MessageId, i64>) -> Vec<(MessageId, i64)> {
+    let mut entries: Vec<_> = map.into_iter().collect();
+    entries.sort();
+    entries
+}
+
+#[test]
+fn the_layout_is_the_documented_one() {
+    assert_eq!(&encode_header(), b"NSQRSDEF\x00\x01\x00\x01");
+    let record = encode_record(&MessageId(*b"0123456789abcdef"), 0x0102_0304_0506_0708);
+    assert_eq!(record.len(), 29);
+    assert_eq!(record[0], 1, "kind: deferred until");
+    assert_eq!(&record[1..17], b"0123456789abcdef");
+    assert_eq!(&record[17..25], &[1, 2, 3, 4, 5, 6, 7, 8], "due, big-endian");
+    let crc = crc32c::crc32c(&record[..25]);
+    assert_eq!(&record[25..], &crc.to_be_bytes());
+}
+
+#[test]
+fn records_round_trip_in_order() {
+    let entries = [(id(1), 5 * SEC), (id(2), -1), (id(1), 7 * SEC)];
+    let decoded = decode(&file_of(&entries));
+    assert_eq!(decoded.records, entries);
+    assert!(decoded.problems.is_empty());
+    assert_eq!(decode(b""), Decoded::default(), "an empty file holds nothing");
+}
+
+#[test]
+fn a_torn_tail_is_cut_and_a_corrupt_record_skipped() {
+    let entries = [(id(1), SEC), (id(2), 2 * SEC), (id(3), 3 * SEC)];
+    let mut bytes = file_of(&entries);
+    bytes[HEADER_LEN + RECORD_LEN + 20] ^= 0x40;
+    bytes.extend_from_slice(&encode_record(&id(4), 4 * SEC)[..10]);
+    let decoded = decode(&bytes);
+    assert_eq!(decoded.records, [entries[0], entries[2]]);
+    assert_eq!(
+        decoded.problems,
+        [
+            Problem::CorruptRecord {
+                offset: (HEADER_LEN + RECORD_LEN) as u64
+            },
+            Problem::TornTail {
+                offset: (HEADER_LEN + 3 * RECORD_LEN) as u64,
+                bytes: 10
+            }
+        ]
+    );
+    // A record with a good checksum but an unknown kind is corrupt too.
+    let mut record = encode_record(&id(5), SEC);
+    record[0] = 2;
+    let crc = crc32c::crc32c(&record[..25]);
+    record[25..].copy_from_slice(&crc.to_be_bytes());
+    let mut bytes = encode_header().to_vec();
+    bytes.extend_from_slice(&record);
+    assert_eq!(decode(&bytes).records, []);
+}
+
+#[test]
+fn a_foreign_header_makes_the_whole_file_ignored() {
+    let entries = [(id(1), SEC)];
+    let cases: [(Vec<u8>, HeaderProblem); 4] = [
+        (b"NSQRS".to_vec(), HeaderProblem::Short(5)),
+        (
+            [b"NOTOURS!".as_slice(), &file_of(&entries)[8..]].concat(),
+            HeaderProblem::BadMagic,
+        ),
+        (
+            [b"NSQRSDEF\x00\x02\x00\x01".as_slice(), &file_of(&entries)[12..]].concat(),
+            HeaderProblem::UnknownVersion(2),
+        ),
+        (
+            [b"NSQRSDEF\x00\x01\x00\x07".as_slice(), &file_of(&entries)[12..]].concat(),
+            HeaderProblem::WrongKind(7),
+        ),
+    ];
+    for (bytes, problem) in cases {
+        let decoded = decode(&bytes);
+        assert_eq!(decoded.records, []);
+        assert_eq!(decoded.problems, [Problem::Header(problem)]);
+    }
+}
+
+proptest! {
+    /// Whatever the bytes, decoding returns (never panics), and a journal cut anywhere
+    /// gives back exactly the records that were whole before the cut.
+    #[test]
+    fn any_bytes_decode_and_a_cut_keeps_every_whole_record(
+        noise in proptest::collection::vec(any::<u8>(), 0..200),
+        dues in proptest::collection::vec(any::<i64>(), 0..20),
+        cut in any::<prop::sample::Index>(),
+    ) {
+        let _ = decode(&noise);
+        let entries: Vec<(MessageId, i64)> =
+            dues.iter().enumerate().map(|(n, due)| (id(n as u64), *due)).collect();
+        let bytes = file_of(&entries);
+        let at = cut.index(bytes.len() + 1);
+        let decoded = decode(&bytes[..at]);
+        let whole = at.saturating_sub(HEADER_LEN) / RECORD_LEN;
+        if at >= HEADER_LEN {
+            prop_assert_eq!(&decoded.records[..], &entries[..whole]);
+        } else {
+            prop_assert!(decoded.records.is_empty());
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_append_survives_a_crash_that_drops_unsynced_writes() {
+    let fs = data_dir().await;
+    let written = journal(&fs);
+    written.append(&[(id(1), 10 * SEC)]).await.unwrap();
+    written
+        .append(&[(id(2), 20 * SEC), (id(1), 15 * SEC)])
+        .await
+        .unwrap();
+    fs.crash(CrashMode::DropUnsynced, 1);
+    let reopened = journal(&fs);
+    let due = reopened.load_once(SEC).await.unwrap();
+    assert_eq!(sorted(due), [(id(1), 15 * SEC), (id(2), 20 * SEC)]);
+    assert_eq!(reopened.load_once(SEC).await, None, "only the first call");
+}
+
+#[tokio::test]
+async fn loading_drops_what_is_due_and_the_planted_bug_drops_everything() {
+    let fs = data_dir().await;
+    fs.write(&path(), &file_of(&[(id(1), SEC), (id(2), 3 * SEC)]))
+        .await
+        .unwrap();
+    let due = journal(&fs).load_once(2 * SEC).await.unwrap();
+    assert_eq!(sorted(due), [(id(2), 3 * SEC)]);
+    let buggy = DueJournal::new(Arc::new(fs.clone()), Path::new("data"), "t:c", true);
+    assert!(buggy.load_once(2 * SEC).await.unwrap().is_empty());
+}
+
+/// A file torn by a crash is rewritten when read, so the next append lines up, and an
+/// append before the owner asked keeps what the earlier run left for it.
+#[tokio::test]
+async fn an_append_after_a_torn_tail_lines_up() {
+    let fs = data_dir().await;
+    let mut bytes = file_of(&[(id(1), 5 * SEC)]);
+    bytes.extend_from_slice(&[1, 2, 3]);
+    fs.write(&path(), &bytes).await.unwrap();
+    let j = journal(&fs);
+    j.append(&[(id(2), 6 * SEC)]).await.unwrap();
+    let due = j.load_once(0).await.unwrap();
+    assert_eq!(sorted(due), [(id(1), 5 * SEC)], "the owner knows its own appends");
+    let decoded = decode(&fs.read(&path()).await.unwrap());
+    assert!(decoded.problems.is_empty(), "{:?}", decoded.problems);
+    assert_eq!(decoded.records, [(id(1), 5 * SEC), (id(2), 6 * SEC)]);
+}
+
+#[tokio::test]
+async fn a_rewrite_keeps_the_snapshot_and_what_is_unclaimed() {
+    let fs = data_dir().await;
+    fs.write(&path(), &file_of(&[(id(1), 5 * SEC)]))
+        .await
+        .unwrap();
+    let j = journal(&fs);
+    j.rewrite(|| vec![(id(2), 6 * SEC)]).await.unwrap();
+    assert_eq!(j.records().await, 2);
+    fs.crash(CrashMode::DropUnsynced, 2);
+    let due = journal(&fs).load_once(0).await.unwrap();
+    assert_eq!(sorted(due), [(id(1), 5 * SEC), (id(2), 6 * SEC)]);
+
+    // Claimed, the old entries are the owner's to keep or drop.
+    let j = journal(&fs);
+    assert_eq!(j.load_once(0).await.unwrap().len(), 2);
+    j.rewrite(Vec::new).await.unwrap();
+    assert!(!fs.file_names().contains(&path()), "empty: no file");
+    j.append(&[(id(3), SEC)]).await.unwrap();
+    assert_eq!(decode(&fs.read(&path()).await.unwrap()).records, [(id(3), SEC)]);
+}
+
+#[tokio::test]
+async fn remove_forgets_everything() {
+    let fs = data_dir().await;
+    fs.write(&path(), &file_of(&[(id(1), 5 * SEC)]))
+        .await
+        .unwrap();
+    let j = journal(&fs);
+    j.remove().await.unwrap();
+    assert!(j.load_once(0).await.unwrap().is_empty());
+    assert!(!fs.file_names().contains(&path()));
+    j.remove().await.unwrap();
+}
+
+/// Writers racing each other all get their records synced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_appends_are_all_durable() {
+    let fs = data_dir().await;
+    let j = Arc::new(journal(&fs));
+    let mut writers = Vec::new();
+    for w in 0..8u64 {
+        let j = j.clone();
+        writers.push(tokio::spawn(async move {
+            for i in 0..25u64 {
+                j.append(&[(id(w * 100 + i), SEC)]).await.unwrap();
+            }
+        }));
+    }
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    fs.crash(CrashMode::DropUnsynced, 3);
+    assert_eq!(journal(&fs).load_once(0).await.unwrap().len(), 200);
+}
