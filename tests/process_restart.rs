@@ -7,11 +7,11 @@
 //! The test reads nsqd's stderr for its port and its data folder with `std::fs`.
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use nsq::client::{Consumer, Producer};
@@ -56,18 +56,28 @@ fn start_nsqd_with(data: &std::path::Path, flags: &[&str]) -> (Child, String) {
     (child, addr)
 }
 
-/// Publishes numbered messages until the connection fails; records each acknowledged one.
-async fn publish_until_killed(addr: String, publisher: usize, acked: Arc<Mutex<Vec<Bytes>>>) {
+/// The delay of every tenth message.
+const DEFER: Duration = Duration::from_secs(2);
+
+/// Publishes numbered messages until the connection fails; records each acknowledged one
+/// with when it was sent.
+async fn publish_until_killed(
+    addr: String,
+    publisher: usize,
+    acked: Arc<Mutex<Vec<(Bytes, Instant)>>>,
+) {
     let Ok(mut producer) = Producer::connect(&RealNet, &addr).await else {
         return;
     };
     for i in 0.. {
         let body = Bytes::from(format!("p{publisher}-m{i}"));
-        // Every tenth is deferred for a minute: acknowledged, it must survive too (after
-        // the crash it comes without the rest of its delay, as from Go's disk queue).
-        let published = if i % 10 == 9 {
+        // Every tenth is deferred: acknowledged, it must survive too, and not come
+        // before its time after the crash (it does with Go, whose disk queue forgets the
+        // delay).
+        let sent = Instant::now();
+        let published = if is_deferred(&body) {
             producer
-                .deferred_publish("crash", 60_000, body.clone())
+                .deferred_publish("crash", DEFER.as_millis() as i64, body.clone())
                 .await
         } else {
             producer.publish("crash", body.clone()).await
@@ -75,8 +85,13 @@ async fn publish_until_killed(addr: String, publisher: usize, acked: Arc<Mutex<V
         if published.is_err() {
             return;
         }
-        acked.lock().expect("lock").push(body);
+        acked.lock().expect("lock").push((body, sent));
     }
+}
+
+/// Whether `publish_until_killed` deferred this message.
+fn is_deferred(body: &[u8]) -> bool {
+    body.ends_with(b"9")
 }
 
 /// Consumes `crash`/`ch` until every body of `expected` has arrived (or 20 s passed),
@@ -96,33 +111,55 @@ async fn consume_half_until_killed(mut consumer: Consumer, finished: Arc<Mutex<V
     }
 }
 
-async fn consume_all(addr: &str, expected: &BTreeSet<Bytes>) -> BTreeSet<Bytes> {
-    consume_all_with_attempts(addr, expected.len())
-        .await
-        .into_iter()
-        .map(|(body, _)| body)
-        .collect()
+async fn consume_all(addr: &str, expected: &BTreeSet<Bytes>) -> Vec<(Bytes, Instant)> {
+    let mut missing = expected.clone();
+    consume_all_until(addr, |(body, _, _)| {
+        missing.remove(body);
+        missing.is_empty()
+    })
+    .await
+    .into_iter()
+    .map(|(body, _, at)| (body, at))
+    .collect()
 }
 
-/// Every message of `crash`/`ch` with the attempts it arrived with, each FINished:
-/// reads until at least `at_least` arrived (bounded by 20 s; a busy machine may be slow
-/// to start), then until 500 ms pass with nothing new.
-async fn consume_all_with_attempts(addr: &str, at_least: usize) -> Vec<(Bytes, u16)> {
+/// Every message of `crash`/`ch` with the attempts it arrived with and when, each
+/// FINished: reads until at least `at_least` arrived, then until 500 ms pass with
+/// nothing new.
+async fn consume_all_with_attempts(addr: &str, at_least: usize) -> Vec<(Bytes, u16, Instant)> {
+    let mut count = 0;
+    consume_all_until(addr, |_| {
+        count += 1;
+        count >= at_least
+    })
+    .await
+}
+
+/// Every message of `crash`/`ch` with the attempts it arrived with and when, each
+/// FINished: reads until `enough` (told of each arrival) says so (bounded by 20 s; a
+/// busy machine may be slow to start), then until 500 ms pass with nothing new.
+async fn consume_all_until(
+    addr: &str,
+    mut enough: impl FnMut(&(Bytes, u16, Instant)) -> bool,
+) -> Vec<(Bytes, u16, Instant)> {
     let mut consumer = Consumer::connect(&RealNet, addr).await.expect("connect");
     consumer.subscribe("crash", "ch").await.expect("sub");
     consumer.ready(1000).await.expect("rdy");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     let mut got = Vec::new();
+    let mut done = false;
     loop {
-        let wait = if got.len() < at_least {
-            deadline.saturating_duration_since(tokio::time::Instant::now())
-        } else {
+        let wait = if done {
             Duration::from_millis(500)
+        } else {
+            deadline.saturating_duration_since(tokio::time::Instant::now())
         };
         match tokio::time::timeout(wait, consumer.next_message()).await {
             Ok(Ok(message)) => {
                 consumer.finish(&message.id).await.expect("fin");
-                got.push((message.body, message.attempts));
+                let arrival = (message.body, message.attempts, Instant::now());
+                done |= enough(&arrival);
+                got.push(arrival);
             }
             _ => return got,
         }
@@ -156,7 +193,9 @@ async fn every_acknowledged_message_survives_kill_9() {
         }
         let _ = consuming.await;
         let finished: BTreeSet<Bytes> = finished.lock().expect("lock").iter().cloned().collect();
-        let acked: BTreeSet<Bytes> = acked.lock().expect("lock").iter().cloned().collect();
+        let sent_at: BTreeMap<Bytes, Instant> =
+            acked.lock().expect("lock").iter().cloned().collect();
+        let acked: BTreeSet<Bytes> = sent_at.keys().cloned().collect();
         assert!(
             !acked.is_empty(),
             "try {attempt}: something was acknowledged"
@@ -164,7 +203,17 @@ async fn every_acknowledged_message_survives_kill_9() {
 
         let (mut nsqd, addr) = start_nsqd(dir.path());
         let still_expected: BTreeSet<Bytes> = acked.difference(&finished).cloned().collect();
-        let mut got = consume_all(&addr, &still_expected).await;
+        let arrivals = consume_all(&addr, &still_expected).await;
+        for (body, at) in &arrivals {
+            if let (true, Some(sent)) = (is_deferred(body), sent_at.get(body)) {
+                assert!(
+                    at.duration_since(*sent) >= DEFER,
+                    "try {attempt}: {body:?} deferred {DEFER:?} arrived after {:?}",
+                    at.duration_since(*sent)
+                );
+            }
+        }
+        let mut got: BTreeSet<Bytes> = arrivals.into_iter().map(|(body, _)| body).collect();
         got.extend(finished.iter().cloned());
         eprintln!(
             "try {attempt}: killed after {delay_ms} ms; {} acknowledged, {} finished before, {} recovered",
@@ -215,11 +264,11 @@ async fn sigterm_keeps_memory_and_in_flight_messages() {
 
     let (mut nsqd, addr) = start_nsqd_with(dir.path(), &[]);
     let got = consume_all_with_attempts(&addr, sent.len()).await;
-    let bodies: BTreeSet<Bytes> = got.iter().map(|(b, _)| b.clone()).collect();
+    let bodies: BTreeSet<Bytes> = got.iter().map(|(b, _, _)| b.clone()).collect();
     assert_eq!(bodies, sent.iter().cloned().collect::<BTreeSet<_>>());
     assert_eq!(got.len(), 20, "each once");
     assert_eq!(
-        got.iter().filter(|(_, attempts)| *attempts == 2).count(),
+        got.iter().filter(|(_, attempts, _)| *attempts == 2).count(),
         5,
         "the 5 in flight at exit come back as second attempts"
     );

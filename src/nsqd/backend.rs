@@ -11,6 +11,7 @@ use std::sync::Arc;
 use tokio::sync::Mutex;
 
 use super::diskqueue::{DiskQueue, DiskQueueConfig, DiskQueueError, Hold, Payload, RecordPos};
+use super::due_journal::DueJournal;
 use crate::env::Fs;
 use crate::protocol::Message;
 use crate::protocol::MessageId;
@@ -46,6 +47,8 @@ pub struct Backend {
     /// Messages read for delivery and not yet finished: the metadata's read position
     /// stays at the oldest, so a crash redelivers them instead of losing them.
     holds: parking_lot::Mutex<HoldBook>,
+    /// When the deferred messages among those on disk are due.
+    due: DueJournal,
 }
 
 /// The records a channel has handed to consumers and not yet seen finished.
@@ -131,6 +134,7 @@ impl Backend {
     /// The queue `name` in `data_path` (nothing is touched until first use).
     pub fn new(fs: Arc<dyn Fs>, data_path: PathBuf, name: String, config: DiskQueueConfig) -> Self {
         Backend {
+            due: DueJournal::new(fs.clone(), &data_path, &name, false),
             name,
             fs,
             data_path,
@@ -143,6 +147,18 @@ impl Backend {
             syncing: Mutex::new(()),
             holds: parking_lot::Mutex::new(HoldBook::default()),
         }
+    }
+
+    /// [`Buggify::deferred_due_at_restart`](crate::nsqd::Buggify): the due times this
+    /// queue's journal left are all read as the restart time.
+    pub fn planting_due_at_restart(mut self) -> Self {
+        self.due = DueJournal::new(self.fs.clone(), &self.data_path, &self.name, true);
+        self
+    }
+
+    /// The due-time journal of the deferred messages on this queue.
+    pub fn due_journal(&self) -> &DueJournal {
+        &self.due
     }
 
     /// Messages on disk (as of the last operation).
@@ -392,17 +408,19 @@ impl Backend {
         }
     }
 
-    /// Drops every message on disk (`/topic/empty`, `/channel/empty`).
+    /// Drops every message on disk (`/topic/empty`, `/channel/empty`), due times too.
     pub async fn empty(&self) -> Result<(), DiskQueueError> {
         let mut guard = self.queue.lock().await;
         let queue = self.ensure_open(&mut guard).await?;
         self.release_all();
         let result = queue.empty().await;
         self.depth.store(queue.depth(), Ordering::Release);
+        self.remove_due_journal().await;
         result
     }
 
-    /// Removes the queue's files (the topic or channel was deleted).
+    /// Removes the queue's files, the due-time journal too (the topic or channel was
+    /// deleted).
     pub async fn delete(&self) -> Result<(), DiskQueueError> {
         let mut guard = self.queue.lock().await;
         let queue = self.ensure_open(&mut guard).await?;
@@ -410,7 +428,16 @@ impl Backend {
         let result = queue.delete().await;
         *guard = None;
         self.depth.store(0, Ordering::Release);
+        self.remove_due_journal().await;
         result
+    }
+
+    /// A journal left behind names messages that are gone: harmless (nothing with those
+    /// ids is read again), so a failure is only logged.
+    async fn remove_due_journal(&self) {
+        if let Err(error) = self.due.remove().await {
+            tracing::error!(queue = %self.name, %error, "failed to remove the due-time journal");
+        }
     }
 
     /// Syncs and closes the queue (exit). A queue never used is opened first, so it

@@ -2,7 +2,7 @@
 //! in-flight and deferred queues and subscribed clients.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bytes::BytesMut;
@@ -13,6 +13,7 @@ use super::backend::Backend;
 use super::client::ClientRef;
 use super::deferred::DeferredQueue;
 use super::diskqueue::DiskQueueError;
+use super::due_journal::JournalError;
 use super::e2e::{E2eConfig, LatencyWindow};
 use super::in_flight::{InFlight, InFlightError, InFlightQueue};
 use super::stats::E2eLatency;
@@ -44,9 +45,16 @@ struct ChannelState {
     clients: BTreeMap<u64, ClientRef>,
     paused: bool,
     exiting: bool,
-    /// Deferred messages written to the disk queue (a memory-less channel keeps even
-    /// those on disk), with when each is due: read back early, they wait in `deferred`.
-    deferred_on_disk: rustc_hash::FxHashMap<MessageId, i64>,
+    /// When each deferred message whose body is in the disk queue is due, as its
+    /// due-time journal says: messages not read yet (a memory-less channel keeps even
+    /// deferred ones on disk, and a restart leaves them all there), and messages read
+    /// before their time that wait in `deferred`, still held on disk.
+    due_on_disk: rustc_hash::FxHashMap<MessageId, i64>,
+    /// How many of `due_on_disk` wait in `deferred`.
+    due_on_disk_waiting: usize,
+    /// When due times of messages no longer on disk may next be forgotten (see
+    /// [`Channel::compact_due_journal`]).
+    orphans_checked_until: i64,
     /// Messages read from the disk queue, still held there, that wait in `memory` or
     /// `deferred` (requeued, timed out, or read before they were due): delivered again,
     /// they are in flight as held. Usually empty, so messages that never touched the
@@ -59,7 +67,56 @@ impl ChannelState {
     fn take_held(&mut self, id: &MessageId) -> bool {
         !self.held_waiting.is_empty() && self.held_waiting.remove(id)
     }
+
+    /// Remembers that message `id`, on disk, is due at `due_ns`.
+    fn note_due(&mut self, id: MessageId, due_ns: i64) {
+        self.due_on_disk.insert(id, due_ns);
+        self.orphans_checked_until = self.orphans_checked_until.min(due_ns);
+    }
+
+    /// Puts `message`, held on disk with its due time in `due_on_disk`, in `deferred`.
+    fn wait_held(&mut self, message: Message, due_ns: i64) {
+        self.held_waiting.insert(message.id);
+        if self.deferred.push(message, due_ns).is_ok() {
+            self.due_on_disk_waiting += 1;
+        }
+    }
+
+    /// Forgets the due times that passed of messages not waiting in `deferred` (unread
+    /// ones are delivered at once when read anyway), and notes when the earliest left
+    /// will pass.
+    fn forget_passed_unread(&mut self, now_ns: i64) {
+        let ChannelState {
+            due_on_disk,
+            deferred,
+            ..
+        } = self;
+        let mut earliest = i64::MAX;
+        due_on_disk.retain(|id, due| {
+            if deferred.contains(id) {
+                return true;
+            }
+            if *due > now_ns {
+                earliest = earliest.min(*due);
+                return true;
+            }
+            false
+        });
+        self.orphans_checked_until = earliest;
+    }
+
+    /// Deferred messages, in memory or on disk.
+    fn deferred_count(&self) -> usize {
+        self.deferred.len()
+            + self
+                .due_on_disk
+                .len()
+                .saturating_sub(self.due_on_disk_waiting)
+    }
 }
+
+/// Records beyond twice the live due times a journal may hold before it is rewritten.
+const DUE_JOURNAL_SLACK: u64 = 1024;
 
 /// A snapshot of a channel's numbers for `/stats`.
 #[derive(Debug, Clone)]
@@ -109,6 +166,8 @@ pub struct Channel {
     /// Where messages go when memory is full, and wait across restarts (none for
     /// ephemeral channels, which drop overflow instead).
     backend: Option<Arc<Backend>>,
+    /// Whether the due times an earlier run journaled are in `due_on_disk`.
+    due_restored: AtomicBool,
 }
 
 impl Channel {
@@ -134,8 +193,82 @@ impl Channel {
             requeue_count: AtomicU64::new(0),
             timeout_count: AtomicU64::new(0),
             e2e: e2e.map(|config| Mutex::new(LatencyWindow::new(config, now_ns))),
+            due_restored: AtomicBool::new(backend.is_none()),
             backend,
         }
+    }
+
+    /// Reads, once, the due times an earlier run journaled for messages on this
+    /// channel's disk, so they wait again instead of being delivered when read. Runs at
+    /// startup and before the first read from disk, whichever comes first.
+    pub async fn restore_due_times(&self, now_ns: i64) {
+        if self.due_restored.load(Ordering::Acquire) {
+            return;
+        }
+        let Some(backend) = &self.backend else {
+            return;
+        };
+        if let Some(earlier) = backend.due_journal().load_once(now_ns).await {
+            if !earlier.is_empty() {
+                tracing::info!(topic = %self.topic_name, channel = %self.name, deferred = earlier.len(), "deferred messages on disk wait for their due time");
+            }
+            let mut state = self.state.lock();
+            for (id, due_ns) in earlier {
+                if !state.due_on_disk.contains_key(&id) {
+                    state.note_due(id, due_ns);
+                }
+            }
+        }
+        self.due_restored.store(true, Ordering::Release);
+    }
+
+    /// Journals (synced) the due time [`Channel::requeue`] returned for a message held
+    /// on disk, so no crash before its FIN delivers it early.
+    pub async fn journal_due_time(&self, id: MessageId, due_ns: i64) -> Result<(), JournalError> {
+        match &self.backend {
+            Some(backend) => backend.due_journal().append(&[(id, due_ns)]).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Disk loop work: when the due-time journal holds more than twice the live due
+    /// times, forgets those that passed for messages not read yet (they are delivered
+    /// when read) and rewrites it; an empty one is removed.
+    ///
+    /// A due time whose message never reached the disk (the write failed, or a crash
+    /// kept the journal's record and lost the message) would count as deferred forever:
+    /// once the disk has nothing unread, those that passed are forgotten too, and the
+    /// next look waits until the earliest left would pass. Forgetting a due time that
+    /// passed is always safe: read now, its message would be delivered at once anyway.
+    pub async fn compact_due_journal(&self, now_ns: i64) -> Result<(), JournalError> {
+        let Some(backend) = &self.backend else {
+            return Ok(());
+        };
+        self.restore_due_times(now_ns).await;
+        let live = {
+            let mut state = self.state.lock();
+            let unread = state.due_on_disk.len() > state.due_on_disk_waiting;
+            if unread && backend.depth() == 0 && now_ns >= state.orphans_checked_until {
+                state.forget_passed_unread(now_ns);
+            }
+            state.due_on_disk.len() as u64
+        };
+        let records = backend.due_journal().records().await;
+        if records == 0 || (live > 0 && records <= 2 * live + DUE_JOURNAL_SLACK) {
+            return Ok(());
+        }
+        backend
+            .due_journal()
+            .rewrite(|| {
+                let mut state = self.state.lock();
+                state.forget_passed_unread(now_ns);
+                state
+                    .due_on_disk
+                    .iter()
+                    .map(|(id, due)| (*id, *due))
+                    .collect()
+            })
+            .await
     }
 
     /// How many new messages the memory queue can still take (an ephemeral channel drops
@@ -202,16 +335,16 @@ impl Channel {
         Vec::new()
     }
 
-    /// Puts a message from the topic that must wait `defer_ms` first.
+    /// Puts a message from the topic that must wait until `due_ns` first.
     /// With `--mem-queue-size=0` the message goes to the disk queue like every other one,
-    /// so an acknowledged DPUB survives a crash; it is returned for the caller to write,
-    /// and its due time is remembered so it waits when read back (a crash forgets the
-    /// delay, as Go's disk queue does, but not the message).
+    /// so an acknowledged DPUB survives a crash; it is returned for the caller to journal
+    /// its due time and then write it, and it waits again when read back, also after a
+    /// restart or a crash.
     pub fn put_deferred(&self, message: Message, due_ns: i64) -> Option<Message> {
         self.message_count.fetch_add(1, Ordering::Relaxed);
         let mut state = self.state.lock();
         if self.mem_queue_size == 0 && self.backend.is_some() {
-            state.deferred_on_disk.insert(message.id, due_ns);
+            state.note_due(message.id, due_ns);
             return Some(message);
         }
         // An id collision is impossible for a fresh message: ids are unique per topic.
@@ -270,6 +403,8 @@ impl Channel {
 
     /// Hands up to `max` messages from the disk queue to `client`, like
     /// [`Channel::take_for_client`] does from memory. Used when memory is empty.
+    /// Deferred messages read before their time wait in memory, held on disk; reading
+    /// goes on past them until something is handed out or the disk has nothing more.
     pub async fn take_from_backend(
         &self,
         client: &ClientRef,
@@ -285,50 +420,72 @@ impl Channel {
         if !backend.may_have_messages() || self.is_paused() {
             return Ok(0);
         }
-        // Held on disk until FIN: a crash while they are in flight redelivers them.
-        let messages = backend.read_held(max).await?;
-        let mut taken = 0;
-        let mut state = self.state.lock();
+        self.restore_due_times(now_ns).await;
         let deadline = now_ns.saturating_add(msg_timeout_ns);
-        for message in messages {
-            if let Some(due_ns) = state.deferred_on_disk.remove(&message.id) {
-                if due_ns > now_ns {
-                    // Not due yet: it waits in memory, still held on disk.
-                    state.held_waiting.insert(message.id);
-                    let _ = state.deferred.push(message, due_ns);
-                    continue;
-                }
+        let mut taken = 0;
+        while taken == 0 && backend.may_have_messages() {
+            // Held on disk until FIN: a crash while they are in flight redelivers them.
+            let messages = backend.read_held(max).await?;
+            if messages.is_empty() {
+                break;
             }
-            if keep() {
-                let id = client.id;
-                if self.start_in_flight(&mut state, message, id, now_ns, deadline, true, out) {
-                    taken += 1;
+            let mut state = self.state.lock();
+            for message in messages {
+                match state.due_on_disk.get(&message.id) {
+                    Some(&due_ns) if due_ns > now_ns => {
+                        state.wait_held(message, due_ns);
+                        continue;
+                    }
+                    Some(_) => {
+                        state.due_on_disk.remove(&message.id);
+                    }
+                    None => {}
                 }
-            } else {
-                backend.release(&message.id);
+                if keep() {
+                    let id = client.id;
+                    if self.start_in_flight(&mut state, message, id, now_ns, deadline, true, out) {
+                        taken += 1;
+                    }
+                } else {
+                    backend.release(&message.id);
+                }
             }
         }
-        drop(state);
         client.sent_messages(taken as u64);
         Ok(taken)
     }
 
     /// Exit (Go's `Channel.Close` flush): every message still in memory, in flight or
     /// deferred goes to the disk queue, which is then synced and closed. In-flight
-    /// messages keep their attempts, so they come back as redeliveries. An ephemeral
+    /// messages keep their attempts, so they come back as redeliveries. The due times of
+    /// the deferred ones, and of those still unread on disk, are journaled first (Go's
+    /// files stay Go's: Go started on them delivers everything at once). An ephemeral
     /// channel has no disk queue and loses them, as in Go.
-    pub async fn flush_to_backend(&self) -> Result<(), DiskQueueError> {
+    pub async fn flush_to_backend(&self, now_ns: i64) -> Result<(), DiskQueueError> {
         let Some(backend) = &self.backend else {
             return Ok(());
         };
-        let pending: Vec<Message> = {
+        self.restore_due_times(now_ns).await;
+        let (pending, due) = {
             let mut state = self.state.lock();
             let mut pending: Vec<Message> = state.memory.drain(..).collect();
             pending.extend(state.in_flight.drain().into_iter().map(|e| e.message));
-            pending.extend(state.deferred.drain());
+            let mut due = std::mem::take(&mut state.due_on_disk);
+            for (message, due_ns) in state.deferred.drain_with_due() {
+                due.insert(message.id, due_ns);
+                pending.push(message);
+            }
+            state.due_on_disk_waiting = 0;
             state.held_waiting.clear();
-            pending
+            (pending, due)
         };
+        let journaled = backend
+            .due_journal()
+            .rewrite(|| due.into_iter().collect())
+            .await;
+        if let Err(error) = journaled {
+            tracing::error!(topic = %self.topic_name, channel = %self.name, %error, "due times of deferred messages lost: they are delivered at once after the restart");
+        }
         // Everything held is written again below: the old records need not be kept.
         backend.release_all();
         let written = backend.put(&pending).await;
@@ -447,30 +604,36 @@ impl Channel {
         self.state.lock().memory.pop_front();
     }
 
-    /// REQ: back to the queue now (`delay_ns == 0`) or after `delay_ns`.
+    /// REQ: back to the queue now (`delay_ns == 0`) or after `delay_ns`. For a message
+    /// held on disk and delayed, returns its new due time, which the caller journals
+    /// with [`Channel::journal_due_time`].
     pub fn requeue(
         &self,
         client_id: u64,
         id: &MessageId,
         now_ns: i64,
         delay_ns: i64,
-    ) -> Result<(), InFlightError> {
+    ) -> Result<Option<i64>, InFlightError> {
         let mut state = self.state.lock();
         let entry = state.in_flight.remove(id, client_id)?;
         self.requeue_count.fetch_add(1, Ordering::Relaxed);
-        if entry.held {
-            state.held_waiting.insert(entry.message.id);
-        }
         if delay_ns <= 0 {
+            if entry.held {
+                state.held_waiting.insert(entry.message.id);
+            }
             state.memory.push_back(entry.message);
             drop(state);
             self.new_messages.notify_one();
-        } else {
-            let _ = state
-                .deferred
-                .push(entry.message, now_ns.saturating_add(delay_ns));
+            return Ok(None);
         }
-        Ok(())
+        let due_ns = now_ns.saturating_add(delay_ns);
+        if entry.held {
+            state.note_due(entry.message.id, due_ns);
+            state.wait_held(entry.message, due_ns);
+            return Ok(Some(due_ns));
+        }
+        let _ = state.deferred.push(entry.message, due_ns);
+        Ok(None)
     }
 
     /// TOUCH: restarts the message's timeout, never past delivery + `max_msg_timeout_ns`.
@@ -532,6 +695,9 @@ impl Channel {
         let mut state = self.state.lock();
         let mut moved = false;
         while let Some(message) = state.deferred.pop_due(now_ns) {
+            if !state.due_on_disk.is_empty() && state.due_on_disk.remove(&message.id).is_some() {
+                state.due_on_disk_waiting = state.due_on_disk_waiting.saturating_sub(1);
+            }
             state.memory.push_back(message);
             moved = true;
         }
@@ -624,7 +790,8 @@ impl Channel {
             state.memory.clear();
             state.in_flight.drain();
             state.deferred.drain();
-            state.deferred_on_disk.clear();
+            state.due_on_disk.clear();
+            state.due_on_disk_waiting = 0;
             state.held_waiting.clear();
             state.clients.values().cloned().collect()
         };
@@ -657,7 +824,7 @@ impl Channel {
             depth: state.memory.len() as u64 + self.backend_depth(),
             backend_depth: self.backend_depth(),
             in_flight_count: state.in_flight.len() as u64,
-            deferred_count: state.deferred.len() as u64,
+            deferred_count: state.deferred_count() as u64,
             message_count: self.message_count.load(Ordering::Relaxed),
             requeue_count: self.requeue_count.load(Ordering::Relaxed),
             timeout_count: self.timeout_count.load(Ordering::Relaxed),

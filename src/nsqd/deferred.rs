@@ -53,10 +53,24 @@ impl DeferredQueue {
         Some(message)
     }
 
+    /// Whether message `id` waits here.
+    pub fn contains(&self, id: &MessageId) -> bool {
+        self.ids.contains(id)
+    }
+
     /// Removes everything, earliest first.
     pub fn drain(&mut self) -> Vec<Message> {
         self.ids.clear();
         std::mem::take(&mut self.by_due).into_values().collect()
+    }
+
+    /// Removes everything, earliest first, each with its due time.
+    pub fn drain_with_due(&mut self) -> Vec<(Message, i64)> {
+        self.ids.clear();
+        std::mem::take(&mut self.by_due)
+            .into_iter()
+            .map(|((due, _), message)| (message, due))
+            .collect()
     }
 }
 

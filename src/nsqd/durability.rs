@@ -45,6 +45,7 @@ pub(crate) fn backend_factory(env: &crate::env::Env, opts: &super::Options) -> B
         fs: env.fs.clone(),
         data_path: super::data_path(opts),
         config: disk_queue_config(opts),
+        deferred_due_at_restart: opts.buggify.deferred_due_at_restart,
     }
 }
 
@@ -73,6 +74,7 @@ impl NsqdInner {
                             tracing::error!(topic = %topic.name, channel = %channel.name, %error, "failed to open disk queue");
                         }
                     }
+                    channel.restore_due_times(now).await;
                 }
             }
             topic.set_paused(topic_meta.paused, now);
@@ -81,6 +83,7 @@ impl NsqdInner {
                     tracing::error!(topic = %topic.name, %error, "failed to open disk queue");
                 }
             }
+            topic.restore_due_times(now).await;
         }
         self.persist_metadata().await;
         Ok(())
@@ -141,7 +144,7 @@ impl NsqdInner {
     pub(crate) async fn flush_to_disk(&self) {
         self.persist_metadata().await;
         for topic in self.topics() {
-            if let Err(error) = topic.flush_to_backends().await {
+            if let Err(error) = topic.flush_to_backends(self.now_ns()).await {
                 tracing::error!(topic = %topic.name, %error, "failed to flush to disk at exit");
             }
         }
@@ -164,6 +167,7 @@ pub(crate) async fn disk_loop(nsqd: Arc<NsqdInner>) {
             _ = sync_tick.tick() => sync_due(&nsqd).await,
             _ = drain_tick.tick() => {
                 drain_topics(&nsqd).await;
+                compact_due_journals(&nsqd).await;
                 nsqd.persist_metadata().await;
             }
         }
@@ -180,6 +184,21 @@ async fn drain_topics(nsqd: &NsqdInner) {
             }
             if !matches!(moved, Ok(true)) || nsqd.shutdown.is_cancelled() {
                 break;
+            }
+        }
+    }
+}
+
+/// Rewrites the due-time journals that have grown past what they still need.
+async fn compact_due_journals(nsqd: &NsqdInner) {
+    let now = nsqd.now_ns();
+    for topic in nsqd.topics() {
+        if let Err(error) = topic.compact_due_journal(now).await {
+            tracing::error!(topic = %topic.name, %error, "failed to compact the due-time journal");
+        }
+        for channel in topic.channels() {
+            if let Err(error) = channel.compact_due_journal(now).await {
+                tracing::error!(topic = %topic.name, channel = %channel.name, %error, "failed to compact the due-time journal");
             }
         }
     }

@@ -32,6 +32,8 @@ mod conn;
 pub mod deferred;
 pub mod diskqueue;
 pub mod due_journal;
+#[cfg(test)]
+mod due_restart_tests;
 mod durability;
 pub mod e2e;
 mod http;

@@ -10,6 +10,7 @@ use parking_lot::Mutex;
 use super::backend::Backend;
 use super::channel::{Channel, ChannelRef};
 use super::diskqueue::DiskQueueConfig;
+use super::due_journal::JournalError;
 use super::e2e::E2eConfig;
 use super::lookup::Registrations;
 use crate::protocol::message::MessageId;
@@ -35,6 +36,8 @@ pub struct BackendFactory {
     pub data_path: std::path::PathBuf,
     /// Sizes and sync policy from the options.
     pub config: DiskQueueConfig,
+    /// [`Buggify::deferred_due_at_restart`](crate::nsqd::Buggify).
+    pub deferred_due_at_restart: bool,
 }
 
 impl std::fmt::Debug for BackendFactory {
@@ -50,19 +53,30 @@ impl BackendFactory {
     /// channel is ephemeral.
     fn make(&self, name: &str, ephemeral: bool) -> Option<Arc<Backend>> {
         (!ephemeral).then(|| {
-            Arc::new(Backend::new(
+            let backend = Backend::new(
                 self.fs.clone(),
                 self.data_path.clone(),
                 name.to_string(),
                 self.config,
-            ))
+            );
+            Arc::new(if self.deferred_due_at_restart {
+                backend.planting_due_at_restart()
+            } else {
+                backend
+            })
         })
     }
 }
 
 /// Messages a publish could not keep in memory: they go to this disk queue, and then
 /// `channel` (if any) is told it has something to read.
-type DiskWrite = (Arc<Backend>, Option<ChannelRef>, Vec<Message>);
+struct DiskWrite {
+    backend: Arc<Backend>,
+    channel: Option<ChannelRef>,
+    messages: Vec<Message>,
+    /// When the messages are due, if deferred: journaled before they are written.
+    due_ns: Option<i64>,
+}
 
 /// Messages waiting in the topic's memory for a channel to take them.
 ///
@@ -98,12 +112,19 @@ impl Held {
         *self = Held::default();
     }
 
-    /// Every message, undelayed first, for the disk queue (which keeps no delay).
-    fn take_all(&mut self) -> Vec<Message> {
+    /// Every message, undelayed first, for the disk queue, and the due times of the
+    /// delayed ones were a channel to take them at `now_ns`, for the due-time journal.
+    fn take_all(&mut self, now_ns: i64) -> (Vec<Message>, Vec<(MessageId, i64)>) {
         let Held { now, deferred } = std::mem::take(self);
-        now.into_iter()
+        let due = deferred
+            .iter()
+            .map(|(message, defer_ns)| (message.id, now_ns.saturating_add(*defer_ns)))
+            .collect();
+        let messages = now
+            .into_iter()
             .chain(deferred.into_iter().map(|(message, _)| message))
-            .collect()
+            .collect();
+        (messages, due)
     }
 }
 
@@ -118,11 +139,18 @@ struct TopicState {
     started: bool,
     exiting: bool,
     guid: GuidFactory,
-    /// When each DPUB message parked on the topic's disk queue is due (ns). Go's disk
-    /// format has no room for a delay, so without this a DPUB published before its topic
-    /// had a channel would be delivered at once when one appears. Lost on exit or crash,
-    /// as Go loses every delay that went through disk.
-    deferred_on_disk: BTreeMap<MessageId, i64>,
+    /// When each DPUB message parked on the topic's disk queue is due (ns), as the
+    /// topic's due-time journal says. Go's disk format has no room for a delay, so
+    /// without this a DPUB published before its topic had a channel would be delivered at
+    /// once when one appears. An entry stays until its time passes, also after its
+    /// message moved to the channels: should a crash make the topic read it again, it
+    /// still waits.
+    due_on_disk: rustc_hash::FxHashMap<MessageId, i64>,
+    /// The earliest time in `due_on_disk` (`i64::MAX` when empty): the disk loop looks
+    /// at the entries only once it has passed.
+    earliest_due: i64,
+    /// Whether the due times an earlier run journaled are in `due_on_disk`.
+    due_restored: bool,
 }
 
 impl TopicState {
@@ -130,7 +158,16 @@ impl TopicState {
     fn flows(&self) -> bool {
         self.started && !self.paused
     }
+
+    /// Remembers that the parked DPUB `id` is due at `due_ns`.
+    fn note_due(&mut self, id: MessageId, due_ns: i64) {
+        self.due_on_disk.insert(id, due_ns);
+        self.earliest_due = self.earliest_due.min(due_ns);
+    }
 }
+
+/// Records beyond twice the live due times a journal may hold before it is rewritten.
+const DUE_JOURNAL_SLACK: u64 = 1024;
 
 /// Numbers for `/stats`.
 #[derive(Debug, Clone)]
@@ -201,7 +238,9 @@ impl Topic {
                 started: true,
                 exiting: false,
                 guid: GuidFactory::new(node_id),
-                deferred_on_disk: BTreeMap::new(),
+                due_on_disk: rustc_hash::FxHashMap::default(),
+                earliest_due: i64::MAX,
+                due_restored: backend.is_none(),
             }),
             message_count: AtomicU64::new(0),
             message_bytes: AtomicU64::new(0),
@@ -269,21 +308,83 @@ impl Topic {
         now_ns: i64,
     ) -> Vec<DiskWrite> {
         let mut overflow = Vec::new();
+        let due_ns = (defer_ns > 0).then(|| now_ns.saturating_add(defer_ns));
         for message in messages {
             if state.pending.len() < self.mem_queue_size {
                 state.pending.push(message, defer_ns);
             } else if !self.ephemeral {
-                if defer_ns > 0 {
-                    let due_ns = now_ns.saturating_add(defer_ns);
-                    state.deferred_on_disk.insert(message.id, due_ns);
+                if let Some(due_ns) = due_ns {
+                    state.note_due(message.id, due_ns);
                 }
                 overflow.push(message);
             }
         }
         match (&self.backend, overflow.is_empty()) {
-            (Some(backend), false) => vec![(backend.clone(), None, overflow)],
+            (Some(backend), false) => vec![DiskWrite {
+                backend: backend.clone(),
+                channel: None,
+                messages: overflow,
+                due_ns,
+            }],
             _ => Vec::new(),
         }
+    }
+
+    /// Reads, once, the due times an earlier run journaled for DPUBs parked on the
+    /// topic's disk. Runs at startup and before the first move from disk to channels.
+    pub async fn restore_due_times(&self, now_ns: i64) {
+        if self.state.lock().due_restored {
+            return;
+        }
+        let Some(backend) = &self.backend else {
+            return;
+        };
+        let earlier = backend.due_journal().load_once(now_ns).await;
+        let mut state = self.state.lock();
+        for (id, due_ns) in earlier.unwrap_or_default() {
+            if !state.due_on_disk.contains_key(&id) {
+                state.note_due(id, due_ns);
+            }
+        }
+        state.due_restored = true;
+    }
+
+    /// Disk loop work: once the earliest due time has passed, forgets the due times
+    /// that passed, and rewrites the journal when it holds more than twice what is left
+    /// (removes it when nothing is). Costs nothing before then.
+    pub async fn compact_due_journal(&self, now_ns: i64) -> Result<(), JournalError> {
+        let Some(backend) = &self.backend else {
+            return Ok(());
+        };
+        let live = {
+            let mut state = self.state.lock();
+            if !state.due_restored || state.earliest_due > now_ns {
+                return Ok(());
+            }
+            state.due_on_disk.retain(|_, due| *due > now_ns);
+            state.earliest_due = state
+                .due_on_disk
+                .values()
+                .copied()
+                .min()
+                .unwrap_or(i64::MAX);
+            state.due_on_disk.len() as u64
+        };
+        let records = backend.due_journal().records().await;
+        if records == 0 || (live > 0 && records <= 2 * live + DUE_JOURNAL_SLACK) {
+            return Ok(());
+        }
+        backend
+            .due_journal()
+            .rewrite(|| {
+                let state = self.state.lock();
+                state
+                    .due_on_disk
+                    .iter()
+                    .map(|(id, due)| (*id, *due))
+                    .collect()
+            })
+            .await
     }
 
     /// Moves messages from the topic's disk queue to its channels (the topic's pump for
@@ -295,6 +396,7 @@ impl Topic {
         if !backend.may_have_messages() || !self.accepts_deliveries() {
             return Ok(false);
         }
+        self.restore_due_times(now_ns).await;
         // The topic's read position is synced only after the channels have the
         // messages on their own disk: a crash in between repeats, never loses.
         let messages = backend
@@ -307,8 +409,14 @@ impl Topic {
         let writes = {
             let mut state = self.state.lock();
             if state.channels.is_empty() {
-                // The last channel went away meanwhile: keep them on the topic's disk.
-                vec![(backend.clone(), None, messages)]
+                // The last channel went away meanwhile: keep them on the topic's disk
+                // (their due times are still in `due_on_disk` and the journal).
+                vec![DiskWrite {
+                    backend: backend.clone(),
+                    channel: None,
+                    messages,
+                    due_ns: None,
+                }]
             } else {
                 fan_out_from_disk(&mut state, messages, now_ns)
             }
@@ -328,24 +436,36 @@ impl Topic {
     }
 
     /// Exit (Go's `Topic.Close` flush): what the topic holds in memory goes to its disk
-    /// queue, every channel flushes its own, and the queues are synced and closed.
-    pub async fn flush_to_backends(&self) -> Result<(), TopicError> {
-        let (pending, channels) = {
+    /// queue, every channel flushes its own, and the queues are synced and closed. The
+    /// due times of the topic's deferred messages are journaled first.
+    pub async fn flush_to_backends(&self, now_ns: i64) -> Result<(), TopicError> {
+        self.restore_due_times(now_ns).await;
+        let (pending, due, channels) = {
             let mut state = self.state.lock();
             state.exiting = true;
-            let pending = state.pending.take_all();
+            let (pending, held_due) = state.pending.take_all(now_ns);
+            let mut due = std::mem::take(&mut state.due_on_disk);
+            due.extend(held_due);
             (
                 pending,
+                due,
                 state.channels.values().cloned().collect::<Vec<_>>(),
             )
         };
         let mut result = Ok(());
         for channel in channels {
-            if let Err(e) = channel.flush_to_backend().await {
+            if let Err(e) = channel.flush_to_backend(now_ns).await {
                 result = Err(TopicError::Backend(e.to_string()));
             }
         }
         if let Some(backend) = &self.backend {
+            let journaled = backend
+                .due_journal()
+                .rewrite(|| due.into_iter().collect())
+                .await;
+            if let Err(error) = journaled {
+                tracing::error!(topic = %self.name, %error, "due times of deferred messages lost: they are delivered at once after the restart");
+            }
             let written = backend.put(&pending).await;
             let closed = backend.close().await;
             if let Err(e) = written.and(closed) {
@@ -507,7 +627,8 @@ impl Topic {
         let mut state = self.state.lock();
         state.pending.clear();
         // The caller empties the disk queue too: no parked DPUB is left to be due.
-        state.deferred_on_disk.clear();
+        state.due_on_disk.clear();
+        state.earliest_due = i64::MAX;
         self.has_pending.store(false, Ordering::Release);
     }
 
@@ -568,13 +689,13 @@ fn fan_out_from_disk(
     messages: Vec<Message>,
     now_ns: i64,
 ) -> Vec<DiskWrite> {
-    if state.deferred_on_disk.is_empty() {
+    if state.due_on_disk.is_empty() {
         return fan_out(&state.channels, messages, 0, now_ns);
     }
     let mut now = Vec::new();
     let mut writes = Vec::new();
     for message in messages {
-        match state.deferred_on_disk.remove(&message.id) {
+        match state.due_on_disk.get(&message.id).copied() {
             Some(due_ns) if due_ns > now_ns => {
                 let defer_ns = due_ns - now_ns;
                 writes.extend(fan_out(&state.channels, vec![message], defer_ns, now_ns));
@@ -616,7 +737,12 @@ fn fan_out(
                 .filter_map(|message| channel.put_deferred(message.clone(), due_ns))
                 .collect();
             if let (false, Some(backend)) = (to_disk.is_empty(), channel.backend()) {
-                writes.push((backend.clone(), Some(channel.clone()), to_disk));
+                writes.push(DiskWrite {
+                    backend: backend.clone(),
+                    channel: Some(channel.clone()),
+                    messages: to_disk,
+                    due_ns: Some(due_ns),
+                });
             }
         }
         return writes;
@@ -636,15 +762,36 @@ fn fan_out(
             Vec::new()
         };
         if let (false, Some(backend)) = (overflow.is_empty(), channel.backend()) {
-            writes.push((backend.clone(), Some(channel.clone()), overflow));
+            writes.push(DiskWrite {
+                backend: backend.clone(),
+                channel: Some(channel.clone()),
+                messages: overflow,
+                due_ns: None,
+            });
         }
     }
     writes
 }
 
 /// Performs the disk writes of a publish, in order, then wakes the channels' consumers.
+/// Deferred messages have their due time journaled (synced) first, so no crash leaves
+/// one on disk without it.
 async fn write_all(writes: Vec<DiskWrite>) -> Result<(), TopicError> {
-    for (backend, channel, messages) in writes {
+    for DiskWrite {
+        backend,
+        channel,
+        messages,
+        due_ns,
+    } in writes
+    {
+        if let Some(due_ns) = due_ns {
+            let due: Vec<(MessageId, i64)> = messages.iter().map(|m| (m.id, due_ns)).collect();
+            backend
+                .due_journal()
+                .append(&due)
+                .await
+                .map_err(|e| TopicError::Backend(e.to_string()))?;
+        }
         backend
             .put(&messages)
             .await

@@ -26,7 +26,7 @@ pub(super) async fn handle(reader: &mut Reader, command: Command) -> Outcome {
             Ok(None)
         }
         Command::Fin { id } => finish(reader, &id),
-        Command::Req { id, timeout_ms } => requeue(reader, &id, timeout_ms),
+        Command::Req { id, timeout_ms } => requeue(reader, &id, timeout_ms).await,
         Command::Touch { id } => touch(reader, &id),
         Command::Cls => {
             reader.client.set_ready_count(0);
@@ -160,12 +160,14 @@ pub(super) fn finish_many(reader: &mut Reader, ids: &[MessageId]) -> Vec<Protoco
     errors
 }
 
-fn requeue(reader: &mut Reader, id: &MessageId, timeout_ms: i64) -> Outcome {
+/// REQ. A delayed message held on disk has its new due time journaled (synced) before
+/// the next command is read, so what the client sees next proves it survives a crash.
+async fn requeue(reader: &mut Reader, id: &MessageId, timeout_ms: i64) -> Outcome {
     let Some((_, channel)) = &reader.subscription else {
         return Err(not_in_flight(ErrorCode::ReqFailed, "REQ", id));
     };
     let now = reader.nsqd.now_ns();
-    channel
+    let due_on_disk = channel
         .requeue(
             reader.client.id,
             id,
@@ -173,6 +175,13 @@ fn requeue(reader: &mut Reader, id: &MessageId, timeout_ms: i64) -> Outcome {
             timeout_ms.saturating_mul(1_000_000),
         )
         .map_err(|e| ProtocolError::new(ErrorCode::ReqFailed, format!("REQ {id} failed {e}")))?;
+    if let Some(due_ns) = due_on_disk {
+        let journaled = channel.journal_due_time(*id, due_ns).await;
+        if let Err(error) = &journaled {
+            tracing::error!(%error, "the due time of a requeued message may not survive a crash");
+        }
+        reader.nsqd.note_disk_write(&journaled);
+    }
     reader
         .client
         .requeue_count

@@ -48,7 +48,11 @@ fn the_layout_is_the_documented_one() {
     assert_eq!(record.len(), 29);
     assert_eq!(record[0], 1, "kind: deferred until");
     assert_eq!(&record[1..17], b"0123456789abcdef");
-    assert_eq!(&record[17..25], &[1, 2, 3, 4, 5, 6, 7, 8], "due, big-endian");
+    assert_eq!(
+        &record[17..25],
+        &[1, 2, 3, 4, 5, 6, 7, 8],
+        "due, big-endian"
+    );
     let crc = crc32c::crc32c(&record[..25]);
     assert_eq!(&record[25..], &crc.to_be_bytes());
 }
@@ -59,7 +63,11 @@ fn records_round_trip_in_order() {
     let decoded = decode(&file_of(&entries));
     assert_eq!(decoded.records, entries);
     assert!(decoded.problems.is_empty());
-    assert_eq!(decode(b""), Decoded::default(), "an empty file holds nothing");
+    assert_eq!(
+        decode(b""),
+        Decoded::default(),
+        "an empty file holds nothing"
+    );
 }
 
 #[test]
@@ -102,11 +110,19 @@ fn a_foreign_header_makes_the_whole_file_ignored() {
             HeaderProblem::BadMagic,
         ),
         (
-            [b"NSQRSDEF\x00\x02\x00\x01".as_slice(), &file_of(&entries)[12..]].concat(),
+            [
+                b"NSQRSDEF\x00\x02\x00\x01".as_slice(),
+                &file_of(&entries)[12..],
+            ]
+            .concat(),
             HeaderProblem::UnknownVersion(2),
         ),
         (
-            [b"NSQRSDEF\x00\x01\x00\x07".as_slice(), &file_of(&entries)[12..]].concat(),
+            [
+                b"NSQRSDEF\x00\x01\x00\x07".as_slice(),
+                &file_of(&entries)[12..],
+            ]
+            .concat(),
             HeaderProblem::WrongKind(7),
         ),
     ];
@@ -180,7 +196,11 @@ async fn an_append_after_a_torn_tail_lines_up() {
     let j = journal(&fs);
     j.append(&[(id(2), 6 * SEC)]).await.unwrap();
     let due = j.load_once(0).await.unwrap();
-    assert_eq!(sorted(due), [(id(1), 5 * SEC)], "the owner knows its own appends");
+    assert_eq!(
+        sorted(due),
+        [(id(1), 5 * SEC)],
+        "the owner knows its own appends"
+    );
     let decoded = decode(&fs.read(&path()).await.unwrap());
     assert!(decoded.problems.is_empty(), "{:?}", decoded.problems);
     assert_eq!(decoded.records, [(id(1), 5 * SEC), (id(2), 6 * SEC)]);
@@ -205,7 +225,10 @@ async fn a_rewrite_keeps_the_snapshot_and_what_is_unclaimed() {
     j.rewrite(Vec::new).await.unwrap();
     assert!(!fs.file_names().contains(&path()), "empty: no file");
     j.append(&[(id(3), SEC)]).await.unwrap();
-    assert_eq!(decode(&fs.read(&path()).await.unwrap()).records, [(id(3), SEC)]);
+    assert_eq!(
+        decode(&fs.read(&path()).await.unwrap()).records,
+        [(id(3), SEC)]
+    );
 }
 
 #[tokio::test]

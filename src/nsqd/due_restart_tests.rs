@@ -1,0 +1,241 @@
+//! Deferred messages across restarts and crashes, at the level of topics, channels and
+//! their disk queues on a `MemFs`: the due time comes back with the message.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+
+use super::channel::{Channel, ChannelRef};
+use super::client::test_client;
+use super::diskqueue::DiskQueueConfig;
+use super::topic::{BackendFactory, Topic};
+use crate::env::{CrashMode, Fs, MemFs};
+
+const SEC: i64 = 1_000_000_000;
+const TIMEOUT: i64 = 60 * SEC;
+
+async fn data_dir() -> MemFs {
+    let fs = MemFs::new();
+    fs.create_dir_all(Path::new("data")).await.unwrap();
+    fs.sync(Path::new("data")).await.unwrap();
+    fs
+}
+
+fn factory(fs: &MemFs, due_at_restart: bool) -> BackendFactory {
+    BackendFactory {
+        fs: Arc::new(fs.clone()),
+        data_path: "data".into(),
+        config: DiskQueueConfig {
+            sync_every: 1,
+            ..DiskQueueConfig::default()
+        },
+        deferred_due_at_restart: due_at_restart,
+    }
+}
+
+/// A topic `t` whose memory queues hold `mem` messages, with channel `c`.
+fn topic_with_channel(fs: &MemFs, mem: i64) -> (Topic, ChannelRef) {
+    let topic = Topic::new("t", 1, mem, 0, None, Some(factory(fs, false)));
+    let channel = topic.get_or_create_channel("c", 0).unwrap();
+    (topic, channel)
+}
+
+/// How many messages a client ready for 10 gets at `now_ns`, from memory or disk.
+async fn deliverable(channel: &Channel, now_ns: i64) -> usize {
+    channel.process_deferred(now_ns);
+    let client = test_client();
+    let mut out = BytesMut::new();
+    let from_memory = channel.take_for_client(&client, 10, now_ns, TIMEOUT, || true, &mut out);
+    let from_disk = channel
+        .take_from_backend(&client, 10, now_ns, TIMEOUT, || true, &mut out)
+        .await
+        .unwrap();
+    from_memory + from_disk
+}
+
+/// With `--mem-queue-size=0 --sync-every=1`, an acknowledged DPUB keeps its due time
+/// through a crash that drops every unsynced write.
+#[tokio::test]
+async fn a_crash_safe_dpub_waits_for_its_time_after_a_crash() {
+    for due_at_restart in [false, true] {
+        let fs = data_dir().await;
+        let (topic, _) = topic_with_channel(&fs, 0);
+        topic
+            .publish(vec![Bytes::from_static(b"later")], SEC, 10 * SEC)
+            .await
+            .unwrap();
+        fs.crash(CrashMode::DropUnsynced, 1);
+
+        let topic = Topic::new("t", 1, 0, 0, None, Some(factory(&fs, due_at_restart)));
+        let channel = topic.get_or_create_channel("c", 2 * SEC).unwrap();
+        channel.restore_due_times(2 * SEC).await;
+        if due_at_restart {
+            assert_eq!(deliverable(&channel, 2 * SEC).await, 1, "the planted bug");
+            continue;
+        }
+        assert_eq!(channel.snapshot().deferred_count, 1);
+        assert_eq!(
+            deliverable(&channel, 2 * SEC).await,
+            0,
+            "not before its time"
+        );
+        assert_eq!(
+            channel.snapshot().deferred_count,
+            1,
+            "waiting in memory now"
+        );
+        assert_eq!(deliverable(&channel, 11 * SEC - 1).await, 0);
+        assert_eq!(deliverable(&channel, 11 * SEC).await, 1);
+        assert_eq!(channel.snapshot().deferred_count, 0);
+    }
+}
+
+/// At exit, deferred messages in memory go to the disk queue as Go writes them, and
+/// their due times to the journal; the next run defers them again, in due order.
+#[tokio::test]
+async fn deferred_messages_in_memory_keep_their_time_across_a_graceful_restart() {
+    let fs = data_dir().await;
+    let (topic, channel) = topic_with_channel(&fs, 100);
+    for (body, defer) in [("c", 30), ("a", 10), ("b", 20)] {
+        topic
+            .publish(vec![Bytes::from_static(body.as_bytes())], 0, defer * SEC)
+            .await
+            .unwrap();
+    }
+    topic
+        .publish(vec![Bytes::from_static(b"now")], 0, 0)
+        .await
+        .unwrap();
+    assert_eq!(channel.snapshot().deferred_count, 3);
+    topic.flush_to_backends(SEC).await.unwrap();
+    fs.crash(CrashMode::DropUnsynced, 2);
+
+    let (_topic, channel) = topic_with_channel(&fs, 100);
+    channel.restore_due_times(2 * SEC).await;
+    assert_eq!(channel.snapshot().deferred_count, 3);
+    assert_eq!(
+        deliverable(&channel, 2 * SEC).await,
+        1,
+        "only the undelayed one"
+    );
+    let mut order = Vec::new();
+    for at in [10, 20, 30] {
+        assert_eq!(deliverable(&channel, at * SEC - 1).await, 0);
+        channel.process_deferred(at * SEC);
+        let mut out = BytesMut::new();
+        channel.take_for_client(&test_client(), 10, at * SEC, TIMEOUT, || true, &mut out);
+        order.push(out.len());
+    }
+    assert!(order.iter().all(|&n| n > 0), "{order:?}");
+    assert_eq!(channel.snapshot().deferred_count, 0);
+}
+
+/// A REQ with a delay of a message read from disk survives a crash: the message is still
+/// held there, and its new due time is journaled.
+#[tokio::test]
+async fn a_requeue_of_a_message_from_disk_keeps_its_delay_after_a_crash() {
+    let fs = data_dir().await;
+    let (topic, channel) = topic_with_channel(&fs, 0);
+    topic
+        .publish(vec![Bytes::from_static(b"m")], 0, 0)
+        .await
+        .unwrap();
+    let client = test_client();
+    let mut out = BytesMut::new();
+    let taken = channel
+        .take_from_backend(&client, 1, SEC, TIMEOUT, || true, &mut out)
+        .await
+        .unwrap();
+    assert_eq!(taken, 1);
+    let message_id = crate::protocol::Message::decode(out.split_off(8).freeze())
+        .unwrap()
+        .id;
+    let due = channel
+        .requeue(client.id, &message_id, SEC, 5 * SEC)
+        .unwrap()
+        .expect("held on disk: a due time to journal");
+    assert_eq!(due, 6 * SEC);
+    channel.journal_due_time(message_id, due).await.unwrap();
+    assert_eq!(channel.snapshot().deferred_count, 1);
+    fs.crash(CrashMode::DropUnsynced, 3);
+
+    let (_topic, channel) = topic_with_channel(&fs, 0);
+    assert_eq!(deliverable(&channel, 2 * SEC).await, 0);
+    assert_eq!(deliverable(&channel, 6 * SEC).await, 1);
+}
+
+/// A DPUB parked on a topic with no channel keeps its due time through a crash, and
+/// when a channel appears it waits there.
+#[tokio::test]
+async fn a_dpub_parked_on_a_topic_waits_after_a_crash() {
+    let fs = data_dir().await;
+    let topic = Topic::new("t", 1, 0, 0, None, Some(factory(&fs, false)));
+    topic
+        .publish(vec![Bytes::from_static(b"x")], 0, 10 * SEC)
+        .await
+        .unwrap();
+    fs.crash(CrashMode::DropUnsynced, 4);
+
+    let topic = Topic::new("t", 1, 0, 0, None, Some(factory(&fs, false)));
+    let channel = topic.get_or_create_channel("c", SEC).unwrap();
+    assert!(topic.drain_backend(SEC, 100).await.unwrap());
+    assert_eq!(channel.snapshot().deferred_count, 1);
+    assert_eq!(deliverable(&channel, 9 * SEC).await, 0);
+    assert_eq!(deliverable(&channel, 10 * SEC).await, 1);
+    // Once passed, the topic forgets the due time and its journal goes away.
+    topic.compact_due_journal(10 * SEC).await.unwrap();
+    assert!(!fs
+        .file_names()
+        .iter()
+        .any(|p| p.to_string_lossy().ends_with("t.deferred.journal")));
+}
+
+/// Emptying a channel forgets its due times, on disk too.
+#[tokio::test]
+async fn empty_removes_the_due_times() {
+    let fs = data_dir().await;
+    let (topic, channel) = topic_with_channel(&fs, 0);
+    topic
+        .publish(vec![Bytes::from_static(b"x")], 0, 10 * SEC)
+        .await
+        .unwrap();
+    assert_eq!(channel.snapshot().deferred_count, 1);
+    channel.empty();
+    channel.backend().unwrap().empty().await.unwrap();
+    assert_eq!(channel.snapshot().deferred_count, 0);
+    assert!(!fs
+        .file_names()
+        .iter()
+        .any(|p| p.to_string_lossy().contains("deferred.journal")));
+}
+
+/// The journal is rewritten once it holds many more records than live due times, and
+/// removed when none is left.
+#[tokio::test]
+async fn the_journal_is_compacted_as_messages_come_due() {
+    let fs = data_dir().await;
+    let (topic, channel) = topic_with_channel(&fs, 0);
+    for n in 0..3000i64 {
+        topic
+            .publish(vec![Bytes::from(n.to_string())], 0, SEC + n)
+            .await
+            .unwrap();
+    }
+    let journal = channel.backend().unwrap().due_journal();
+    assert_eq!(journal.records().await, 3000);
+    let mut delivered = 0;
+    while delivered < 2990 {
+        let now = SEC + delivered as i64;
+        channel.process_deferred(now);
+        let mut out = BytesMut::new();
+        let client = test_client();
+        delivered += channel
+            .take_from_backend(&client, 10, now, TIMEOUT, || true, &mut out)
+            .await
+            .unwrap();
+        delivered += channel.take_for_client(&client, 10, now, TIMEOUT, || true, &mut out);
+    }
+    channel.compact_due_journal(SEC + 2990).await.unwrap();
+    assert!(journal.records().await < 100, "{}", journal.records().await);
+}
