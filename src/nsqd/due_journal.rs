@@ -48,7 +48,7 @@ pub enum HeaderProblem {
     #[error("format version {0} is unknown (this nsqd reads version {VERSION})")]
     UnknownVersion(u16),
     /// Another kind of file of ours.
-    #[error("file kind {0} is not a due-time journal")]
+    #[error("file kind {0} is not the kind expected here")]
     WrongKind(u16),
 }
 
@@ -108,10 +108,15 @@ pub struct Decoded {
 
 /// The header every journal starts with.
 pub fn encode_header() -> [u8; HEADER_LEN] {
+    header_of(KIND_JOURNAL)
+}
+
+/// The header of a file of ours of the given kind.
+pub(crate) fn header_of(kind: u16) -> [u8; HEADER_LEN] {
     let mut header = [0u8; HEADER_LEN];
     header[..8].copy_from_slice(MAGIC);
     header[8..10].copy_from_slice(&VERSION.to_be_bytes());
-    header[10..12].copy_from_slice(&KIND_JOURNAL.to_be_bytes());
+    header[10..12].copy_from_slice(&kind.to_be_bytes());
     header
 }
 
@@ -132,7 +137,7 @@ pub fn decode(bytes: &[u8]) -> Decoded {
     if bytes.is_empty() {
         return decoded;
     }
-    if let Err(problem) = check_header(bytes) {
+    if let Err(problem) = check_header(bytes, KIND_JOURNAL) {
         decoded.problems.push(Problem::Header(problem));
         return decoded;
     }
@@ -155,7 +160,8 @@ pub fn decode(bytes: &[u8]) -> Decoded {
     decoded
 }
 
-fn check_header(bytes: &[u8]) -> Result<(), HeaderProblem> {
+/// Whether `bytes` start with the header of a file of ours of `expected` kind.
+pub(crate) fn check_header(bytes: &[u8], expected: u16) -> Result<(), HeaderProblem> {
     let header = bytes
         .get(..HEADER_LEN)
         .ok_or(HeaderProblem::Short(bytes.len()))?;
@@ -167,7 +173,7 @@ fn check_header(bytes: &[u8]) -> Result<(), HeaderProblem> {
         return Err(HeaderProblem::UnknownVersion(version));
     }
     let kind = u16::from_be_bytes([header[10], header[11]]);
-    if kind != KIND_JOURNAL {
+    if kind != expected {
         return Err(HeaderProblem::WrongKind(kind));
     }
     Ok(())

@@ -30,6 +30,7 @@ pub mod cli;
 pub mod client;
 mod conn;
 pub mod deferred;
+pub mod deferred_spill;
 pub mod diskqueue;
 pub mod due_journal;
 #[cfg(test)]

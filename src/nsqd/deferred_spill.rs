@@ -1,0 +1,373 @@
+//! Where a channel's deferred messages wait on disk once its memory budget
+//! (`--max-deferred-memory`) is spent: spill segments, one file per due-time window of
+//! [`WINDOW_NS`], `<queue name>.deferred.<window>.dat`, files of ours that Go never
+//! opens (format in `docs/deferred.md`).
+//!
+//! Messages are appended to the segment of their window in arrival order. Memory holds
+//! a few numbers per segment, none per message. When a window starts, its segment is
+//! read whole, handed back in arrival order (the caller orders by due time, so messages
+//! due at the same time leave in publish order) and removed. The scan's cost is one
+//! look at the earliest window, however many wait.
+//!
+//! Segments are not synced: like the memory they relieve, a crash may lose them. What a
+//! crash leaves is read back at startup as far as it is whole; a torn or corrupt record
+//! ends its segment's reading, with a warning.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::due_journal::{check_header, header_of, HeaderProblem, HEADER_LEN};
+use crate::env::Fs;
+use crate::protocol::{Message, MESSAGE_HEADER_LENGTH};
+
+/// The file kind of a spill segment.
+pub const KIND_SPILL: u16 = 2;
+/// The due-time span of one segment: 1 s.
+pub const WINDOW_NS: i64 = 1_000_000_000;
+/// Record length, due time, then the checksum after the message.
+const RECORD_PREFIX: usize = 4 + 8;
+
+/// A spill segment that could not be written, read or removed.
+#[derive(Debug, thiserror::Error)]
+pub enum SpillError {
+    /// An IO operation failed.
+    #[error("spill segment {path}: {source}")]
+    Io {
+        /// The segment.
+        path: PathBuf,
+        /// The IO error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// What could not be read back of a segment; logged, and read as far as it goes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SegmentProblem {
+    /// The header is not ours: the segment is ignored.
+    #[error("ignored: {0}")]
+    Header(HeaderProblem),
+    /// A record whose length, checksum or message is wrong, or cut short: the rest of
+    /// the segment cannot be trusted and is dropped.
+    #[error(
+        "the record at byte {offset} is torn or corrupt; the {bytes} bytes from it are dropped"
+    )]
+    BadRecord {
+        /// Where it starts.
+        offset: u64,
+        /// Bytes dropped from there.
+        bytes: usize,
+    },
+}
+
+/// One record: a message deferred until `due_ns`.
+pub fn encode_record(out: &mut Vec<u8>, message: &Message, due_ns: i64) {
+    let start = out.len();
+    let len = u32::try_from(message.encoded_len()).unwrap_or(u32::MAX);
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(&due_ns.to_be_bytes());
+    out.extend_from_slice(&message.header());
+    out.extend_from_slice(&message.body);
+    let crc = crc32c::crc32c(&out[start + 4..]);
+    out.extend_from_slice(&crc.to_be_bytes());
+}
+
+/// Reads a segment's records in file order; `max_message_len` bounds a record's length
+/// before anything is allocated for it.
+pub fn decode_segment(
+    bytes: &[u8],
+    max_message_len: usize,
+) -> (Vec<(Message, i64)>, Option<SegmentProblem>) {
+    if let Err(problem) = check_header(bytes, KIND_SPILL) {
+        return (Vec::new(), Some(SegmentProblem::Header(problem)));
+    }
+    let mut records = Vec::new();
+    let mut at = HEADER_LEN;
+    while at < bytes.len() {
+        match decode_record(&bytes[at..], max_message_len) {
+            Some((message, due, used)) => {
+                records.push((message, due));
+                at += used;
+            }
+            None => {
+                let problem = SegmentProblem::BadRecord {
+                    offset: at as u64,
+                    bytes: bytes.len() - at,
+                };
+                return (records, Some(problem));
+            }
+        }
+    }
+    (records, None)
+}
+
+fn decode_record(bytes: &[u8], max_message_len: usize) -> Option<(Message, i64, usize)> {
+    let len = u32::from_be_bytes(bytes.get(..4)?.try_into().ok()?) as usize;
+    if !(MESSAGE_HEADER_LENGTH..=max_message_len).contains(&len) {
+        return None;
+    }
+    let end = RECORD_PREFIX + len;
+    let checked = bytes.get(4..end)?;
+    let crc = u32::from_be_bytes(bytes.get(end..end + 4)?.try_into().ok()?);
+    if crc32c::crc32c(checked) != crc {
+        return None;
+    }
+    let due = i64::from_be_bytes(checked[..8].try_into().ok()?);
+    let message = Message::decode(Bytes::copy_from_slice(&checked[8..])).ok()?;
+    Some((message, due, end + 4))
+}
+
+/// The spill segments of one channel's disk queue.
+pub struct DeferredSpill {
+    fs: Arc<dyn Fs>,
+    data_path: PathBuf,
+    /// `<queue name>.deferred.`
+    prefix: String,
+    max_message_len: usize,
+    segments: tokio::sync::Mutex<Segments>,
+    /// Messages in all segments (a mirror for `/stats`).
+    count: AtomicU64,
+    /// The earliest window with a segment (`i64::MAX`: none), for the scan to look at
+    /// without the lock.
+    earliest: AtomicI64,
+}
+
+#[derive(Debug, Default)]
+struct Segments {
+    /// The segments by window.
+    counts: BTreeMap<i64, Segment>,
+    /// Whether the segments a crash left were looked for.
+    recovered: bool,
+}
+
+/// What memory knows of one segment.
+#[derive(Debug, Default, Clone, Copy)]
+struct Segment {
+    /// Messages in it.
+    count: u64,
+    /// Bytes written to it: the next record goes there, over whatever a failed write
+    /// left.
+    len: u64,
+}
+
+impl std::fmt::Debug for DeferredSpill {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeferredSpill")
+            .field("prefix", &self.prefix)
+            .field("count", &self.count())
+            .finish_non_exhaustive()
+    }
+}
+
+impl DeferredSpill {
+    /// The segments of the disk queue `queue_name` in `data_path`; a record longer than
+    /// `max_message_len` (header and body) is corrupt.
+    pub fn new(
+        fs: Arc<dyn Fs>,
+        data_path: &Path,
+        queue_name: &str,
+        max_message_len: usize,
+    ) -> Self {
+        DeferredSpill {
+            fs,
+            data_path: data_path.to_path_buf(),
+            prefix: format!("{queue_name}.deferred."),
+            max_message_len,
+            segments: tokio::sync::Mutex::new(Segments::default()),
+            count: AtomicU64::new(0),
+            earliest: AtomicI64::new(i64::MAX),
+        }
+    }
+
+    /// Messages waiting in segments.
+    pub fn count(&self) -> u64 {
+        self.count.load(Ordering::Acquire)
+    }
+
+    /// When the earliest segment's window starts (`i64::MAX` when none waits).
+    pub fn next_window_start(&self) -> i64 {
+        self.earliest
+            .load(Ordering::Acquire)
+            .saturating_mul(WINDOW_NS)
+    }
+
+    fn path(&self, window: i64) -> PathBuf {
+        self.data_path.join(format!("{}{window}.dat", self.prefix))
+    }
+
+    /// Appends `entries` (message, due time) to the segments of their windows.
+    pub async fn put(&self, entries: &[(Message, i64)]) -> Result<(), SpillError> {
+        let mut segments = self.segments.lock().await;
+        self.recover_locked(&mut segments).await;
+        let mut by_window: BTreeMap<i64, (Vec<u8>, u64)> = BTreeMap::new();
+        for (message, due) in entries {
+            let window = due.div_euclid(WINDOW_NS);
+            let (bytes, n) = by_window.entry(window).or_insert_with(|| {
+                if segments.counts.contains_key(&window) {
+                    (Vec::new(), 0)
+                } else {
+                    (header_of(KIND_SPILL).to_vec(), 0)
+                }
+            });
+            encode_record(bytes, message, *due);
+            *n += 1;
+        }
+        let mut result = Ok(());
+        for (window, (bytes, n)) in by_window {
+            let path = self.path(window);
+            let at = segments.counts.get(&window).map_or(0, |s| s.len);
+            let written = bytes.len() as u64;
+            let (_, outcome) = self.fs.write_at(&path, at, bytes).await;
+            if let Err(source) = outcome {
+                result = Err(SpillError::Io { path, source });
+                break;
+            }
+            let segment = segments.counts.entry(window).or_default();
+            segment.count += n;
+            segment.len = at + written;
+            self.count.fetch_add(n, Ordering::AcqRel);
+        }
+        self.mirror_earliest(&segments);
+        result
+    }
+
+    /// Takes the messages of the earliest segment if its window started by `now_ns`, in
+    /// arrival order, and removes the segment. Empty when none is due.
+    pub async fn take_due(&self, now_ns: i64) -> Vec<(Message, i64)> {
+        if self.next_window_start() > now_ns {
+            return Vec::new();
+        }
+        let mut segments = self.segments.lock().await;
+        let Some((&window, _)) = segments.counts.first_key_value() else {
+            return Vec::new();
+        };
+        if window.saturating_mul(WINDOW_NS) > now_ns {
+            return Vec::new();
+        }
+        self.take_window(&mut segments, window).await
+    }
+
+    /// Takes every message of every segment, earliest window first, and removes them
+    /// (exit writes them to the disk queue, where Go can read them).
+    pub async fn take_all(&self) -> Vec<Vec<(Message, i64)>> {
+        let mut segments = self.segments.lock().await;
+        self.recover_locked(&mut segments).await;
+        let windows: Vec<i64> = segments.counts.keys().copied().collect();
+        let mut taken = Vec::with_capacity(windows.len());
+        for window in windows {
+            taken.push(self.take_window(&mut segments, window).await);
+        }
+        taken
+    }
+
+    /// Removes every segment (the channel was emptied or deleted).
+    pub async fn clear(&self) {
+        let mut segments = self.segments.lock().await;
+        self.recover_locked(&mut segments).await;
+        let windows: Vec<i64> = segments.counts.keys().copied().collect();
+        for window in windows {
+            self.remove_segment(&mut segments, window).await;
+        }
+    }
+
+    /// Looks, once, for segments an earlier run left (a crash; a graceful exit leaves
+    /// none) and counts what they hold.
+    pub async fn recover(&self) {
+        let mut segments = self.segments.lock().await;
+        self.recover_locked(&mut segments).await;
+    }
+
+    async fn recover_locked(&self, segments: &mut Segments) {
+        if segments.recovered {
+            return;
+        }
+        segments.recovered = true;
+        let files = match self.fs.list(&self.data_path).await {
+            Ok(files) => files,
+            Err(error) => {
+                tracing::error!(dir = %self.data_path.display(), %error, "failed to look for deferred spill segments");
+                return;
+            }
+        };
+        for path in files {
+            let Some(window) = self.window_of(&path) else {
+                continue;
+            };
+            let (records, len) = self.read_segment(&path).await;
+            if records.is_empty() {
+                if let Err(error) = self.fs.remove(&path).await {
+                    tracing::error!(path = %path.display(), %error, "failed to remove an empty deferred spill segment");
+                }
+                continue;
+            }
+            let n = records.len() as u64;
+            segments.counts.insert(window, Segment { count: n, len });
+            self.count.fetch_add(n, Ordering::AcqRel);
+            tracing::info!(path = %path.display(), messages = n, "deferred messages a crash left in a spill segment wait again");
+        }
+        self.mirror_earliest(segments);
+    }
+
+    /// The window of `path` if it is one of this queue's segments.
+    fn window_of(&self, path: &Path) -> Option<i64> {
+        let name = path.file_name()?.to_str()?;
+        let window = name.strip_prefix(&self.prefix)?.strip_suffix(".dat")?;
+        window.parse().ok()
+    }
+
+    /// The whole records of a segment, and the length they take (where the next
+    /// record goes).
+    async fn read_segment(&self, path: &Path) -> (Vec<(Message, i64)>, u64) {
+        let bytes = match self.fs.read(path).await {
+            Ok(bytes) => bytes,
+            Err(error) => {
+                tracing::error!(path = %path.display(), %error, "deferred messages lost: their spill segment cannot be read");
+                return (Vec::new(), 0);
+            }
+        };
+        let (records, problem) = decode_segment(&bytes, self.max_message_len);
+        let mut whole = bytes.len() as u64;
+        if let Some(problem) = &problem {
+            tracing::warn!(path = %path.display(), %problem, "deferred spill segment");
+            whole = match problem {
+                SegmentProblem::BadRecord { offset, .. } => *offset,
+                SegmentProblem::Header(_) => 0,
+            };
+        }
+        (records, whole)
+    }
+
+    async fn take_window(&self, segments: &mut Segments, window: i64) -> Vec<(Message, i64)> {
+        let (records, _) = self.read_segment(&self.path(window)).await;
+        self.remove_segment(segments, window).await;
+        records
+    }
+
+    async fn remove_segment(&self, segments: &mut Segments, window: i64) {
+        let path = self.path(window);
+        if let Err(error) = self.fs.remove(&path).await {
+            if error.kind() != std::io::ErrorKind::NotFound {
+                tracing::error!(path = %path.display(), %error, "failed to remove a deferred spill segment");
+            }
+        }
+        if let Some(segment) = segments.counts.remove(&window) {
+            self.count.fetch_sub(segment.count, Ordering::AcqRel);
+        }
+        self.mirror_earliest(segments);
+    }
+
+    fn mirror_earliest(&self, segments: &Segments) {
+        let earliest = segments
+            .counts
+            .first_key_value()
+            .map_or(i64::MAX, |(&window, _)| window);
+        self.earliest.store(earliest, Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod tests;

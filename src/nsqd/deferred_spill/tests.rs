@@ -1,0 +1,189 @@
+use proptest::prelude::*;
+
+use super::*;
+use crate::env::{CrashMode, MemFs};
+use crate::protocol::MessageId;
+
+const SEC: i64 = 1_000_000_000;
+const MAX: usize = 1024;
+
+fn message(n: u64) -> Message {
+    Message::new(MessageId::from_u64(n), 7, Bytes::from(format!("body-{n}")))
+}
+
+async fn data_dir() -> MemFs {
+    let fs = MemFs::new();
+    fs.create_dir_all(Path::new("data")).await.unwrap();
+    fs.sync(Path::new("data")).await.unwrap();
+    fs
+}
+
+fn spill(fs: &MemFs) -> DeferredSpill {
+    DeferredSpill::new(Arc::new(fs.clone()), Path::new("data"), "t:c", MAX)
+}
+
+fn ids(records: &[(Message, i64)]) -> Vec<(u64, i64)> {
+    records
+        .iter()
+        .map(|(m, due)| {
+            let text = std::str::from_utf8(&m.body).unwrap();
+            (text["body-".len()..].parse().unwrap(), *due)
+        })
+        .collect()
+}
+
+fn segment_of(records: &[(Message, i64)]) -> Vec<u8> {
+    let mut bytes = header_of(KIND_SPILL).to_vec();
+    for (message, due) in records {
+        encode_record(&mut bytes, message, *due);
+    }
+    bytes
+}
+
+#[test]
+fn a_segment_round_trips_and_stops_at_a_bad_record() {
+    let records = vec![(message(1), 5), (message(2), -3), (message(3), 9)];
+    let bytes = segment_of(&records);
+    assert_eq!(&bytes[..12], b"NSQRSDEF\x00\x01\x00\x02");
+    assert_eq!(decode_segment(&bytes, MAX), (records.clone(), None));
+
+    let mut corrupt = bytes.clone();
+    let second = HEADER_LEN + records[0].0.encoded_len() + 16;
+    corrupt[second + 20] ^= 1;
+    let (read, problem) = decode_segment(&corrupt, MAX);
+    assert_eq!(read, records[..1]);
+    assert_eq!(
+        problem,
+        Some(SegmentProblem::BadRecord {
+            offset: second as u64,
+            bytes: bytes.len() - second
+        })
+    );
+
+    // A length beyond the limit is refused before anything is allocated for it.
+    let mut huge = header_of(KIND_SPILL).to_vec();
+    huge.extend_from_slice(&u32::MAX.to_be_bytes());
+    huge.extend_from_slice(&[0; 30]);
+    let (read, problem) = decode_segment(&huge, MAX);
+    assert!(read.is_empty());
+    assert!(matches!(
+        problem,
+        Some(SegmentProblem::BadRecord { offset: 12, .. })
+    ));
+
+    let (read, problem) = decode_segment(b"NSQRSDEF\x00\x01\x00\x01", MAX);
+    assert!(read.is_empty());
+    assert_eq!(
+        problem,
+        Some(SegmentProblem::Header(HeaderProblem::WrongKind(1)))
+    );
+}
+
+proptest! {
+    /// Any bytes decode without a panic, and a segment cut anywhere gives back the
+    /// records whole before the cut.
+    #[test]
+    fn any_bytes_decode_and_a_cut_keeps_whole_records(
+        noise in proptest::collection::vec(any::<u8>(), 0..300),
+        count in 0usize..8,
+        cut in any::<prop::sample::Index>(),
+    ) {
+        let _ = decode_segment(&noise, MAX);
+        let records: Vec<(Message, i64)> =
+            (0..count as u64).map(|n| (message(n), n as i64)).collect();
+        let bytes = segment_of(&records);
+        let at = cut.index(bytes.len() + 1);
+        let (read, _) = decode_segment(&bytes[..at], MAX);
+        prop_assert!(records.starts_with(&read));
+        if at == bytes.len() {
+            prop_assert_eq!(read.len(), records.len());
+        }
+    }
+}
+
+#[tokio::test]
+async fn windows_come_back_when_they_start_in_arrival_order() {
+    let fs = data_dir().await;
+    let s = spill(&fs);
+    s.put(&[
+        (message(1), 3 * SEC + 5),
+        (message(2), SEC + 9),
+        (message(3), 3 * SEC + 1),
+    ])
+    .await
+    .unwrap();
+    s.put(&[(message(4), SEC + 2)]).await.unwrap();
+    assert_eq!(s.count(), 4);
+    assert_eq!(s.next_window_start(), SEC);
+    assert!(s.take_due(SEC - 1).await.is_empty());
+    assert_eq!(ids(&s.take_due(SEC).await), [(2, SEC + 9), (4, SEC + 2)]);
+    assert_eq!(s.count(), 2);
+    assert!(s.take_due(2 * SEC).await.is_empty());
+    assert_eq!(
+        ids(&s.take_due(4 * SEC).await),
+        [(1, 3 * SEC + 5), (3, 3 * SEC + 1)]
+    );
+    assert_eq!(s.next_window_start(), i64::MAX);
+    assert!(
+        fs.file_names().is_empty()
+            || !fs
+                .file_names()
+                .iter()
+                .any(|p| p.to_string_lossy().ends_with(".dat"))
+    );
+}
+
+#[tokio::test]
+async fn take_all_and_clear_leave_no_segment() {
+    let fs = data_dir().await;
+    let s = spill(&fs);
+    s.put(&[(message(1), 5 * SEC), (message(2), 2 * SEC)])
+        .await
+        .unwrap();
+    let all: Vec<Vec<(u64, i64)>> = s.take_all().await.iter().map(|w| ids(w)).collect();
+    assert_eq!(all, [vec![(2, 2 * SEC)], vec![(1, 5 * SEC)]]);
+    assert_eq!(s.count(), 0);
+    s.put(&[(message(3), 5 * SEC)]).await.unwrap();
+    s.clear().await;
+    assert_eq!(s.count(), 0);
+    assert!(!fs
+        .file_names()
+        .iter()
+        .any(|p| p.to_string_lossy().contains(".deferred.")));
+}
+
+/// What a crash leaves is found again, a torn tail cut, and appends line up after it.
+#[tokio::test]
+async fn segments_a_crash_left_are_recovered_as_far_as_they_are_whole() {
+    let fs = data_dir().await;
+    let s = spill(&fs);
+    s.put(&[(message(1), 5 * SEC), (message(2), 5 * SEC + 1)])
+        .await
+        .unwrap();
+    s.put(&[(message(3), 9 * SEC)]).await.unwrap();
+    fs.crash(CrashMode::Keep, 0);
+    // Tear the last record of window 5.
+    let path = PathBuf::from("data/t:c.deferred.5.dat");
+    let bytes = fs.read(&path).await.unwrap();
+    fs.write(&path, &bytes[..bytes.len() - 3]).await.unwrap();
+    // Files of other queues and names that are not windows are left alone.
+    fs.write(Path::new("data/t:c.deferred.journal"), b"x")
+        .await
+        .unwrap();
+    fs.write(Path::new("data/t:other.deferred.5.dat"), b"x")
+        .await
+        .unwrap();
+
+    let s = spill(&fs);
+    s.recover().await;
+    assert_eq!(s.count(), 2, "the torn record is dropped");
+    s.put(&[(message(4), 5 * SEC + 2)]).await.unwrap();
+    assert_eq!(
+        ids(&s.take_due(5 * SEC).await),
+        [(1, 5 * SEC), (4, 5 * SEC + 2)]
+    );
+    assert_eq!(ids(&s.take_due(9 * SEC).await), [(3, 9 * SEC)]);
+    assert!(fs
+        .file_names()
+        .contains(&PathBuf::from("data/t:other.deferred.5.dat")));
+}
