@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use tokio::sync::Mutex;
 
+use super::deferred_spill::DeferredSpill;
 use super::diskqueue::{DiskQueue, DiskQueueConfig, DiskQueueError, Hold, Payload, RecordPos};
 use super::due_journal::DueJournal;
 use crate::env::Fs;
@@ -49,6 +50,10 @@ pub struct Backend {
     holds: parking_lot::Mutex<HoldBook>,
     /// When the deferred messages among those on disk are due.
     due: DueJournal,
+    /// Deferred messages beyond the memory budget of the queue's channel.
+    spill: DeferredSpill,
+    /// `--max-deferred-memory`: bytes of deferred messages the channel keeps in memory.
+    deferred_memory_budget: usize,
 }
 
 /// The records a channel has handed to consumers and not yet seen finished.
@@ -135,6 +140,8 @@ impl Backend {
     pub fn new(fs: Arc<dyn Fs>, data_path: PathBuf, name: String, config: DiskQueueConfig) -> Self {
         Backend {
             due: DueJournal::new(fs.clone(), &data_path, &name, false),
+            spill: DeferredSpill::new(fs.clone(), &data_path, &name, config.max_msg_size as usize),
+            deferred_memory_budget: usize::MAX,
             name,
             fs,
             data_path,
@@ -159,6 +166,22 @@ impl Backend {
     /// The due-time journal of the deferred messages on this queue.
     pub fn due_journal(&self) -> &DueJournal {
         &self.due
+    }
+
+    /// Sets `--max-deferred-memory` (unlimited unless set).
+    pub fn with_deferred_memory_budget(mut self, bytes: usize) -> Self {
+        self.deferred_memory_budget = bytes;
+        self
+    }
+
+    /// Bytes of deferred messages the channel keeps in memory before it spills.
+    pub fn deferred_memory_budget(&self) -> usize {
+        self.deferred_memory_budget
+    }
+
+    /// Where deferred messages beyond the budget wait.
+    pub fn deferred_spill(&self) -> &DeferredSpill {
+        &self.spill
     }
 
     /// Messages on disk (as of the last operation).
@@ -416,6 +439,7 @@ impl Backend {
         let result = queue.empty().await;
         self.depth.store(queue.depth(), Ordering::Release);
         self.remove_due_journal().await;
+        self.spill.clear().await;
         result
     }
 
@@ -429,6 +453,7 @@ impl Backend {
         *guard = None;
         self.depth.store(0, Ordering::Release);
         self.remove_due_journal().await;
+        self.spill.clear().await;
         result
     }
 

@@ -11,7 +11,7 @@ use tokio::sync::Notify;
 
 use super::backend::Backend;
 use super::client::ClientRef;
-use super::deferred::DeferredQueue;
+use super::deferred::{memory_cost, DeferredQueue};
 use super::diskqueue::DiskQueueError;
 use super::due_journal::JournalError;
 use super::e2e::{E2eConfig, LatencyWindow};
@@ -118,6 +118,31 @@ impl ChannelState {
 /// Records beyond twice the live due times a journal may hold before it is rewritten.
 const DUE_JOURNAL_SLACK: u64 = 1024;
 
+/// Where [`Channel::put_deferred`] left a message.
+#[derive(Debug)]
+pub enum Deferral {
+    /// It waits in memory.
+    Kept,
+    /// The caller journals its due time, then writes it to the disk queue (a channel
+    /// with `--mem-queue-size=0` keeps even deferred messages there).
+    ToDisk(Message),
+    /// The caller hands it to [`Channel::spill_deferred`]: the memory budget is spent,
+    /// or messages of its due window already wait on disk and it must leave after them.
+    ToSpill(Message),
+}
+
+/// What the caller of [`Channel::requeue`] still has to do.
+#[derive(Debug)]
+pub enum Requeued {
+    /// Nothing.
+    Done,
+    /// Journal the new due time of a message held on disk
+    /// ([`Channel::journal_due_time`]).
+    JournalDue(i64),
+    /// Hand the message and its due time to [`Channel::spill_deferred`].
+    Spill(Message, i64),
+}
+
 /// A snapshot of a channel's numbers for `/stats`.
 #[derive(Debug, Clone)]
 pub struct ChannelSnapshot {
@@ -208,6 +233,7 @@ impl Channel {
         let Some(backend) = &self.backend else {
             return;
         };
+        backend.deferred_spill().recover().await;
         if let Some(earlier) = backend.due_journal().load_once(now_ns).await {
             if !earlier.is_empty() {
                 tracing::info!(topic = %self.topic_name, channel = %self.name, deferred = earlier.len(), "deferred messages on disk wait for their due time");
@@ -340,16 +366,54 @@ impl Channel {
     /// so an acknowledged DPUB survives a crash; it is returned for the caller to journal
     /// its due time and then write it, and it waits again when read back, also after a
     /// restart or a crash.
-    pub fn put_deferred(&self, message: Message, due_ns: i64) -> Option<Message> {
+    pub fn put_deferred(&self, message: Message, due_ns: i64) -> Deferral {
         self.message_count.fetch_add(1, Ordering::Relaxed);
         let mut state = self.state.lock();
-        if self.mem_queue_size == 0 && self.backend.is_some() {
-            state.note_due(message.id, due_ns);
-            return Some(message);
+        if let Some(backend) = &self.backend {
+            if self.mem_queue_size == 0 {
+                state.note_due(message.id, due_ns);
+                return Deferral::ToDisk(message);
+            }
+            if must_spill(backend, &state.deferred, &message, due_ns) {
+                return Deferral::ToSpill(message);
+            }
         }
         // An id collision is impossible for a fresh message: ids are unique per topic.
         let _ = state.deferred.push(message, due_ns);
-        None
+        Deferral::Kept
+    }
+
+    /// Writes deferred messages to the spill segments. Should that fail, they wait in
+    /// memory after all: a full disk costs memory, never a message.
+    pub async fn spill_deferred(&self, entries: Vec<(Message, i64)>) {
+        let Some(backend) = &self.backend else {
+            self.keep_deferred(entries);
+            return;
+        };
+        if let Err(error) = backend.deferred_spill().put(&entries).await {
+            tracing::error!(topic = %self.topic_name, channel = %self.name, %error, "deferred messages wait in memory: spilling them failed");
+            self.keep_deferred(entries);
+        }
+    }
+
+    fn keep_deferred(&self, entries: Vec<(Message, i64)>) {
+        let mut state = self.state.lock();
+        for (message, due_ns) in entries {
+            let _ = state.deferred.push(message, due_ns);
+        }
+    }
+
+    /// Disk loop work: once the earliest spill window has started, its messages come
+    /// back to memory to wait the rest of their time. One look otherwise.
+    pub async fn load_due_spill(&self, now_ns: i64) {
+        let Some(backend) = &self.backend else {
+            return;
+        };
+        if backend.deferred_spill().next_window_start() > now_ns {
+            return;
+        }
+        let loaded = backend.deferred_spill().take_due(now_ns).await;
+        self.keep_deferred(loaded);
     }
 
     /// Hands up to `max` messages to `client`, recording them as in flight until
@@ -488,9 +552,28 @@ impl Channel {
         }
         // Everything held is written again below: the old records need not be kept.
         backend.release_all();
+        self.flush_spill_to_backend(backend).await?;
         let written = backend.put(&pending).await;
         let closed = backend.close().await;
         written.and(closed)
+    }
+
+    /// Exit: the spilled messages go to the disk queue too, one window at a time (so
+    /// memory holds one window, not all), each window's due times journaled first; a
+    /// segment is removed once its messages are written.
+    async fn flush_spill_to_backend(&self, backend: &Backend) -> Result<(), DiskQueueError> {
+        let spill = backend.deferred_spill();
+        for window in spill.windows().await {
+            let entries = spill.read_window(window).await;
+            let due: Vec<(MessageId, i64)> = entries.iter().map(|(m, d)| (m.id, *d)).collect();
+            if let Err(error) = backend.due_journal().append(&due).await {
+                tracing::error!(topic = %self.topic_name, channel = %self.name, %error, "due times of deferred messages lost: they are delivered at once after the restart");
+            }
+            let messages: Vec<Message> = entries.into_iter().map(|(m, _)| m).collect();
+            backend.put(&messages).await?;
+            spill.remove_window(window).await;
+        }
+        Ok(())
     }
 
     /// Counts a delivery attempt, appends the message's frame to `out` and records the
@@ -613,7 +696,7 @@ impl Channel {
         id: &MessageId,
         now_ns: i64,
         delay_ns: i64,
-    ) -> Result<Option<i64>, InFlightError> {
+    ) -> Result<Requeued, InFlightError> {
         let mut state = self.state.lock();
         let entry = state.in_flight.remove(id, client_id)?;
         self.requeue_count.fetch_add(1, Ordering::Relaxed);
@@ -624,16 +707,21 @@ impl Channel {
             state.memory.push_back(entry.message);
             drop(state);
             self.new_messages.notify_one();
-            return Ok(None);
+            return Ok(Requeued::Done);
         }
         let due_ns = now_ns.saturating_add(delay_ns);
         if entry.held {
             state.note_due(entry.message.id, due_ns);
             state.wait_held(entry.message, due_ns);
-            return Ok(Some(due_ns));
+            return Ok(Requeued::JournalDue(due_ns));
+        }
+        if let Some(backend) = &self.backend {
+            if must_spill(backend, &state.deferred, &entry.message, due_ns) {
+                return Ok(Requeued::Spill(entry.message, due_ns));
+            }
         }
         let _ = state.deferred.push(entry.message, due_ns);
-        Ok(None)
+        Ok(Requeued::Done)
     }
 
     /// TOUCH: restarts the message's timeout, never past delivery + `max_msg_timeout_ns`.
@@ -824,7 +912,11 @@ impl Channel {
             depth: state.memory.len() as u64 + self.backend_depth(),
             backend_depth: self.backend_depth(),
             in_flight_count: state.in_flight.len() as u64,
-            deferred_count: state.deferred_count() as u64,
+            deferred_count: state.deferred_count() as u64
+                + self
+                    .backend
+                    .as_ref()
+                    .map_or(0, |b| b.deferred_spill().count()),
             message_count: self.message_count.load(Ordering::Relaxed),
             requeue_count: self.requeue_count.load(Ordering::Relaxed),
             timeout_count: self.timeout_count.load(Ordering::Relaxed),
@@ -836,6 +928,14 @@ impl Channel {
 
 /// A handle to a channel.
 pub type ChannelRef = Arc<Channel>;
+
+/// Whether a deferred message must go to the spill segments: the memory budget is
+/// spent, or messages of its due window (or later) already wait there, so it must leave
+/// after them.
+fn must_spill(backend: &Backend, deferred: &DeferredQueue, message: &Message, due_ns: i64) -> bool {
+    deferred.bytes().saturating_add(memory_cost(message)) > backend.deferred_memory_budget()
+        || backend.deferred_spill().next_window_start() <= due_ns
+}
 
 #[cfg(test)]
 mod tests {

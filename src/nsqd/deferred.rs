@@ -12,12 +12,23 @@ use crate::protocol::{Message, MessageId};
 #[error("ID already deferred")]
 pub struct AlreadyDeferred;
 
+/// What a waiting message costs in memory besides its body: the message, its tree and
+/// set entries (measured roughly; it only has to keep the budget honest).
+pub const ENTRY_OVERHEAD_BYTES: usize = 160;
+
 /// Deferred messages by due time.
 #[derive(Debug, Default)]
 pub struct DeferredQueue {
     by_due: BTreeMap<(i64, u64), Message>,
     ids: FxHashSet<MessageId>,
     next_seq: u64,
+    /// Bodies plus [`ENTRY_OVERHEAD_BYTES`] per message.
+    bytes: usize,
+}
+
+/// What `message` counts against a deferred memory budget.
+pub fn memory_cost(message: &Message) -> usize {
+    message.body.len() + ENTRY_OVERHEAD_BYTES
 }
 
 impl DeferredQueue {
@@ -31,6 +42,11 @@ impl DeferredQueue {
         self.by_due.is_empty()
     }
 
+    /// The memory the waiting messages cost (see [`memory_cost`]).
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
     /// Holds `message` until `due_ns`.
     pub fn push(&mut self, message: Message, due_ns: i64) -> Result<(), AlreadyDeferred> {
         if !self.ids.insert(message.id) {
@@ -38,6 +54,7 @@ impl DeferredQueue {
         }
         let seq = self.next_seq;
         self.next_seq += 1;
+        self.bytes += memory_cost(&message);
         self.by_due.insert((due_ns, seq), message);
         Ok(())
     }
@@ -50,6 +67,7 @@ impl DeferredQueue {
         }
         let (_, message) = self.by_due.pop_first()?;
         self.ids.remove(&message.id);
+        self.bytes = self.bytes.saturating_sub(memory_cost(&message));
         Some(message)
     }
 
@@ -61,12 +79,14 @@ impl DeferredQueue {
     /// Removes everything, earliest first.
     pub fn drain(&mut self) -> Vec<Message> {
         self.ids.clear();
+        self.bytes = 0;
         std::mem::take(&mut self.by_due).into_values().collect()
     }
 
     /// Removes everything, earliest first, each with its due time.
     pub fn drain_with_due(&mut self) -> Vec<(Message, i64)> {
         self.ids.clear();
+        self.bytes = 0;
         std::mem::take(&mut self.by_due)
             .into_iter()
             .map(|((due, _), message)| (message, due))

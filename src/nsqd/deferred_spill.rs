@@ -251,17 +251,24 @@ impl DeferredSpill {
         self.take_window(&mut segments, window).await
     }
 
-    /// Takes every message of every segment, earliest window first, and removes them
-    /// (exit writes them to the disk queue, where Go can read them).
-    pub async fn take_all(&self) -> Vec<Vec<(Message, i64)>> {
+    /// The windows that have a segment, earliest first (exit writes them to the disk
+    /// queue one by one, where Go can read them).
+    pub async fn windows(&self) -> Vec<i64> {
         let mut segments = self.segments.lock().await;
         self.recover_locked(&mut segments).await;
-        let windows: Vec<i64> = segments.counts.keys().copied().collect();
-        let mut taken = Vec::with_capacity(windows.len());
-        for window in windows {
-            taken.push(self.take_window(&mut segments, window).await);
-        }
-        taken
+        segments.counts.keys().copied().collect()
+    }
+
+    /// The messages of one window's segment, in arrival order (the segment stays).
+    pub async fn read_window(&self, window: i64) -> Vec<(Message, i64)> {
+        let _segments = self.segments.lock().await;
+        self.read_segment(&self.path(window)).await.0
+    }
+
+    /// Removes one window's segment.
+    pub async fn remove_window(&self, window: i64) {
+        let mut segments = self.segments.lock().await;
+        self.remove_segment(&mut segments, window).await;
     }
 
     /// Removes every segment (the channel was emptied or deleted).

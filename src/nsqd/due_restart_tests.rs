@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 
-use super::channel::{Channel, ChannelRef};
+use super::channel::{Channel, ChannelRef, Requeued};
 use super::client::test_client;
 use super::diskqueue::DiskQueueConfig;
 use super::topic::{BackendFactory, Topic};
@@ -23,6 +23,10 @@ async fn data_dir() -> MemFs {
 }
 
 fn factory(fs: &MemFs, due_at_restart: bool) -> BackendFactory {
+    budget_factory(fs, due_at_restart, usize::MAX)
+}
+
+fn budget_factory(fs: &MemFs, due_at_restart: bool, budget: usize) -> BackendFactory {
     BackendFactory {
         fs: Arc::new(fs.clone()),
         data_path: "data".into(),
@@ -31,6 +35,7 @@ fn factory(fs: &MemFs, due_at_restart: bool) -> BackendFactory {
             ..DiskQueueConfig::default()
         },
         deferred_due_at_restart: due_at_restart,
+        deferred_memory_budget: budget,
     }
 }
 
@@ -151,10 +156,12 @@ async fn a_requeue_of_a_message_from_disk_keeps_its_delay_after_a_crash() {
     let message_id = crate::protocol::Message::decode(out.split_off(8).freeze())
         .unwrap()
         .id;
-    let due = channel
+    let Requeued::JournalDue(due) = channel
         .requeue(client.id, &message_id, SEC, 5 * SEC)
         .unwrap()
-        .expect("held on disk: a due time to journal");
+    else {
+        panic!("held on disk: a due time to journal");
+    };
     assert_eq!(due, 6 * SEC);
     channel.journal_due_time(message_id, due).await.unwrap();
     assert_eq!(channel.snapshot().deferred_count, 1);
@@ -238,4 +245,122 @@ async fn the_journal_is_compacted_as_messages_come_due() {
     }
     channel.compact_due_journal(SEC + 2990).await.unwrap();
     assert!(journal.records().await < 100, "{}", journal.records().await);
+}
+
+/// The bodies a client ready for everything gets at `now_ns` after the disk loop and the
+/// queue scan ran, in order.
+async fn delivered_bodies(channel: &Channel, now_ns: i64) -> Vec<String> {
+    channel.load_due_spill(now_ns).await;
+    channel.process_deferred(now_ns);
+    let client = test_client();
+    let mut out = BytesMut::new();
+    channel.take_for_client(&client, 1000, now_ns, TIMEOUT, || true, &mut out);
+    channel
+        .take_from_backend(&client, 1000, now_ns, TIMEOUT, || true, &mut out)
+        .await
+        .unwrap();
+    let mut bodies = Vec::new();
+    while let Some((_, data)) = crate::protocol::frame::decode_frame(&mut out, usize::MAX).unwrap()
+    {
+        let message = crate::protocol::Message::decode(data).unwrap();
+        bodies.push(String::from_utf8(message.body.to_vec()).unwrap());
+    }
+    bodies
+}
+
+/// Publishes `body` deferred `defer_ms` at `at_ns`.
+async fn dpub(topic: &Topic, body: &str, at_ns: i64, defer_ms: i64) {
+    topic
+        .publish(
+            vec![Bytes::from(body.to_string())],
+            at_ns,
+            defer_ms * 1_000_000,
+        )
+        .await
+        .unwrap();
+}
+
+/// Past the memory budget, deferred messages wait in spill segments, and leave on time
+/// in due order, those due together in publish order; they count as deferred.
+#[tokio::test]
+async fn past_the_budget_deferred_messages_wait_on_disk_and_leave_in_order() {
+    let fs = data_dir().await;
+    // Room for about two small messages.
+    let topic = Topic::new("t", 1, 100, 0, None, Some(budget_factory(&fs, false, 400)));
+    let channel = topic.get_or_create_channel("c", 0).unwrap();
+    let plan = [
+        ("d", 4_500),
+        ("a", 1_500),
+        ("b1", 2_500),
+        ("e", 9_000),
+        ("b2", 2_500),
+        ("c", 3_000),
+    ];
+    for (body, defer_ms) in plan {
+        dpub(&topic, body, 0, defer_ms).await;
+    }
+    assert_eq!(channel.snapshot().deferred_count, 6);
+    let spill = channel.backend().unwrap().deferred_spill();
+    assert!(spill.count() >= 4, "{} spilled", spill.count());
+    let mut got = Vec::new();
+    for ms in (0..=10_000).step_by(100) {
+        let now = ms * 1_000_000;
+        for body in delivered_bodies(&channel, now).await {
+            let due = plan.iter().find(|(b, _)| *b == body).unwrap().1;
+            assert!(ms >= due, "{body} due at {due} ms left at {ms} ms");
+            assert!(
+                ms < due + 100,
+                "{body} due at {due} ms left late, at {ms} ms"
+            );
+            got.push(body);
+        }
+    }
+    assert_eq!(got, ["a", "b1", "b2", "c", "d", "e"]);
+    assert_eq!(channel.snapshot().deferred_count, 0);
+    assert_eq!(spill.count(), 0);
+}
+
+/// Spilled messages go to the disk queue at exit (where Go can read them) with their
+/// due times journaled; after a crash instead, the segments themselves are found again.
+#[tokio::test]
+async fn spilled_messages_keep_their_time_across_an_exit_and_a_crash() {
+    for graceful in [true, false] {
+        let fs = data_dir().await;
+        let topic = Topic::new("t", 1, 100, 0, None, Some(budget_factory(&fs, false, 0)));
+        let channel = topic.get_or_create_channel("c", 0).unwrap();
+        for (n, defer_ms) in [2_000, 1_000, 3_000].into_iter().enumerate() {
+            dpub(&topic, &format!("m{n}"), 0, defer_ms).await;
+        }
+        assert_eq!(channel.backend().unwrap().deferred_spill().count(), 3);
+        if graceful {
+            topic.flush_to_backends(100_000_000).await.unwrap();
+            assert!(!fs
+                .file_names()
+                .iter()
+                .any(|p| p.to_string_lossy().ends_with(".dat")
+                    && p.to_string_lossy().contains(".deferred.")));
+            fs.crash(CrashMode::DropUnsynced, 5);
+        } else {
+            fs.crash(CrashMode::Keep, 5);
+        }
+        let topic = Topic::new("t", 1, 100, 0, None, Some(budget_factory(&fs, false, 0)));
+        let channel = topic.get_or_create_channel("c", 0).unwrap();
+        channel.restore_due_times(200_000_000).await;
+        assert_eq!(channel.snapshot().deferred_count, 3, "graceful: {graceful}");
+        let mut got = Vec::new();
+        for ms in (200..=3_000).step_by(100) {
+            for body in delivered_bodies(&channel, ms * 1_000_000).await {
+                got.push((body, ms));
+            }
+        }
+        assert_eq!(
+            got,
+            [
+                ("m1".to_string(), 1_000),
+                ("m0".to_string(), 2_000),
+                ("m2".to_string(), 3_000)
+            ],
+            "graceful: {graceful}"
+        );
+    }
 }

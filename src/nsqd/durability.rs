@@ -46,6 +46,7 @@ pub(crate) fn backend_factory(env: &crate::env::Env, opts: &super::Options) -> B
         data_path: super::data_path(opts),
         config: disk_queue_config(opts),
         deferred_due_at_restart: opts.buggify.deferred_due_at_restart,
+        deferred_memory_budget: usize::try_from(opts.max_deferred_memory).unwrap_or(0),
     }
 }
 
@@ -167,7 +168,7 @@ pub(crate) async fn disk_loop(nsqd: Arc<NsqdInner>) {
             _ = sync_tick.tick() => sync_due(&nsqd).await,
             _ = drain_tick.tick() => {
                 drain_topics(&nsqd).await;
-                compact_due_journals(&nsqd).await;
+                tend_deferred_on_disk(&nsqd).await;
                 nsqd.persist_metadata().await;
             }
         }
@@ -189,14 +190,16 @@ async fn drain_topics(nsqd: &NsqdInner) {
     }
 }
 
-/// Rewrites the due-time journals that have grown past what they still need.
-async fn compact_due_journals(nsqd: &NsqdInner) {
+/// Brings back to memory the spilled deferred messages whose window started, and
+/// rewrites the due-time journals that have grown past what they still need.
+async fn tend_deferred_on_disk(nsqd: &NsqdInner) {
     let now = nsqd.now_ns();
     for topic in nsqd.topics() {
         if let Err(error) = topic.compact_due_journal(now).await {
             tracing::error!(topic = %topic.name, %error, "failed to compact the due-time journal");
         }
         for channel in topic.channels() {
+            channel.load_due_spill(now).await;
             if let Err(error) = channel.compact_due_journal(now).await {
                 tracing::error!(topic = %topic.name, channel = %channel.name, %error, "failed to compact the due-time journal");
             }

@@ -44,6 +44,9 @@ pub struct Options {
     pub data_path: String,
     /// `--mem-queue-size`: messages kept in memory per topic and per channel.
     pub mem_queue_size: i64,
+    /// `--max-deferred-memory` (ours, not Go's): bytes of deferred messages a channel
+    /// keeps in memory; the rest wait in spill segments on disk.
+    pub max_deferred_memory: i64,
     /// `--max-bytes-per-file`: disk queue file roll size.
     pub max_bytes_per_file: i64,
     /// `--sync-every`: messages per disk queue fsync.
@@ -126,6 +129,9 @@ pub struct Options {
     pub buggify: super::Buggify,
 }
 
+/// `--max-deferred-memory`'s default: 32 MiB per channel.
+pub const DEFAULT_MAX_DEFERRED_MEMORY: i64 = 32 * 1024 * 1024;
+
 impl Default for Options {
     fn default() -> Self {
         let hostname = crate::env::os_hostname();
@@ -145,6 +151,7 @@ impl Default for Options {
             http_client_request_timeout: Duration::from_secs(5),
             data_path: String::new(),
             mem_queue_size: 10_000,
+            max_deferred_memory: DEFAULT_MAX_DEFERRED_MEMORY,
             max_bytes_per_file: 100 * 1024 * 1024,
             sync_every: 2500,
             sync_timeout: Duration::from_secs(2),

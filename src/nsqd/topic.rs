@@ -8,7 +8,7 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 
 use super::backend::Backend;
-use super::channel::{Channel, ChannelRef};
+use super::channel::{Channel, ChannelRef, Deferral};
 use super::diskqueue::DiskQueueConfig;
 use super::due_journal::JournalError;
 use super::e2e::E2eConfig;
@@ -38,6 +38,8 @@ pub struct BackendFactory {
     pub config: DiskQueueConfig,
     /// [`Buggify::deferred_due_at_restart`](crate::nsqd::Buggify).
     pub deferred_due_at_restart: bool,
+    /// `--max-deferred-memory`, per channel.
+    pub deferred_memory_budget: usize,
 }
 
 impl std::fmt::Debug for BackendFactory {
@@ -58,7 +60,8 @@ impl BackendFactory {
                 self.data_path.clone(),
                 name.to_string(),
                 self.config,
-            );
+            )
+            .with_deferred_memory_budget(self.deferred_memory_budget);
             Arc::new(if self.deferred_due_at_restart {
                 backend.planting_due_at_restart()
             } else {
@@ -68,14 +71,18 @@ impl BackendFactory {
     }
 }
 
-/// Messages a publish could not keep in memory: they go to this disk queue, and then
-/// `channel` (if any) is told it has something to read.
+/// Messages a publish could not keep in memory: they go to this disk queue (or its
+/// channel's spill segments), and then `channel` (if any) is told it has something to
+/// read.
 struct DiskWrite {
     backend: Arc<Backend>,
     channel: Option<ChannelRef>,
     messages: Vec<Message>,
     /// When the messages are due, if deferred: journaled before they are written.
     due_ns: Option<i64>,
+    /// Deferred messages beyond the channel's memory budget, for its spill segments
+    /// instead of the disk queue.
+    spill: bool,
 }
 
 /// Messages waiting in the topic's memory for a channel to take them.
@@ -325,6 +332,7 @@ impl Topic {
                 channel: None,
                 messages: overflow,
                 due_ns,
+                spill: false,
             }],
             _ => Vec::new(),
         }
@@ -416,6 +424,7 @@ impl Topic {
                     channel: None,
                     messages,
                     due_ns: None,
+                    spill: false,
                 }]
             } else {
                 fan_out_from_disk(&mut state, messages, now_ns)
@@ -732,17 +741,27 @@ fn fan_out(
         let due_ns = now_ns.saturating_add(defer_ns);
         let mut writes = Vec::new();
         for channel in channels.values() {
-            let to_disk: Vec<Message> = messages
-                .iter()
-                .filter_map(|message| channel.put_deferred(message.clone(), due_ns))
-                .collect();
-            if let (false, Some(backend)) = (to_disk.is_empty(), channel.backend()) {
-                writes.push(DiskWrite {
-                    backend: backend.clone(),
-                    channel: Some(channel.clone()),
-                    messages: to_disk,
-                    due_ns: Some(due_ns),
-                });
+            let (mut to_disk, mut to_spill) = (Vec::new(), Vec::new());
+            for message in &messages {
+                match channel.put_deferred(message.clone(), due_ns) {
+                    Deferral::Kept => {}
+                    Deferral::ToDisk(message) => to_disk.push(message),
+                    Deferral::ToSpill(message) => to_spill.push(message),
+                }
+            }
+            let Some(backend) = channel.backend() else {
+                continue;
+            };
+            for (messages, spill) in [(to_disk, false), (to_spill, true)] {
+                if !messages.is_empty() {
+                    writes.push(DiskWrite {
+                        backend: backend.clone(),
+                        channel: Some(channel.clone()),
+                        messages,
+                        due_ns: Some(due_ns),
+                        spill,
+                    });
+                }
             }
         }
         return writes;
@@ -767,6 +786,7 @@ fn fan_out(
                 channel: Some(channel.clone()),
                 messages: overflow,
                 due_ns: None,
+                spill: false,
             });
         }
     }
@@ -782,8 +802,14 @@ async fn write_all(writes: Vec<DiskWrite>) -> Result<(), TopicError> {
         channel,
         messages,
         due_ns,
+        spill,
     } in writes
     {
+        if let (true, Some(channel), Some(due_ns)) = (spill, &channel, due_ns) {
+            let entries = messages.into_iter().map(|m| (m, due_ns)).collect();
+            channel.spill_deferred(entries).await;
+            continue;
+        }
         if let Some(due_ns) = due_ns {
             let due: Vec<(MessageId, i64)> = messages.iter().map(|m| (m.id, due_ns)).collect();
             backend

@@ -201,6 +201,11 @@ pub static FLAGS: &[Flag] = &[
         "maximum channel consumer connection count per nsqd instance (default 0, i.e., unlimited)"
     ),
     flag!(
+        "max-deferred-memory", "max_deferred_memory",
+        Target::Int(|o| &mut o.max_deferred_memory),
+        "maximum bytes of deferred messages kept in memory per channel; the rest wait on disk (nsq-rs only)"
+    ),
+    flag!(
         "max-deflate-level", "max_deflate_level",
         Target::Int(|o| &mut o.max_deflate_level),
         "max deflate compression level a client can negotiate (> values == > nsqd CPU usage)"
@@ -517,7 +522,11 @@ mod tests {
         keys.sort();
         keys.dedup();
         assert_eq!(keys.len(), count, "config keys are unique");
-        assert_eq!(FLAGS.len(), 53, "Go nsqd v1.3.0 has 53 flags");
+        assert_eq!(
+            FLAGS.len(),
+            54,
+            "Go nsqd v1.3.0 has 53 flags, and nsq-rs adds --max-deferred-memory"
+        );
     }
 
     #[test]

@@ -4,6 +4,7 @@ use bytes::Bytes;
 
 use super::{millis, Reader, ToPump};
 use crate::nsqd::auth;
+use crate::nsqd::channel::Requeued;
 use crate::protocol::{identify, ClientState, Command, ErrorCode, MessageId, ProtocolError};
 
 type Outcome = Result<Option<Bytes>, ProtocolError>;
@@ -167,7 +168,7 @@ async fn requeue(reader: &mut Reader, id: &MessageId, timeout_ms: i64) -> Outcom
         return Err(not_in_flight(ErrorCode::ReqFailed, "REQ", id));
     };
     let now = reader.nsqd.now_ns();
-    let due_on_disk = channel
+    let requeued = channel
         .requeue(
             reader.client.id,
             id,
@@ -175,12 +176,16 @@ async fn requeue(reader: &mut Reader, id: &MessageId, timeout_ms: i64) -> Outcom
             timeout_ms.saturating_mul(1_000_000),
         )
         .map_err(|e| ProtocolError::new(ErrorCode::ReqFailed, format!("REQ {id} failed {e}")))?;
-    if let Some(due_ns) = due_on_disk {
-        let journaled = channel.journal_due_time(*id, due_ns).await;
-        if let Err(error) = &journaled {
-            tracing::error!(%error, "the due time of a requeued message may not survive a crash");
+    match requeued {
+        Requeued::Done => {}
+        Requeued::JournalDue(due_ns) => {
+            let journaled = channel.journal_due_time(*id, due_ns).await;
+            if let Err(error) = &journaled {
+                tracing::error!(%error, "the due time of a requeued message may not survive a crash");
+            }
+            reader.nsqd.note_disk_write(&journaled);
         }
-        reader.nsqd.note_disk_write(&journaled);
+        Requeued::Spill(message, due_ns) => channel.spill_deferred(vec![(message, due_ns)]).await,
     }
     reader
         .client

@@ -134,13 +134,17 @@ async fn windows_come_back_when_they_start_in_arrival_order() {
 }
 
 #[tokio::test]
-async fn take_all_and_clear_leave_no_segment() {
+async fn reading_every_window_then_clear_leave_no_segment() {
     let fs = data_dir().await;
     let s = spill(&fs);
     s.put(&[(message(1), 5 * SEC), (message(2), 2 * SEC)])
         .await
         .unwrap();
-    let all: Vec<Vec<(u64, i64)>> = s.take_all().await.iter().map(|w| ids(w)).collect();
+    let mut all = Vec::new();
+    for window in s.windows().await {
+        all.push(ids(&s.read_window(window).await));
+        s.remove_window(window).await;
+    }
     assert_eq!(all, [vec![(2, 2 * SEC)], vec![(1, 5 * SEC)]]);
     assert_eq!(s.count(), 0);
     s.put(&[(message(3), 5 * SEC)]).await.unwrap();

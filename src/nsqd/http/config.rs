@@ -112,6 +112,7 @@ fn option_json(nsqd: &NsqdInner, name: &str) -> Option<String> {
         "http_client_request_timeout" => duration(o.http_client_request_timeout),
         "data_path" => text(&o.data_path),
         "mem_queue_size" => int(o.mem_queue_size),
+        "max_deferred_memory" => int(o.max_deferred_memory),
         "max_bytes_per_file" => int(o.max_bytes_per_file),
         "sync_every" => int(o.sync_every),
         "sync_timeout" => duration(o.sync_timeout),
