@@ -1,5 +1,5 @@
 //! A zero-work nsqd: the bench's "ceiling" server (`nsq-bench fake-nsqd`) and its tests'
-//! peer. It answers IDENTIFY, SUB, PUB and MPUB with `OK`, counts what was published and
+//! peer. It answers IDENTIFY, SUB, PUB, DPUB and MPUB with `OK`, counts what was published and
 //! FINished, ignores NOP, and streams messages under RDY. It has no topics or queues, so
 //! what a bench measures against it is the client and the kernel's loopback alone. A
 //! first IDENTIFY with `feature_negotiation` gets nsqd's JSON answer and, when asked (and
@@ -259,7 +259,7 @@ fn apply(command: Command, state: &mut ClientState, counters: &Counters) -> Opti
             *state = ClientState::Subscribed;
             Some(Event::Respond(OK))
         }
-        Command::Pub { .. } => {
+        Command::Pub { .. } | Command::Dpub { .. } => {
             counters.published.fetch_add(1, Ordering::Relaxed);
             Some(Event::Respond(OK))
         }

@@ -1,7 +1,8 @@
 //! The writer: Go's bench_writer. Each connection IDENTIFYs, then sends one MPUB of
 //! `batch_size` copies of a `size`-byte body at a time, waiting for each `OK`, until
-//! `runfor` has passed. Two additions for the suite: a topic per connection, and PUB
-//! instead of an MPUB of one.
+//! `runfor` has passed. Additions: a topic per connection and PUB instead of an MPUB of
+//! one (for the suite), DPUB batches (`batch_size` DPUBs sent together, then their
+//! `OK`s read) and a message count to stop at (for the deferred-message benchmark).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,6 +42,11 @@ pub struct WriterConfig {
     pub topic_per_connection: bool,
     /// With `batch_size` 1, send PUB instead of Go's MPUB of one body.
     pub single_pub: bool,
+    /// `--defer`: publish with DPUB, deferred this long.
+    pub defer: Option<Duration>,
+    /// `--count`: stop once this many messages are published (split over the
+    /// connections), or when `runfor` passes, whichever comes first.
+    pub count: Option<u64>,
 }
 
 /// Runs the writer and reports the messages published by all connections.
@@ -63,13 +69,17 @@ pub async fn run_writer(net: Arc<dyn Net>, config: &WriterConfig) -> Result<Summ
     }
 
     let start = Instant::now();
+    let connections = prepared.len() as u64;
     let workers: Vec<_> = prepared
         .into_iter()
         .enumerate()
         .map(|(index, (conn, mpub))| {
             let (runfor, batch) = (config.runfor, config.batch_size);
+            let quota = config
+                .count
+                .map(|count| count / connections + u64::from((index as u64) < count % connections));
             tokio::spawn(async move {
-                publish_until(conn, mpub, batch, runfor)
+                publish_until(conn, mpub, batch, runfor, quota)
                     .await
                     .map_err(on_connection(index))
             })
@@ -86,9 +96,22 @@ pub async fn run_writer(net: Arc<dyn Net>, config: &WriterConfig) -> Result<Summ
     })
 }
 
-/// The MPUB (or PUB) command for `topic`, encoded once: every batch is the same bytes.
+/// The MPUB (or PUB, or DPUBs) command for `topic`, encoded once: every batch is the
+/// same bytes.
 fn encoded_command(config: &WriterConfig, topic: &str) -> Bytes {
     let body = Bytes::from(vec![0u8; config.size]);
+    let mut buf = BytesMut::new();
+    if let Some(defer) = config.defer {
+        let dpub = Command::Dpub {
+            topic: topic.to_owned(),
+            defer_ms: i64::try_from(defer.as_millis()).unwrap_or(i64::MAX),
+            body,
+        };
+        for _ in 0..config.batch_size {
+            dpub.encode(&mut buf);
+        }
+        return buf.freeze();
+    }
     let command = if config.single_pub && config.batch_size == 1 {
         Command::Pub {
             topic: topic.to_owned(),
@@ -100,7 +123,6 @@ fn encoded_command(config: &WriterConfig, topic: &str) -> Bytes {
             bodies: vec![body; config.batch_size],
         }
     };
-    let mut buf = BytesMut::new();
     command.encode(&mut buf);
     buf.freeze()
 }
@@ -123,24 +145,41 @@ async fn prepare(
     super::open(net, address, identify, transport).await
 }
 
-/// One connection's loop; returns the number of messages nsqd acknowledged.
+/// One connection's loop; returns the number of messages nsqd acknowledged. `batch`
+/// is one MPUB or PUB, or `batch_size` DPUBs (one `OK` each).
 async fn publish_until(
     (mut conn, identify_pending): Prepared,
-    mpub: Bytes,
+    batch: Bytes,
     batch_size: usize,
     runfor: Duration,
+    quota: Option<u64>,
 ) -> Result<u64, ClientError> {
     if identify_pending {
         conn.flush().await?;
         conn.read_response().await?;
     }
+    let dpubs = batch.starts_with(b"DPUB ");
+    let one_dpub = batch.len() / batch_size.max(1);
     let end = Instant::now() + runfor;
     let mut published = 0u64;
     loop {
-        conn.send_raw(&mpub);
+        let left = quota.map_or(u64::MAX, |quota| quota.saturating_sub(published));
+        if left == 0 {
+            return Ok(published);
+        }
+        let this_batch = if dpubs {
+            let n = (batch_size as u64).min(left) as usize;
+            conn.send_raw(&batch[..n * one_dpub]);
+            n
+        } else {
+            conn.send_raw(&batch);
+            batch_size
+        };
         conn.flush().await?;
-        super::expect_ok(conn.read_response().await?)?;
-        published += batch_size as u64;
+        for _ in 0..if dpubs { this_batch } else { 1 } {
+            super::expect_ok(conn.read_response().await?)?;
+        }
+        published += this_batch as u64;
         if Instant::now() > end {
             return Ok(published);
         }
@@ -169,7 +208,21 @@ mod tests {
             transport: Transport::plain(),
             topic_per_connection: false,
             single_pub: false,
+            defer: None,
+            count: None,
         }
+    }
+
+    #[tokio::test]
+    async fn dpub_batches_stop_at_the_count() {
+        let nsqd = FakeNsqd::start().await;
+        let mut dpubs = config(nsqd.address());
+        dpubs.defer = Some(Duration::from_secs(3600));
+        dpubs.count = Some(30);
+        dpubs.runfor = Duration::from_secs(60);
+        let summary = run_writer(Arc::new(RealNet), &dpubs).await.unwrap();
+        assert_eq!(summary.messages, 30);
+        assert_eq!(nsqd.published(), 30);
     }
 
     #[tokio::test]

@@ -101,9 +101,15 @@ struct CommonArgs {
 struct WriterArgs {
     #[command(flatten)]
     common: CommonArgs,
-    /// Messages per MPUB.
+    /// Messages per MPUB (with --defer: DPUBs sent together before their OKs are read).
     #[arg(long, default_value_t = 200)]
     batch_size: usize,
+    /// Publish with DPUB, each message deferred this long (Go syntax: 1h, 90s).
+    #[arg(long, value_parser = parse_runfor)]
+    defer: Option<Duration>,
+    /// Stop once this many messages are published (or --runfor passes).
+    #[arg(long)]
+    count: Option<u64>,
 }
 
 #[derive(Args, Debug)]
@@ -298,6 +304,8 @@ async fn run(mode: Mode) -> Result<String, String> {
                 transport: transport(&args.common.transport)?,
                 topic_per_connection: false,
                 single_pub: false,
+                defer: args.defer,
+                count: args.count,
             };
             let summary = run_writer(net, &config).await.map_err(|e| e.to_string())?;
             Ok(summary.to_string())

@@ -467,6 +467,8 @@ fn writer_config(address: &str, runfor: Duration, transport: Transport) -> Write
         transport,
         topic_per_connection: false,
         single_pub: false,
+        defer: None,
+        count: None,
     }
 }
 
