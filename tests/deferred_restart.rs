@@ -587,6 +587,36 @@ async fn req_across_kill_9() {
     nsqd.stop();
 }
 
+/// DPUBs to a topic that has no channel yet wait in the topic's own disk queue, with the
+/// topic's journal (`<topic>.deferred.journal`): after a SIGTERM (default flags) or a
+/// `kill -9` (crash-safe mode) and a restart, the first channel gets them on time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dpub_to_a_topic_without_channels_keeps_its_time() {
+    tokio::join!(
+        dpub_without_channels(&[], false),
+        dpub_without_channels(&CRASH_SAFE, true)
+    );
+}
+
+async fn dpub_without_channels(flags: &[&str], kill_9: bool) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut nsqd = Nsqd::start(dir.path(), flags);
+    let sent = dpub_all(&nsqd.tcp, &[("t0", 5000), ("t1", 6000), ("t2", 5500)]).await;
+    if kill_9 {
+        nsqd.kill_9();
+    } else {
+        nsqd.stop();
+    }
+    let journal = dir.path().join(format!("{TOPIC}.deferred.journal"));
+    let journaled = read_journal(&std::fs::read(&journal).expect("the topic's journal"));
+    assert_eq!(journaled.len(), 3, "{flags:?}: one record each");
+
+    let mut nsqd = Nsqd::start(dir.path(), flags);
+    let arrivals = consume(&nsqd.tcp, sent.len(), Duration::from_secs(20)).await;
+    assert_on_time(&arrivals, &sent);
+    nsqd.stop();
+}
+
 // ---------------------------------------------------------------------------------------
 // 4: due order.
 
