@@ -617,6 +617,42 @@ async fn dpub_without_channels(flags: &[&str], kill_9: bool) {
     nsqd.stop();
 }
 
+/// Two restarts before the due time: the due times an earlier run left are kept by the
+/// next one, whether the messages stayed on disk (no consumer) or were read into memory
+/// by a subscribed consumer in between.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_restart_before_the_due_time_keeps_it_too() {
+    tokio::join!(two_restarts(false), two_restarts(true));
+}
+
+async fn two_restarts(read_in_between: bool) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut nsqd = Nsqd::start(dir.path(), &[]);
+    create_channel(&nsqd.tcp).await;
+    let sent = dpub_all(&nsqd.tcp, &[("s0", 6000), ("s1", 6500), ("s2", 7000)]).await;
+    nsqd.stop();
+
+    let mut nsqd = Nsqd::start(dir.path(), &[]);
+    if read_in_between {
+        let mut consumer = subscribe(&nsqd.tcp, 100).await;
+        assert_nothing_for(&mut consumer, Duration::from_secs(1)).await;
+        nsqd.stop();
+    } else {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        nsqd.stop();
+    }
+
+    let mut nsqd = Nsqd::start(dir.path(), &[]);
+    assert_eq!(
+        nsqd.channel_counts().await.0,
+        3,
+        "read in between: {read_in_between}; deferred_count after the second restart"
+    );
+    let arrivals = consume(&nsqd.tcp, sent.len(), Duration::from_secs(20)).await;
+    assert_on_time(&arrivals, &sent);
+    nsqd.stop();
+}
+
 // ---------------------------------------------------------------------------------------
 // 4: due order.
 
