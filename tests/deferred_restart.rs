@@ -467,10 +467,15 @@ const CRASH_SAFE: [&str; 2] = ["--mem-queue-size=0", "--sync-every=1"];
 
 /// Several connections DPUB (5-8 s) until nsqd is killed with `kill -9` after 1 s; after
 /// a restart, every acknowledged DPUB arrives, none before its due time. And a message
-/// REQ'd with a timeout just before the kill is not redelivered early either.
+/// REQ'd with a timeout just before the kill (once, or a second time when it came back)
+/// is not redelivered early either.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crash_safe_dpub_survives_kill_9() {
-    tokio::join!(dpubs_across_kill_9(), req_across_kill_9());
+    tokio::join!(
+        dpubs_across_kill_9(),
+        req_across_kill_9(&[5000]),
+        req_across_kill_9(&[1000, 5000])
+    );
 }
 
 async fn dpubs_across_kill_9() {
@@ -550,7 +555,10 @@ async fn dpubs_across_kill_9() {
     nsqd.stop();
 }
 
-async fn req_across_kill_9() {
+/// A message REQ'd with each of `delays` in turn (each redelivery REQ'd again), then
+/// `kill -9`: after a restart it comes at the last REQ's due time (a message's last
+/// journal record counts).
+async fn req_across_kill_9(delays: &[u64]) {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut nsqd = Nsqd::start(dir.path(), &CRASH_SAFE);
     let mut consumer = subscribe(&nsqd.tcp, 1).await;
@@ -558,32 +566,38 @@ async fn req_across_kill_9() {
         .await
         .expect("connect");
     producer.publish(TOPIC, "q").await.expect("pub");
-    let message = tokio::time::timeout(Duration::from_secs(5), consumer.next_message())
-        .await
-        .expect("delivered in time")
-        .expect("message");
-    let delay = Duration::from_secs(5);
-    let (sent, sent_wall) = (Instant::now(), SystemTime::now());
-    consumer
-        .requeue(&message.id, delay.as_millis() as i64)
-        .await
-        .expect("req");
-    // Once a later command is answered, the REQ's due time is journaled.
-    sync_commands(&mut consumer).await;
-    let req = Sent {
-        body: message.body.clone(),
-        delay,
-        sent,
-        sent_wall,
-        acked: Instant::now(),
-    };
+    let mut last = None;
+    for (i, delay_ms) in delays.iter().enumerate() {
+        let message = tokio::time::timeout(Duration::from_secs(10), consumer.next_message())
+            .await
+            .expect("delivered in time")
+            .expect("message");
+        assert_eq!(usize::from(message.attempts), i + 1, "{delays:?}");
+        let delay = Duration::from_millis(*delay_ms);
+        let (sent, sent_wall) = (Instant::now(), SystemTime::now());
+        consumer
+            .requeue(&message.id, *delay_ms as i64)
+            .await
+            .expect("req");
+        // Once a later command is answered, the REQ's due time is journaled.
+        sync_commands(&mut consumer).await;
+        let req = Sent {
+            body: message.body.clone(),
+            delay,
+            sent,
+            sent_wall,
+            acked: Instant::now(),
+        };
+        last = Some((message.id, req));
+    }
+    let (id, req) = last.expect("some REQ");
     nsqd.kill_9();
     drop(consumer);
 
     let mut nsqd = Nsqd::start(dir.path(), &CRASH_SAFE);
     let arrivals = consume(&nsqd.tcp, 1, Duration::from_secs(20)).await;
     assert_on_time(&arrivals, std::slice::from_ref(&req));
-    assert_eq!(arrivals[0].id, message.id, "the same message");
+    assert_eq!(arrivals[0].id, id, "{delays:?}: the same message");
     nsqd.stop();
 }
 
