@@ -172,9 +172,17 @@ fn after(line: &str, key: &str, end: impl Fn(char) -> bool) -> String {
 
 /// A plain HTTP/1.0 GET; the body parsed as JSON.
 async fn http_get_json(addr: &str, path: &str) -> serde_json::Value {
+    let body = http_ok(addr, "GET", path).await;
+    serde_json::from_slice(&body).expect("JSON body")
+}
+
+/// A plain HTTP/1.0 request without a body, which must be answered 200; the body.
+async fn http_ok(addr: &str, method: &str, path: &str) -> Vec<u8> {
     let exchange = async {
         let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
-        let request = format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+        let request = format!(
+            "{method} {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        );
         stream.write_all(request.as_bytes()).await.expect("request");
         let mut raw = Vec::new();
         stream.read_to_end(&mut raw).await.expect("response");
@@ -190,9 +198,9 @@ async fn http_get_json(addr: &str, path: &str) -> serde_json::Value {
     let head = String::from_utf8_lossy(&raw[..split]);
     assert!(
         head.starts_with("HTTP/1.") && head.contains(" 200 "),
-        "{head}"
+        "{method} {path}: {head}"
     );
-    serde_json::from_slice(&raw[split + 4..]).expect("JSON body")
+    raw[split + 4..].to_vec()
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1055,6 +1063,56 @@ async fn the_data_folder_stays_go_compatible() {
             at - restarted
         );
     }
+    nsqd.stop();
+}
+
+// ---------------------------------------------------------------------------------------
+// Emptying and deleting.
+
+/// Deferred messages waiting on disk after a restart, then `/channel/empty` (or
+/// `/topic/delete`): the journal files go too, and another restart delivers nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn emptying_or_deleting_removes_the_journal() {
+    let empty = format!("/channel/empty?topic={TOPIC}&channel={CHANNEL}");
+    let delete = format!("/topic/delete?topic={TOPIC}");
+    tokio::join!(emptied_or_deleted(&empty), emptied_or_deleted(&delete));
+}
+
+async fn emptied_or_deleted(action: &str) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut nsqd = Nsqd::start(dir.path(), &[]);
+    create_channel(&nsqd.tcp).await;
+    dpub_all(&nsqd.tcp, &[("z0", 30_000), ("z1", 30_000)]).await;
+    nsqd.stop();
+    let journal = journal_path(dir.path());
+    assert!(journal.exists(), "{action}: the exit left a journal");
+
+    let mut nsqd = Nsqd::start(dir.path(), &[]);
+    assert_eq!(nsqd.channel_counts().await, (2, 2), "{action}: before");
+    http_ok(&nsqd.http, "POST", action).await;
+    assert_eq!(nsqd.channel_counts().await, (0, 0), "{action}: after");
+    let left: Vec<String> = std::fs::read_dir(dir.path())
+        .expect("data folder")
+        .map(|entry| {
+            entry
+                .expect("entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .filter(|name| name.ends_with(".deferred.journal"))
+        .collect();
+    assert!(left.is_empty(), "{action}: journals left: {left:?}");
+    nsqd.stop();
+
+    let mut nsqd = Nsqd::start(dir.path(), &[]);
+    assert_eq!(
+        nsqd.channel_counts().await.0,
+        0,
+        "{action}: after a restart"
+    );
+    let mut consumer = subscribe(&nsqd.tcp, 100).await;
+    assert_nothing_for(&mut consumer, Duration::from_millis(500)).await;
     nsqd.stop();
 }
 
