@@ -106,6 +106,15 @@ pub enum Event {
         /// The message.
         id: MessageId,
     },
+    /// The consumer sent TOUCH of `marker`, an id nsqd never makes, right after a REQ with
+    /// a delay. nsqd reads a connection's commands in order and answers the marker with
+    /// `E_TOUCH_FAILED`, so that answer proves every command sent before it was processed.
+    Marked {
+        /// The connection.
+        conn: ConnId,
+        /// The id touched: below 2^32, far below any id nsqd's snowflake layout makes.
+        marker: MessageId,
+    },
     /// An error frame arrived (e.g. `E_FIN_FAILED FIN <id> failed ...`), on a consumer's or
     /// a producer's connection, outside a publish answer.
     ServerError {

@@ -1,7 +1,8 @@
 //! Every scenario file under `scenarios/` (and `scenarios/regressions/`) runs at its fixed
 //! seed and must pass every checker it enables; one runs twice to prove the same seed gives
-//! the same history; the swarm file runs 50 seeds; a deliberately broken nsqd must be
-//! caught; and bad scenario files are refused naming the key.
+//! the same history; the swarm file runs 50 seeds; deliberately broken nsqds (a FIN that
+//! loses a message, due times forgotten at restart) must be caught; and bad scenario files
+//! are refused naming the key.
 
 use std::path::{Path, PathBuf};
 
@@ -178,6 +179,35 @@ fn a_fin_that_loses_a_message_is_caught_with_a_replay_command() {
     assert!(
         text.contains("replay: cargo run -p nsq-sim --bin nsq-sim -- run")
             && text.contains("smoke.toml --seed 1"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_due_time_forgotten_at_restart_is_caught_with_a_replay_command() {
+    // The planted bug: at startup every loaded due time becomes the restart time, so the
+    // deferred messages waiting across the graceful restart arrive at once.
+    let file = scenarios_dir().join("dpub-across-restart.toml");
+    let options = RunOptions {
+        seed: 1,
+        buggify: nsq::nsqd::Buggify {
+            deferred_due_at_restart: true,
+            ..nsq::nsqd::Buggify::default()
+        },
+        ..RunOptions::default()
+    };
+    let report = run(&file, &options);
+    assert!(!report.passed(), "the broken build was not caught");
+    let first = &report.violations[0];
+    assert_eq!(first.invariant, Invariant::DeferredNotEarly, "{first}");
+    assert!(
+        first.detail.contains("across a graceful stop of nsqd1"),
+        "{first}"
+    );
+    let text = describe_failure(&file, &report, false);
+    assert!(
+        text.contains("replay: cargo run -p nsq-sim --bin nsq-sim -- run")
+            && text.contains("dpub-across-restart.toml --seed 1"),
         "{text}"
     );
 }

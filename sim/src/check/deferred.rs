@@ -3,12 +3,22 @@
 //! delay after the REQ was written.
 //!
 //! Both are lower bounds that hold whatever the latency, so timing faults are not skipped.
-//! A crash, stop or restart of the nsqd in between is exempt: nsqd does not keep the
-//! remaining delay across it.
+//! Graceful restarts, crashes and stops of the nsqd in between excuse nothing: nsqd keeps
+//! every due time on disk with the message (a crash may lose a deferred message that only
+//! memory held, which `no_loss` judges, but never deliver it early).
+//!
+//! A REQ proves something only once it is confirmed (a later `CLOSE_WAIT` or answered
+//! marker on its connection, and no `E_REQ_FAILED` of the id). A message keeps its id
+//! across restarts and crashes, so every later arrival of the REQ'd body under that id on
+//! the channel counts, in any later incarnation of the nsqd: on a connection opened after
+//! the nsqd stopped or crashed, any copy was sent after the REQ took effect; on one the
+//! same process served, only copies with more attempts than the REQ'd one were.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
-use super::view::{ms, ms_to_micros, show, Command, Conn, Delivery, MessageKey, View};
+use super::view::{
+    ms, ms_to_micros, show, Answer, Command, Conn, Delivery, Life, MessageKey, Seq, View,
+};
 use super::{CheckContext, Invariant, Violation};
 
 /// Every early arrival.
@@ -36,14 +46,14 @@ fn early_dpubs(view: &View<'_>) -> Vec<Violation> {
             continue;
         };
         let due = publish.at.saturating_add(ms_to_micros(defer_ms));
-        let restarted = view.life_between(nsqd, publish.seq, delivery.seq).is_some();
-        if delivery.at < due && !restarted && reported.insert((channel, delivery.body)) {
-            let why = format!(
+        if delivery.at < due && reported.insert((channel, delivery.body)) {
+            let mut why = format!(
                 "DPUB of body {} with defer {defer_ms}ms sent at {} (due {})",
                 show(delivery.body),
                 ms(publish.at),
                 ms(due)
             );
+            why.push_str(&across(view, nsqd, publish.seq, delivery.seq));
             violations.push(early(delivery, why));
         }
     }
@@ -55,11 +65,12 @@ fn early_requeues(
     view: &View<'_>,
     ctx: &CheckContext,
     conn: &Conn<'_>,
-    copies: &std::collections::BTreeMap<MessageKey<'_>, Vec<&Delivery<'_>>>,
+    copies: &BTreeMap<MessageKey<'_>, Vec<&Delivery<'_>>>,
 ) -> Vec<Violation> {
     let Some(channel) = conn.sub.map(|(topic, channel)| (conn.nsqd, topic, channel)) else {
         return Vec::new();
     };
+    let last_incarnation = view.incarnation(conn.nsqd, usize::MAX);
     let mut violations = Vec::new();
     let requeues = conn
         .answers
@@ -69,24 +80,71 @@ fn early_requeues(
         let Some(requeued) = view.answered_attempts(conn, req, ctx) else {
             continue;
         };
+        let Some(body) = requeued_body(view, conn, req) else {
+            continue;
+        };
         let due = req.at.saturating_add(ms_to_micros(req.delay_ms));
-        let key = (channel, conn.incarnation, req.id);
-        let next = copies.get(&key).into_iter().flatten().filter(|d| {
-            d.attempts > requeued
-                && d.at < due
-                && view.life_between(conn.nsqd, req.seq, d.seq).is_none()
-        });
+        let next = (conn.incarnation..=last_incarnation)
+            .filter_map(|incarnation| copies.get(&(channel, incarnation, req.id)))
+            .flatten()
+            .filter(|d| {
+                d.seq > req.seq
+                    && d.at < due
+                    && d.body.as_ref() == body
+                    && (d.attempts > requeued || sent_by_a_later_process(view, conn, req, d))
+            });
         if let Some(first) = next.min_by_key(|d| d.seq) {
-            let why = format!(
+            let mut why = format!(
                 "REQ with delay {}ms sent at {} (due {}) of the copy with attempts at most {requeued}",
                 req.delay_ms,
                 ms(req.at),
                 ms(due)
             );
+            why.push_str(&across(view, conn.nsqd, req.seq, first.seq));
             violations.push(early(first, why));
         }
     }
     violations
+}
+
+/// The body of the copy of `req`'s id that arrived on `conn` before the REQ.
+fn requeued_body<'h>(view: &View<'h>, conn: &Conn<'_>, req: &Answer) -> Option<&'h [u8]> {
+    conn.deliveries
+        .iter()
+        .filter_map(|i| view.deliveries.get(*i))
+        .rfind(|d| d.id == req.id && d.seq < req.seq)
+        .map(|d| d.body.as_ref())
+}
+
+/// Whether `delivery` arrived on a connection opened after the nsqd process that served
+/// the REQ's connection stopped or crashed: then whatever copy it carries was sent after
+/// the (confirmed) REQ took effect, whatever its attempts.
+fn sent_by_a_later_process(
+    view: &View<'_>,
+    conn: &Conn<'_>,
+    req: &Answer,
+    delivery: &Delivery<'_>,
+) -> bool {
+    view.conns.get(&delivery.conn).is_some_and(|later| {
+        later.opened > req.seq
+            && view
+                .life_between(conn.nsqd, req.seq, later.opened)
+                .is_some()
+    })
+}
+
+/// `, across a crash of nsqd1 at 12.000ms` when `nsqd` stopped, crashed or restarted
+/// between `after` and `before`; empty otherwise.
+fn across(view: &View<'_>, nsqd: &str, after: Seq, before: Seq) -> String {
+    let Some((at, life)) = view.life_between(nsqd, after, before) else {
+        return String::new();
+    };
+    let what = match life {
+        Life::Crashed => "a crash",
+        Life::Stopped => "a graceful stop",
+        Life::Restarted => "a restart",
+    };
+    format!(", across {what} of {nsqd} at {}", ms(at))
 }
 
 fn early(delivery: &Delivery<'_>, why: String) -> Violation {
@@ -131,19 +189,51 @@ mod tests {
         assert!(v[0].detail.contains("DPUB") && v[0].detail.contains("due 1010.000ms"));
     }
 
-    #[test]
-    fn a_restart_between_dpub_and_delivery_forgets_the_delay() {
+    /// A DPUB of 1 s at 10 ms, then `life` of nsqd1 at 30 ms and a restart at 40 ms; a new
+    /// connection gets it at `deliver_at_ms`.
+    fn dpub_across(life: fn(&mut Script) -> &mut Script, deliver_at_ms: u64) -> Script {
         let mut s = Script::new();
         s.at(1).consumer(1, "nsqd1", "c", 10);
         s.at(10).publish_sent(1, "nsqd1", "t", &["d"], Some(1_000));
-        s.at(20)
-            .answer(1, true)
-            .at(30)
-            .stop("nsqd1")
-            .at(40)
-            .restart("nsqd1");
-        s.at(50).consumer(2, "nsqd1", "c", 10).deliver(2, 1, 1, "d");
-        assert_eq!(run(DeferredNotEarly, &s, &ctx()), vec![]);
+        s.at(20).answer(1, true).at(30);
+        life(&mut s).at(40).restart("nsqd1");
+        s.at(deliver_at_ms)
+            .consumer(2, "nsqd1", "c", 10)
+            .deliver(2, 1, 1, "d");
+        s
+    }
+
+    fn stop(s: &mut Script) -> &mut Script {
+        s.stop("nsqd1")
+    }
+
+    fn crash(s: &mut Script) -> &mut Script {
+        s.crash("nsqd1")
+    }
+
+    #[test]
+    fn a_dpub_delivered_early_across_a_graceful_restart_is_reported() {
+        let v = run(DeferredNotEarly, &dpub_across(stop, 50), &ctx());
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert!(
+            v[0].detail.contains("DPUB") && v[0].detail.contains("a graceful stop of nsqd1"),
+            "{v:?}"
+        );
+        assert_eq!(
+            run(DeferredNotEarly, &dpub_across(stop, 1_010), &ctx()),
+            vec![]
+        );
+    }
+
+    #[test]
+    fn a_dpub_delivered_early_across_a_crash_is_reported() {
+        let v = run(DeferredNotEarly, &dpub_across(crash, 50), &ctx());
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert!(v[0].detail.contains("a crash of nsqd1"), "{v:?}");
+        assert_eq!(
+            run(DeferredNotEarly, &dpub_across(crash, 1_010), &ctx()),
+            vec![]
+        );
     }
 
     /// conn 1 gets id 1 at 10 ms and REQs it with 500 ms delay at 20 ms.
@@ -189,7 +279,31 @@ mod tests {
     }
 
     #[test]
-    fn a_restart_after_the_requeue_forgets_the_delay() {
+    fn a_marker_answered_after_the_requeue_confirms_it() {
+        let mut s = requeued();
+        s.at(30).marked(1, 9, true);
+        s.at(100).deliver(2, 1, 2, "a");
+        let v = run(DeferredNotEarly, &s, &ctx());
+        assert_eq!(v.len(), 1, "{v:?}");
+
+        let mut s = requeued();
+        s.at(30).marked(1, 9, false);
+        s.at(100).deliver(2, 1, 2, "a");
+        assert_eq!(run(DeferredNotEarly, &s, &ctx()), vec![]);
+
+        // A marker sent before the REQ proves nothing about it.
+        let mut s = Script::new();
+        s.at(1)
+            .consumer(1, "nsqd1", "c", 10)
+            .consumer(2, "nsqd1", "c", 10);
+        s.at(5).publish(1, "nsqd1", &["a"], true);
+        s.at(10).deliver(1, 1, 1, "a").marked(1, 9, true);
+        s.at(20).req(1, 1, 500).at(100).deliver(2, 1, 2, "a");
+        assert_eq!(run(DeferredNotEarly, &s, &ctx()), vec![]);
+    }
+
+    #[test]
+    fn an_early_requeue_across_a_graceful_restart_is_reported() {
         let mut s = requeued();
         s.at(30)
             .close(1, true)
@@ -198,6 +312,73 @@ mod tests {
             .at(50)
             .restart("nsqd1");
         s.at(60).consumer(3, "nsqd1", "c", 10).deliver(3, 1, 2, "a");
+        let v = run(DeferredNotEarly, &s, &ctx());
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert!(
+            v[0].detail.contains("REQ with delay 500ms")
+                && v[0].detail.contains("a graceful stop of nsqd1"),
+            "{v:?}"
+        );
+    }
+
+    /// The REQ at 20 ms is confirmed by a marker, nsqd1 crashes at 40 ms and restarts at
+    /// 50 ms: the message comes back from disk with the attempts stored there.
+    fn requeued_then_crashed() -> Script {
+        let mut s = requeued();
+        s.at(30).marked(1, 9, true).close(1, false).close(2, false);
+        s.at(40).crash("nsqd1").at(50).restart("nsqd1");
+        s.at(60).consumer(3, "nsqd1", "c", 10);
+        s
+    }
+
+    #[test]
+    fn an_early_requeue_in_a_later_incarnation_is_reported_whatever_its_attempts() {
+        let mut s = requeued_then_crashed();
+        s.at(100).deliver(3, 1, 1, "a");
+        let v = run(DeferredNotEarly, &s, &ctx());
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert!(v[0].detail.contains("a crash of nsqd1"), "{v:?}");
+
+        let mut s = requeued_then_crashed();
+        s.at(520).deliver(3, 1, 1, "a");
+        assert_eq!(run(DeferredNotEarly, &s, &ctx()), vec![]);
+    }
+
+    #[test]
+    fn an_unconfirmed_requeue_before_a_crash_proves_nothing() {
+        let mut s = requeued();
+        s.at(30).marked(1, 9, false).close(1, false);
+        s.at(40).crash("nsqd1").at(50).restart("nsqd1");
+        s.at(60).consumer(3, "nsqd1", "c", 10).deliver(3, 1, 1, "a");
+        assert_eq!(run(DeferredNotEarly, &s, &ctx()), vec![]);
+    }
+
+    #[test]
+    fn a_redelivery_after_the_due_time_and_a_restart_passes() {
+        // Delivered once it was due, never FINished, redelivered after a graceful restart
+        // and again after a crash: at least once, and never early.
+        let mut s = requeued();
+        s.at(30).marked(1, 9, true);
+        s.at(520).deliver(2, 1, 2, "a");
+        s.at(600).stop("nsqd1").at(650).restart("nsqd1");
+        s.at(700)
+            .consumer(3, "nsqd1", "c", 10)
+            .deliver(3, 1, 3, "a");
+        s.at(800).crash("nsqd1").at(850).restart("nsqd1");
+        s.at(900)
+            .consumer(4, "nsqd1", "c", 10)
+            .deliver(4, 1, 1, "a");
+        assert_eq!(run(DeferredNotEarly, &s, &ctx()), vec![]);
+    }
+
+    #[test]
+    fn an_old_copy_still_arriving_from_the_stopped_process_is_not_counted() {
+        // Conn 2 had an older copy (attempts 1, timed out) on its way; it arrives after
+        // the stop. Only the REQ'd copy's successors must wait.
+        let mut s = requeued();
+        s.at(30).marked(1, 9, true);
+        s.at(40).stop("nsqd1").at(45).deliver(2, 1, 1, "a");
+        s.at(50).restart("nsqd1");
         assert_eq!(run(DeferredNotEarly, &s, &ctx()), vec![]);
     }
 }

@@ -2,8 +2,8 @@
 //! in the same incarnation of the nsqd (a crash may resurrect it; a graceful restart may
 //! not).
 //!
-//! A FIN is known to be accepted when its connection later closed with `CLOSE_WAIT` and
-//! no `E_FIN_FAILED` named the id there. It removed the copy with attempts `a` from flight
+//! A FIN is known to be accepted when its connection later closed with `CLOSE_WAIT` (or
+//! answered a marker TOUCHed after it) and no `E_FIN_FAILED` named the id there. It removed the copy with attempts `a` from flight
 //! ([`View::answered_attempts`] bounds `a` from above); attempts grow with every send, so
 //! any arrival of the message with attempts above `a` was sent after the FIN.
 

@@ -147,6 +147,19 @@ impl Script {
         })
     }
 
+    /// A marker TOUCH of id `n` on `conn`, and its `E_TOUCH_FAILED` answer if `answered`.
+    pub fn marked(&mut self, conn: ConnId, n: u64, answered: bool) -> &mut Self {
+        self.push(Event::Marked {
+            conn,
+            marker: id(n),
+        });
+        if answered {
+            let text = format!("E_TOUCH_FAILED TOUCH {} failed ID not in flight", id(n));
+            self.error(conn, &text);
+        }
+        self
+    }
+
     pub fn error(&mut self, conn: ConnId, text: &str) -> &mut Self {
         self.push(Event::ServerError {
             conn,

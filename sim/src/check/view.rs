@@ -46,6 +46,8 @@ pub(crate) struct Answer {
 #[derive(Debug, Clone)]
 pub(crate) struct Conn<'h> {
     pub nsqd: &'h str,
+    /// Where it was opened.
+    pub opened: Seq,
     /// How many times the nsqd had crashed before this connection was opened: a
     /// connection only ever talks to the incarnation it was opened to.
     pub incarnation: usize,
@@ -60,6 +62,8 @@ pub(crate) struct Conn<'h> {
     pub answers: Vec<Answer>,
     /// The ids named by `E_FIN_FAILED`, `E_REQ_FAILED` and `E_TOUCH_FAILED` on it.
     pub failed: BTreeSet<(Command, MessageId)>,
+    /// Every marker TOUCHed ([`Event::Marked`]), in order.
+    pub markers: Vec<(Seq, MessageId)>,
     /// Indexes into [`View::deliveries`], in order of arrival.
     pub deliveries: Vec<usize>,
 }
@@ -138,7 +142,7 @@ impl<'h> View<'h> {
         match event {
             Event::Connected { conn, nsqd, .. } => {
                 let incarnation = self.incarnation(nsqd, seq);
-                self.conns.insert(*conn, Conn::new(nsqd, incarnation));
+                self.conns.insert(*conn, Conn::new(nsqd, seq, incarnation));
             }
             Event::PublishSent {
                 publish,
@@ -207,6 +211,11 @@ impl<'h> View<'h> {
                 self.answer(*conn, seq, at, *id, Command::Req, *delay_ms)
             }
             Event::Touched { conn, id } => self.answer(*conn, seq, at, *id, Command::Touch, 0),
+            Event::Marked { conn, marker } => {
+                if let Some(c) = self.conns.get_mut(conn) {
+                    c.markers.push((seq, *marker));
+                }
+            }
             Event::ServerError { conn, text } => {
                 if let (Some(c), Some(failed)) = (self.conns.get_mut(conn), parse_failed(text)) {
                     c.failed.insert(failed);
@@ -362,11 +371,15 @@ impl<'h> View<'h> {
     }
 
     /// Whether a FIN or REQ `answer` on `conn` certainly reached nsqd and succeeded: the
-    /// connection later ended with `CLOSE_WAIT` (so every error reply to it had arrived)
-    /// and no `E_*_FAILED` named the id.
+    /// connection later ended with `CLOSE_WAIT`, or a marker TOUCHed after it was answered
+    /// with `E_TOUCH_FAILED` (either way every error reply to it had arrived, as nsqd
+    /// answers a connection's commands in order), and no `E_*_FAILED` named the id.
     pub fn confirmed(&self, conn: &Conn<'_>, answer: &Answer) -> bool {
-        conn.closed_clean.is_some_and(|closed| answer.seq < closed)
-            && !conn.failed.contains(&(answer.command, answer.id))
+        let closed = conn.closed_clean.is_some_and(|closed| answer.seq < closed);
+        let marked = conn.markers.iter().any(|(seq, marker)| {
+            answer.seq < *seq && conn.failed.contains(&(Command::Touch, *marker))
+        });
+        (closed || marked) && !conn.failed.contains(&(answer.command, answer.id))
     }
 
     /// The copy a FIN or REQ `answer` on `conn` took out of flight, when that is certain.
@@ -434,15 +447,17 @@ impl<'h> View<'h> {
 }
 
 impl<'h> Conn<'h> {
-    fn new(nsqd: &'h str, incarnation: usize) -> Self {
+    fn new(nsqd: &'h str, opened: Seq, incarnation: usize) -> Self {
         Conn {
             nsqd,
+            opened,
             incarnation,
             sub: None,
             closed_clean: None,
             rdy: Vec::new(),
             answers: Vec::new(),
             failed: BTreeSet::new(),
+            markers: Vec::new(),
             deliveries: Vec::new(),
         }
     }

@@ -2,6 +2,10 @@
 //! connection to each, answers messages with the scenario's mix of FIN, REQ, TOUCH and
 //! silence until the heal, FINs everything after it, and closes with CLS at the end.
 //! Every delivery, answer, error frame and connection end goes to the history.
+//!
+//! After a REQ with a delay it also TOUCHes a marker id nsqd never makes: the
+//! `E_TOUCH_FAILED` answer proves nsqd processed the REQ (and every earlier command) while
+//! the connection lived, so checkers can hold nsqd to it across a later restart or crash.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -49,6 +53,7 @@ pub async fn run(
                     held: BTreeSet::new(),
                     due: BTreeMap::new(),
                     next_due: 0,
+                    next_marker: 0,
                 };
                 let connected = connected.clone();
                 // Local, like the daemons' tasks: a crash drops them in a fixed order.
@@ -98,6 +103,8 @@ struct Connection {
     /// Answers to send, by when.
     due: BTreeMap<(Micros, u64), (MessageId, Action)>,
     next_due: u64,
+    /// The last marker id TOUCHed.
+    next_marker: u64,
 }
 
 impl Connection {
@@ -245,6 +252,7 @@ impl Connection {
         now: Micros,
     ) -> Result<(), ()> {
         let mut wrote = false;
+        let mut delayed_req = false;
         while let Some(entry) = self.due.first_entry() {
             if entry.key().0 > now {
                 break;
@@ -265,6 +273,7 @@ impl Connection {
                     let timeout_ms = i64::try_from(delay_ms).unwrap_or(i64::MAX);
                     connection.send(&Command::Req { id, timeout_ms });
                     self.record(Event::Requeued { conn, id, delay_ms });
+                    delayed_req |= delay_ms > 0;
                 }
                 Action::Touch => {
                     connection.send(&Command::Touch { id });
@@ -272,6 +281,12 @@ impl Connection {
                 }
             }
             wrote = true;
+        }
+        if delayed_req {
+            self.next_marker += 1;
+            let marker = MessageId::from_u64(self.next_marker);
+            client.connection_mut().send(&Command::Touch { id: marker });
+            self.record(Event::Marked { conn, marker });
         }
         if wrote {
             client.connection_mut().flush().await.map_err(drop)?;
