@@ -5,7 +5,10 @@
 //! Both are lower bounds that hold whatever the latency, so timing faults are not skipped.
 //! Graceful restarts, crashes and stops of the nsqd in between excuse nothing: nsqd keeps
 //! every due time on disk with the message (a crash may lose a deferred message that only
-//! memory held, which `no_loss` judges, but never deliver it early).
+//! memory held, which `no_loss` judges, but never deliver it early). One exception: on an
+//! nsqd that is not crash-safe, a crash may undo a REQ as it undoes a FIN (the requeued
+//! copy lived in memory; an older copy, still held by the topic's disk queue whose
+//! hand-over was not synced, comes back).
 //!
 //! A REQ proves something only once it is confirmed (a later `CLOSE_WAIT` or answered
 //! marker on its connection, and no `E_REQ_FAILED` of the id). A message keeps its id
@@ -71,6 +74,10 @@ fn early_requeues(
         return Vec::new();
     };
     let last_incarnation = view.incarnation(conn.nsqd, usize::MAX);
+    let durable = ctx
+        .nsqds
+        .get(conn.nsqd)
+        .is_some_and(|facts| facts.crash_durable);
     let mut violations = Vec::new();
     let requeues = conn
         .answers
@@ -84,12 +91,19 @@ fn early_requeues(
             continue;
         };
         let due = req.at.saturating_add(ms_to_micros(req.delay_ms));
+        // On an nsqd that is not crash-durable a crash may undo a REQ as it undoes a
+        // FIN: the requeued copy lived in memory, and an older copy (one the topic's
+        // disk queue still held, its hand-over not yet synced) may come back early.
+        let undone_by_crash = (!durable)
+            .then(|| view.crash_after(conn.nsqd, req.seq))
+            .flatten();
         let next = (conn.incarnation..=last_incarnation)
             .filter_map(|incarnation| copies.get(&(channel, incarnation, req.id)))
             .flatten()
             .filter(|d| {
                 d.seq > req.seq
                     && d.at < due
+                    && undone_by_crash.is_none_or(|crash| d.at < crash)
                     && d.body.as_ref() == body
                     && (d.attempts > requeued || sent_by_a_later_process(view, conn, req, d))
             });
@@ -331,17 +345,41 @@ mod tests {
         s
     }
 
+    /// `nsqd1` in crash-safe mode: a REQ of a message (always held on disk there) has its
+    /// due time journaled before the next command.
+    fn durable_ctx() -> crate::check::CheckContext {
+        let mut ctx = ctx();
+        if let Some(facts) = ctx.nsqds.get_mut("nsqd1") {
+            facts.crash_durable = true;
+        }
+        ctx
+    }
+
     #[test]
     fn an_early_requeue_in_a_later_incarnation_is_reported_whatever_its_attempts() {
         let mut s = requeued_then_crashed();
         s.at(100).deliver(3, 1, 1, "a");
-        let v = run(DeferredNotEarly, &s, &ctx());
+        let v = run(DeferredNotEarly, &s, &durable_ctx());
         assert_eq!(v.len(), 1, "{v:?}");
         assert!(v[0].detail.contains("a crash of nsqd1"), "{v:?}");
 
         let mut s = requeued_then_crashed();
         s.at(520).deliver(3, 1, 1, "a");
+        assert_eq!(run(DeferredNotEarly, &s, &durable_ctx()), vec![]);
+    }
+
+    #[test]
+    fn a_crash_of_an_nsqd_that_is_not_crash_safe_may_undo_a_requeue() {
+        // As it may undo a FIN: the requeued copy was in memory, an older one comes back.
+        let mut s = requeued_then_crashed();
+        s.at(100).deliver(3, 1, 1, "a");
         assert_eq!(run(DeferredNotEarly, &s, &ctx()), vec![]);
+        // A graceful stop undoes nothing.
+        let mut s = requeued();
+        s.at(30).marked(1, 9, true).close(1, false).close(2, false);
+        s.at(40).stop("nsqd1").at(50).restart("nsqd1");
+        s.at(60).consumer(3, "nsqd1", "c", 10).deliver(3, 1, 1, "a");
+        assert_eq!(run(DeferredNotEarly, &s, &ctx()).len(), 1);
     }
 
     #[test]
