@@ -21,9 +21,13 @@ TCP, HTTP = "127.0.0.1:24450", "127.0.0.1:24451"
 FLAGS = {"memory": ["--max-deferred-memory=1000000000000"], "spilled": []}
 
 
+procs = []
+
+
 def start(data, flags):
     proc = subprocess.Popen([nsqd, "--data-path", data, "--tcp-address", TCP,
                              "--http-address", HTTP, "--log-level", "warn"] + flags)
+    procs.append(proc)
     t0 = time.time()
     while True:
         try:
@@ -56,9 +60,20 @@ def du_mib(data):
     return total / 2**20
 
 
-for case in cases:
+def run_case(case):
     data = tempfile.mkdtemp(dir=os.environ.get("BENCH_DIR"))
     proc, _ = start(data, FLAGS[case])
+    try:
+        measure(case, data, proc)
+    finally:
+        for started in procs:
+            if started.poll() is None:
+                started.kill()
+                started.wait()
+        shutil.rmtree(data)
+
+
+def measure(case, data, proc):
     for path in ["topic/create?topic=d", "channel/create?topic=d&channel=c"]:
         urllib.request.urlopen(urllib.request.Request(f"http://{HTTP}/{path}",
                                                       method="POST")).read()
@@ -69,7 +84,7 @@ for case in cases:
                           "--defer", "1h", "--count", str(count), "--runfor", "30m"],
                          capture_output=True, text=True, check=True).stdout.strip()
     cpu = cpu_s(proc) - cpu0
-    rate = float(re.search(r"([\d.]+) ops/s", out).group(1))
+    rate = float(re.search(r"([\d.]+)ops/s", out).group(1))
     time.sleep(1.0)
     rss1 = rss_mib(proc)
     waiting = deferred_count()
@@ -93,4 +108,7 @@ for case in cases:
           f"{up_s + time.time() - t0:.2f} s; RSS {rss_mib(proc):.0f} MiB")
     proc.send_signal(signal.SIGTERM)
     proc.wait()
-    shutil.rmtree(data)
+
+
+for case in cases:
+    run_case(case)

@@ -390,10 +390,8 @@ impl Channel {
             self.keep_deferred(entries);
             return;
         };
-        if let Err(error) = backend.deferred_spill().put(&entries).await {
-            tracing::error!(topic = %self.topic_name, channel = %self.name, %error, "deferred messages wait in memory: spilling them failed");
-            self.keep_deferred(entries);
-        }
+        let failed = backend.deferred_spill().put(&entries).await;
+        self.keep_deferred(failed);
     }
 
     fn keep_deferred(&self, entries: Vec<(Message, i64)>) {
@@ -403,16 +401,22 @@ impl Channel {
         }
     }
 
-    /// Disk loop work: once the earliest spill window has started, its messages come
-    /// back to memory to wait the rest of their time. One look otherwise.
+    /// Disk loop work: writes out the spill records gathered since the last tick, and
+    /// once the earliest spill window has started, its messages come back to memory to
+    /// wait the rest of their time. A look at two counters otherwise.
     pub async fn load_due_spill(&self, now_ns: i64) {
         let Some(backend) = &self.backend else {
             return;
         };
-        if backend.deferred_spill().next_window_start() > now_ns {
+        let spill = backend.deferred_spill();
+        if spill.count() > 0 {
+            let failed = spill.write_out().await;
+            self.keep_deferred(failed);
+        }
+        if spill.next_window_start() > now_ns {
             return;
         }
-        let loaded = backend.deferred_spill().take_due(now_ns).await;
+        let loaded = spill.take_due(now_ns).await;
         self.keep_deferred(loaded);
     }
 

@@ -9,8 +9,9 @@
 //! due at the same time leave in publish order) and removed. The scan's cost is one
 //! look at the earliest window, however many wait.
 //!
-//! Segments are not synced: like the memory they relieve, a crash may lose them. What a
-//! crash leaves is read back at startup as far as it is whole; a torn or corrupt record
+//! Records are gathered in memory up to [`WRITE_BUFFER_BYTES`] before they are written,
+//! and segments are not synced: like the memory they relieve, a crash may lose them. What
+//! a crash leaves is read back at startup as far as it is whole; a torn or corrupt record
 //! ends its segment's reading, with a warning.
 
 use std::collections::BTreeMap;
@@ -30,6 +31,9 @@ pub const KIND_SPILL: u16 = 2;
 pub const WINDOW_NS: i64 = 1_000_000_000;
 /// Record length, due time, then the checksum after the message.
 const RECORD_PREFIX: usize = 4 + 8;
+/// Records gathered in memory, over all windows, before they are written out: a DPUB
+/// carries one message, and one write per message would cost more than the message.
+pub const WRITE_BUFFER_BYTES: usize = 1 << 20;
 
 /// A spill segment that could not be written, read or removed.
 #[derive(Debug, thiserror::Error)]
@@ -140,18 +144,24 @@ pub struct DeferredSpill {
 struct Segments {
     /// The segments by window.
     counts: BTreeMap<i64, Segment>,
+    /// Bytes of records not written yet, over all segments.
+    pending_bytes: usize,
     /// Whether the segments a crash left were looked for.
     recovered: bool,
 }
 
 /// What memory knows of one segment.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default)]
 struct Segment {
-    /// Messages in it.
+    /// Messages in it, written or not.
     count: u64,
-    /// Bytes written to it: the next record goes there, over whatever a failed write
-    /// left.
+    /// Bytes written to its file: the next write goes there, over whatever a failed
+    /// write left.
     len: u64,
+    /// Records not written yet (after the header, when the file has none yet).
+    pending: Vec<u8>,
+    /// Messages in `pending`.
+    pending_count: u64,
 }
 
 impl std::fmt::Debug for DeferredSpill {
@@ -199,40 +209,102 @@ impl DeferredSpill {
         self.data_path.join(format!("{}{window}.dat", self.prefix))
     }
 
-    /// Appends `entries` (message, due time) to the segments of their windows.
-    pub async fn put(&self, entries: &[(Message, i64)]) -> Result<(), SpillError> {
+    /// Adds `entries` (message, due time) to the segments of their windows. They are
+    /// gathered in memory and written once [`WRITE_BUFFER_BYTES`] are; a failed write
+    /// hands its messages back, for the caller to keep in memory.
+    pub async fn put(&self, entries: &[(Message, i64)]) -> Vec<(Message, i64)> {
         let mut segments = self.segments.lock().await;
         self.recover_locked(&mut segments).await;
-        let mut by_window: BTreeMap<i64, (Vec<u8>, u64)> = BTreeMap::new();
+        let mut added = 0;
         for (message, due) in entries {
             let window = due.div_euclid(WINDOW_NS);
-            let (bytes, n) = by_window.entry(window).or_insert_with(|| {
-                if segments.counts.contains_key(&window) {
-                    (Vec::new(), 0)
-                } else {
-                    (header_of(KIND_SPILL).to_vec(), 0)
-                }
-            });
-            encode_record(bytes, message, *due);
-            *n += 1;
-        }
-        let mut result = Ok(());
-        for (window, (bytes, n)) in by_window {
-            let path = self.path(window);
-            let at = segments.counts.get(&window).map_or(0, |s| s.len);
-            let written = bytes.len() as u64;
-            let (_, outcome) = self.fs.write_at(&path, at, bytes).await;
-            if let Err(source) = outcome {
-                result = Err(SpillError::Io { path, source });
-                break;
-            }
             let segment = segments.counts.entry(window).or_default();
-            segment.count += n;
-            segment.len = at + written;
-            self.count.fetch_add(n, Ordering::AcqRel);
+            let before = segment.pending.len();
+            if segment.len == 0 && segment.pending.is_empty() {
+                segment.pending.extend_from_slice(&header_of(KIND_SPILL));
+            }
+            encode_record(&mut segment.pending, message, *due);
+            segment.count += 1;
+            segment.pending_count += 1;
+            added += segment.pending.len() - before;
         }
+        segments.pending_bytes += added;
+        self.count.fetch_add(entries.len() as u64, Ordering::AcqRel);
         self.mirror_earliest(&segments);
-        result
+        if segments.pending_bytes < WRITE_BUFFER_BYTES {
+            return Vec::new();
+        }
+        self.write_pending(&mut segments).await
+    }
+
+    /// Writes the records gathered so far (the disk loop calls it every tick, so a
+    /// killed process loses at most a tick's worth); returns the messages whose write
+    /// failed, for the caller to keep in memory.
+    pub async fn write_out(&self) -> Vec<(Message, i64)> {
+        let mut segments = self.segments.lock().await;
+        if segments.pending_bytes == 0 {
+            return Vec::new();
+        }
+        self.write_pending(&mut segments).await
+    }
+
+    /// Writes every segment's gathered records; returns the messages of those whose
+    /// write failed (no longer counted here).
+    async fn write_pending(&self, segments: &mut Segments) -> Vec<(Message, i64)> {
+        let mut failed = Vec::new();
+        let windows: Vec<i64> = segments
+            .counts
+            .iter()
+            .filter(|(_, segment)| !segment.pending.is_empty())
+            .map(|(window, _)| *window)
+            .collect();
+        for window in windows {
+            let path = self.path(window);
+            let Some(segment) = segments.counts.get_mut(&window) else {
+                continue;
+            };
+            let bytes = std::mem::take(&mut segment.pending);
+            let written = bytes.len();
+            let (bytes, outcome) = self.fs.write_at(&path, segment.len, bytes).await;
+            segments.pending_bytes = segments.pending_bytes.saturating_sub(written);
+            match outcome {
+                Ok(()) => {
+                    segment.len += written as u64;
+                    segment.pending_count = 0;
+                }
+                Err(source) => {
+                    let error = SpillError::Io { path, source };
+                    tracing::error!(%error, "deferred messages stay in memory: spilling them failed");
+                    let records = self.decode_pending(segment.len, &bytes);
+                    segment.count = segment.count.saturating_sub(segment.pending_count);
+                    self.count
+                        .fetch_sub(segment.pending_count, Ordering::AcqRel);
+                    segment.pending_count = 0;
+                    if segment.count == 0 {
+                        segments.counts.remove(&window);
+                    }
+                    failed.extend(records);
+                }
+            }
+        }
+        self.mirror_earliest(segments);
+        failed
+    }
+
+    /// The records of a segment's unwritten bytes (which start with the header when the
+    /// file has none yet).
+    fn decode_pending(&self, written: u64, pending: &[u8]) -> Vec<(Message, i64)> {
+        if pending.is_empty() {
+            return Vec::new();
+        }
+        let (records, _) = if written == 0 {
+            decode_segment(pending, self.max_message_len)
+        } else {
+            let mut whole = header_of(KIND_SPILL).to_vec();
+            whole.extend_from_slice(pending);
+            decode_segment(&whole, self.max_message_len)
+        };
+        records
     }
 
     /// Takes the messages of the earliest segment if its window started by `now_ns`, in
@@ -261,8 +333,22 @@ impl DeferredSpill {
 
     /// The messages of one window's segment, in arrival order (the segment stays).
     pub async fn read_window(&self, window: i64) -> Vec<(Message, i64)> {
-        let _segments = self.segments.lock().await;
-        self.read_segment(&self.path(window)).await.0
+        let segments = self.segments.lock().await;
+        self.read_whole_window(&segments, window).await
+    }
+
+    /// A window's messages: those in its file, then those not written yet.
+    async fn read_whole_window(&self, segments: &Segments, window: i64) -> Vec<(Message, i64)> {
+        let Some(segment) = segments.counts.get(&window) else {
+            return Vec::new();
+        };
+        let mut records = if segment.len > 0 {
+            self.read_segment(&self.path(window)).await.0
+        } else {
+            Vec::new()
+        };
+        records.extend(self.decode_pending(segment.len, &segment.pending));
+        records
     }
 
     /// Removes one window's segment.
@@ -312,7 +398,12 @@ impl DeferredSpill {
                 continue;
             }
             let n = records.len() as u64;
-            segments.counts.insert(window, Segment { count: n, len });
+            let segment = Segment {
+                count: n,
+                len,
+                ..Segment::default()
+            };
+            segments.counts.insert(window, segment);
             self.count.fetch_add(n, Ordering::AcqRel);
             tracing::info!(path = %path.display(), messages = n, "deferred messages a crash left in a spill segment wait again");
         }
@@ -349,7 +440,7 @@ impl DeferredSpill {
     }
 
     async fn take_window(&self, segments: &mut Segments, window: i64) -> Vec<(Message, i64)> {
-        let (records, _) = self.read_segment(&self.path(window)).await;
+        let records = self.read_whole_window(segments, window).await;
         self.remove_segment(segments, window).await;
         records
     }
@@ -363,6 +454,7 @@ impl DeferredSpill {
         }
         if let Some(segment) = segments.counts.remove(&window) {
             self.count.fetch_sub(segment.count, Ordering::AcqRel);
+            segments.pending_bytes = segments.pending_bytes.saturating_sub(segment.pending.len());
         }
         self.mirror_earliest(segments);
     }

@@ -110,9 +110,8 @@ async fn windows_come_back_when_they_start_in_arrival_order() {
         (message(2), SEC + 9),
         (message(3), 3 * SEC + 1),
     ])
-    .await
-    .unwrap();
-    s.put(&[(message(4), SEC + 2)]).await.unwrap();
+    .await;
+    s.put(&[(message(4), SEC + 2)]).await;
     assert_eq!(s.count(), 4);
     assert_eq!(s.next_window_start(), SEC);
     assert!(s.take_due(SEC - 1).await.is_empty());
@@ -137,9 +136,8 @@ async fn windows_come_back_when_they_start_in_arrival_order() {
 async fn reading_every_window_then_clear_leave_no_segment() {
     let fs = data_dir().await;
     let s = spill(&fs);
-    s.put(&[(message(1), 5 * SEC), (message(2), 2 * SEC)])
-        .await
-        .unwrap();
+    s.put(&[(message(1), 5 * SEC), (message(2), 2 * SEC)]).await;
+    assert!(s.write_out().await.is_empty());
     let mut all = Vec::new();
     for window in s.windows().await {
         all.push(ids(&s.read_window(window).await));
@@ -147,7 +145,7 @@ async fn reading_every_window_then_clear_leave_no_segment() {
     }
     assert_eq!(all, [vec![(2, 2 * SEC)], vec![(1, 5 * SEC)]]);
     assert_eq!(s.count(), 0);
-    s.put(&[(message(3), 5 * SEC)]).await.unwrap();
+    s.put(&[(message(3), 5 * SEC)]).await;
     s.clear().await;
     assert_eq!(s.count(), 0);
     assert!(!fs
@@ -162,9 +160,10 @@ async fn segments_a_crash_left_are_recovered_as_far_as_they_are_whole() {
     let fs = data_dir().await;
     let s = spill(&fs);
     s.put(&[(message(1), 5 * SEC), (message(2), 5 * SEC + 1)])
-        .await
-        .unwrap();
-    s.put(&[(message(3), 9 * SEC)]).await.unwrap();
+        .await;
+    assert!(s.write_out().await.is_empty());
+    s.put(&[(message(3), 9 * SEC)]).await;
+    assert!(s.write_out().await.is_empty());
     fs.crash(CrashMode::Keep, 0);
     // Tear the last record of window 5.
     let path = PathBuf::from("data/t:c.deferred.5.dat");
@@ -181,7 +180,8 @@ async fn segments_a_crash_left_are_recovered_as_far_as_they_are_whole() {
     let s = spill(&fs);
     s.recover().await;
     assert_eq!(s.count(), 2, "the torn record is dropped");
-    s.put(&[(message(4), 5 * SEC + 2)]).await.unwrap();
+    s.put(&[(message(4), 5 * SEC + 2)]).await;
+    assert!(s.write_out().await.is_empty());
     assert_eq!(
         ids(&s.take_due(5 * SEC).await),
         [(1, 5 * SEC), (4, 5 * SEC + 2)]
@@ -190,4 +190,36 @@ async fn segments_a_crash_left_are_recovered_as_far_as_they_are_whole() {
     assert!(fs
         .file_names()
         .contains(&PathBuf::from("data/t:other.deferred.5.dat")));
+}
+
+/// Records are gathered until a megabyte is, then written; a failed write hands its
+/// messages back and they no longer count; what was never written is read back too.
+#[tokio::test]
+async fn records_are_gathered_and_a_failed_write_hands_them_back() {
+    let fs = data_dir().await;
+    let s = spill(&fs);
+    s.put(&[(message(1), SEC), (message(2), 2 * SEC)]).await;
+    assert!(fs
+        .file_names()
+        .iter()
+        .all(|p| !p.to_string_lossy().ends_with(".dat")));
+    assert_eq!(ids(&s.take_due(SEC).await), [(1, SEC)], "read from memory");
+    fs.set_fail_writes(true);
+    let failed = s.write_out().await;
+    assert_eq!(ids(&failed), [(2, 2 * SEC)]);
+    assert_eq!(s.count(), 0);
+    assert_eq!(s.next_window_start(), i64::MAX);
+    fs.set_fail_writes(false);
+    let big: Vec<(Message, i64)> = (0..25_000u64).map(|n| (message(n), 3 * SEC)).collect();
+    assert!(s.put(&big).await.is_empty());
+    assert!(
+        fs.file_names()
+            .iter()
+            .any(|p| p.to_string_lossy().ends_with(".3.dat")),
+        "a megabyte is written at once"
+    );
+    s.put(&[(message(90_000), 3 * SEC)]).await;
+    let back = s.take_due(3 * SEC).await;
+    assert_eq!(back.len(), 25_001);
+    assert_eq!(ids(&back[25_000..]), [(90_000, 3 * SEC)]);
 }
