@@ -5,7 +5,7 @@
 //! lets stats and the delivery path look without waiting for it.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
 use tokio::sync::Mutex;
@@ -13,6 +13,7 @@ use tokio::sync::Mutex;
 use super::deferred_spill::DeferredSpill;
 use super::diskqueue::{DiskQueue, DiskQueueConfig, DiskQueueError, Hold, Payload, RecordPos};
 use super::due_journal::DueJournal;
+use super::group_commit::GroupCommit;
 use crate::env::Fs;
 use crate::protocol::Message;
 use crate::protocol::MessageId;
@@ -40,11 +41,8 @@ pub struct Backend {
     depth: AtomicI64,
     /// Whether the queue was opened once, so `depth` reflects the files.
     opened: std::sync::atomic::AtomicBool,
-    /// Group commit (`--sync-every=1`): puts appended so far, and how many of them a
-    /// finished fsync covers. One writer at a time holds `syncing` and fsyncs for all.
-    appended: AtomicU64,
-    synced: AtomicU64,
-    syncing: Mutex<()>,
+    /// Group commit of `--sync-every=1` puts.
+    commits: GroupCommit,
     /// Messages read for delivery and not yet finished: the metadata's read position
     /// stays at the oldest, so a crash redelivers them instead of losing them.
     holds: parking_lot::Mutex<HoldBook>,
@@ -149,9 +147,7 @@ impl Backend {
             queue: Mutex::new(None),
             depth: AtomicI64::new(0),
             opened: std::sync::atomic::AtomicBool::new(false),
-            appended: AtomicU64::new(0),
-            synced: AtomicU64::new(0),
-            syncing: Mutex::new(()),
+            commits: GroupCommit::default(),
             holds: parking_lot::Mutex::new(HoldBook::default()),
         }
     }
@@ -268,32 +264,22 @@ impl Backend {
             let appended = queue.put_many_unsynced(messages).await;
             self.depth.store(queue.depth(), Ordering::Release);
             appended?;
-            self.appended.fetch_add(1, Ordering::AcqRel) + 1
+            self.commits.appended()
         };
-        loop {
-            if self.synced.load(Ordering::Acquire) >= mine {
-                return Ok(());
-            }
-            let _leader = self.syncing.lock().await;
-            if self.synced.load(Ordering::Acquire) >= mine {
-                return Ok(());
-            }
-            // Everything appended so far is in the current write file, or in a file the
-            // queue fsynced when it rolled past it.
-            let (covers, path) = {
-                let mut guard = self.queue.lock().await;
-                let queue = self.ensure_open(&mut guard).await?;
-                (
-                    self.appended.load(Ordering::Acquire),
-                    queue.write_file_path(),
-                )
-            };
-            self.fs
-                .sync(&path)
-                .await
-                .map_err(|source| DiskQueueError::Sync { path, source })?;
-            self.synced.fetch_max(covers, Ordering::AcqRel);
-        }
+        self.commits
+            .wait_synced(mine, || async {
+                // Everything appended so far is in the current write file, or in a file
+                // the queue fsynced when it rolled past it.
+                let path = {
+                    let mut guard = self.queue.lock().await;
+                    self.ensure_open(&mut guard).await?.write_file_path()
+                };
+                self.fs
+                    .sync(&path)
+                    .await
+                    .map_err(|source| DiskQueueError::Sync { path, source })
+            })
+            .await
     }
 
     /// Reads up to `max` messages; each leaves the disk as it is handed out. A record

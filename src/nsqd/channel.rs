@@ -115,9 +115,6 @@ impl ChannelState {
     }
 }
 
-/// Records beyond twice the live due times a journal may hold before it is rewritten.
-const DUE_JOURNAL_SLACK: u64 = 1024;
-
 /// Where [`Channel::put_deferred`] left a message.
 #[derive(Debug)]
 pub enum Deferral {
@@ -238,12 +235,14 @@ impl Channel {
             if !earlier.is_empty() {
                 tracing::info!(topic = %self.topic_name, channel = %self.name, deferred = earlier.len(), "deferred messages on disk wait for their due time");
             }
+            let earliest = earlier.values().copied().min().unwrap_or(i64::MAX);
             let mut state = self.state.lock();
-            for (id, due_ns) in earlier {
-                if !state.due_on_disk.contains_key(&id) {
-                    state.note_due(id, due_ns);
-                }
-            }
+            // The loaded map becomes the base and what this run noted goes over it
+            // (newer wins): moving millions of entries one by one from one map into
+            // another of the same hasher would crowd its buckets.
+            let newer = std::mem::replace(&mut state.due_on_disk, earlier);
+            state.due_on_disk.extend(newer);
+            state.orphans_checked_until = state.orphans_checked_until.min(earliest);
         }
         self.due_restored.store(true, Ordering::Release);
     }
@@ -279,13 +278,9 @@ impl Channel {
             }
             state.due_on_disk.len() as u64
         };
-        let records = backend.due_journal().records().await;
-        if records == 0 || (live > 0 && records <= 2 * live + DUE_JOURNAL_SLACK) {
-            return Ok(());
-        }
         backend
             .due_journal()
-            .rewrite(|| {
+            .rewrite_if_stale(live, || {
                 let mut state = self.state.lock();
                 state.forget_passed_unread(now_ns);
                 state
@@ -295,6 +290,7 @@ impl Channel {
                     .collect()
             })
             .await
+            .map(|_| ())
     }
 
     /// How many new messages the memory queue can still take (an ephemeral channel drops

@@ -10,11 +10,11 @@
 //! skipped, an unknown header makes the file ignored: each is logged, none is a panic.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 
+use super::group_commit::GroupCommit;
 use crate::env::Fs;
 use crate::protocol::message::MSG_ID_LENGTH;
 use crate::protocol::MessageId;
@@ -31,6 +31,9 @@ pub const HEADER_LEN: usize = 12;
 pub const RECORD_LEN: usize = 1 + MSG_ID_LENGTH + 8 + 4;
 /// The record kind "deferred until".
 const RECORD_DEFERRED: u8 = 1;
+
+/// Records beyond twice the live due times a journal may hold before it is rewritten.
+const REWRITE_SLACK_RECORDS: u64 = 1024;
 
 /// The file name suffix after the queue name.
 const SUFFIX: &str = ".deferred.journal";
@@ -200,10 +203,7 @@ pub struct DueJournal {
     fs: Arc<dyn Fs>,
     path: PathBuf,
     file: tokio::sync::Mutex<FileState>,
-    /// Group commit: appends made, and how many a finished fsync covers.
-    appended: AtomicU64,
-    synced: AtomicU64,
-    syncing: tokio::sync::Mutex<()>,
+    commits: GroupCommit,
     /// [`Buggify::deferred_due_at_restart`](crate::nsqd::Buggify).
     due_at_restart: bool,
 }
@@ -236,9 +236,7 @@ impl DueJournal {
             fs,
             path: data_path.join(format!("{queue_name}{SUFFIX}")),
             file: tokio::sync::Mutex::new(FileState::default()),
-            appended: AtomicU64::new(0),
-            synced: AtomicU64::new(0),
-            syncing: tokio::sync::Mutex::new(()),
+            commits: GroupCommit::default(),
             due_at_restart,
         }
     }
@@ -328,23 +326,31 @@ impl DueJournal {
                 .map_err(|source| self.write_error(&self.path, source))?;
             file.exists = true;
             file.records += entries.len() as u64;
-            self.appended.fetch_add(1, Ordering::AcqRel) + 1
+            self.commits.appended()
         };
-        loop {
-            if self.synced.load(Ordering::Acquire) >= mine {
-                return Ok(());
-            }
-            let _leader = self.syncing.lock().await;
-            if self.synced.load(Ordering::Acquire) >= mine {
-                return Ok(());
-            }
-            let covers = self.appended.load(Ordering::Acquire);
-            self.fs
-                .sync(&self.path)
-                .await
-                .map_err(|source| self.write_error(&self.path, source))?;
-            self.synced.fetch_max(covers, Ordering::AcqRel);
+        self.commits
+            .wait_synced(mine, || async {
+                self.fs
+                    .sync(&self.path)
+                    .await
+                    .map_err(|source| self.write_error(&self.path, source))
+            })
+            .await
+    }
+
+    /// Rewrites the file from `snapshot` (see [`DueJournal::rewrite`]) when it holds
+    /// more than twice the `live` due times (plus some slack), or anything at all when
+    /// none is live. Returns whether it did.
+    pub async fn rewrite_if_stale(
+        &self,
+        live: u64,
+        snapshot: impl FnOnce() -> Vec<(MessageId, i64)>,
+    ) -> Result<bool, JournalError> {
+        let records = self.records().await;
+        if records == 0 || (live > 0 && records <= 2 * live + REWRITE_SLACK_RECORDS) {
+            return Ok(false);
         }
+        self.rewrite(snapshot).await.map(|()| true)
     }
 
     /// Records in the file: against the number of live entries, it tells when a rewrite

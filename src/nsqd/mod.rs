@@ -37,6 +37,7 @@ pub mod due_journal;
 mod due_restart_tests;
 mod durability;
 pub mod e2e;
+pub(crate) mod group_commit;
 mod http;
 pub mod in_flight;
 pub mod lookup;

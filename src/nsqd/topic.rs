@@ -173,9 +173,6 @@ impl TopicState {
     }
 }
 
-/// Records beyond twice the live due times a journal may hold before it is rewritten.
-const DUE_JOURNAL_SLACK: u64 = 1024;
-
 /// Numbers for `/stats`.
 #[derive(Debug, Clone)]
 pub struct TopicSnapshot {
@@ -347,13 +344,17 @@ impl Topic {
         let Some(backend) = &self.backend else {
             return;
         };
-        let earlier = backend.due_journal().load_once(now_ns).await;
+        let earlier = backend
+            .due_journal()
+            .load_once(now_ns)
+            .await
+            .unwrap_or_default();
+        let earliest = earlier.values().copied().min().unwrap_or(i64::MAX);
         let mut state = self.state.lock();
-        for (id, due_ns) in earlier.unwrap_or_default() {
-            if !state.due_on_disk.contains_key(&id) {
-                state.note_due(id, due_ns);
-            }
-        }
+        // Newer entries go over the loaded ones (see `Channel::restore_due_times`).
+        let newer = std::mem::replace(&mut state.due_on_disk, earlier);
+        state.due_on_disk.extend(newer);
+        state.earliest_due = state.earliest_due.min(earliest);
         state.due_restored = true;
     }
 
@@ -378,13 +379,9 @@ impl Topic {
                 .unwrap_or(i64::MAX);
             state.due_on_disk.len() as u64
         };
-        let records = backend.due_journal().records().await;
-        if records == 0 || (live > 0 && records <= 2 * live + DUE_JOURNAL_SLACK) {
-            return Ok(());
-        }
         backend
             .due_journal()
-            .rewrite(|| {
+            .rewrite_if_stale(live, || {
                 let state = self.state.lock();
                 state
                     .due_on_disk
@@ -393,6 +390,7 @@ impl Topic {
                     .collect()
             })
             .await
+            .map(|_| ())
     }
 
     /// Moves messages from the topic's disk queue to its channels (the topic's pump for
