@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::due_journal::{check_header, header_of, HeaderProblem, HEADER_LEN};
+use super::due_journal::{check_header, header_of_kind, HeaderProblem, HEADER_LEN};
 use crate::env::Fs;
 use crate::protocol::{Message, MESSAGE_HEADER_LENGTH};
 
@@ -221,7 +221,9 @@ impl DeferredSpill {
             let segment = segments.counts.entry(window).or_default();
             let before = segment.pending.len();
             if segment.len == 0 && segment.pending.is_empty() {
-                segment.pending.extend_from_slice(&header_of(KIND_SPILL));
+                segment
+                    .pending
+                    .extend_from_slice(&header_of_kind(KIND_SPILL));
             }
             encode_record(&mut segment.pending, message, *due);
             segment.count += 1;
@@ -300,7 +302,7 @@ impl DeferredSpill {
         let (records, _) = if written == 0 {
             decode_segment(pending, self.max_message_len)
         } else {
-            let mut whole = header_of(KIND_SPILL).to_vec();
+            let mut whole = header_of_kind(KIND_SPILL).to_vec();
             whole.extend_from_slice(pending);
             decode_segment(&whole, self.max_message_len)
         };

@@ -111,11 +111,11 @@ pub struct Decoded {
 
 /// The header every journal starts with.
 pub fn encode_header() -> [u8; HEADER_LEN] {
-    header_of(KIND_JOURNAL)
+    header_of_kind(KIND_JOURNAL)
 }
 
 /// The header of a file of ours of the given kind.
-pub(crate) fn header_of(kind: u16) -> [u8; HEADER_LEN] {
+pub fn header_of_kind(kind: u16) -> [u8; HEADER_LEN] {
     let mut header = [0u8; HEADER_LEN];
     header[..8].copy_from_slice(MAGIC);
     header[8..10].copy_from_slice(&VERSION.to_be_bytes());

@@ -33,7 +33,7 @@ fn ids(records: &[(Message, i64)]) -> Vec<(u64, i64)> {
 }
 
 fn segment_of(records: &[(Message, i64)]) -> Vec<u8> {
-    let mut bytes = header_of(KIND_SPILL).to_vec();
+    let mut bytes = header_of_kind(KIND_SPILL).to_vec();
     for (message, due) in records {
         encode_record(&mut bytes, message, *due);
     }
@@ -61,7 +61,7 @@ fn a_segment_round_trips_and_stops_at_a_bad_record() {
     );
 
     // A length beyond the limit is refused before anything is allocated for it.
-    let mut huge = header_of(KIND_SPILL).to_vec();
+    let mut huge = header_of_kind(KIND_SPILL).to_vec();
     huge.extend_from_slice(&u32::MAX.to_be_bytes());
     huge.extend_from_slice(&[0; 30]);
     let (read, problem) = decode_segment(&huge, MAX);
