@@ -15,11 +15,8 @@
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -34,140 +31,30 @@ const CHANNEL: &str = "ch";
 const SLACK: Duration = Duration::from_secs(3);
 
 // ---------------------------------------------------------------------------------------
-// The nsqd process.
+// The nsqd process: `tests/nsqd_process/mod.rs`.
 
-/// A running `nsqd` binary with its addresses and everything it logged so far.
-struct Nsqd {
-    child: Child,
-    tcp: String,
-    http: String,
-    log: Arc<Mutex<Vec<String>>>,
-    drain: Option<JoinHandle<()>>,
-}
+mod nsqd_process;
+use nsqd_process::Nsqd;
 
-impl Nsqd {
-    /// Starts nsqd on `data` with `flags` (besides the addresses and the data path) and
-    /// waits for the log line with its ports.
-    fn start(data: &Path, flags: &[&str]) -> Nsqd {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_nsqd"))
-            .arg("--tcp-address=127.0.0.1:0")
-            .arg("--http-address=127.0.0.1:0")
-            .arg(format!("--data-path={}", data.display()))
-            .args(flags)
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("nsqd starts");
-        let stderr = child.stderr.take().expect("stderr");
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (started, ports) = std::sync::mpsc::channel();
-        let lines = log.clone();
-        // Keeps draining stderr, so nsqd never blocks on a full pipe, and keeps every line.
-        let drain = std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if line.contains(" tcp=") {
-                    let _ = started.send(line.clone());
-                }
-                lines.lock().expect("lock").push(line);
-            }
-        });
-        let line = ports
-            .recv_timeout(Duration::from_secs(20))
-            .unwrap_or_else(|_| {
-                let _ = child.kill();
-                panic!(
-                    "nsqd logged no start line; its log: {:?}",
-                    log.lock().expect("lock")
-                )
-            });
-        let tcp = after(&line, "tcp=", |c| c.is_whitespace());
-        let http = after(&line, "http=Some(", |c| c == ')');
-        Nsqd {
-            child,
-            tcp,
-            http,
-            log,
-            drain: Some(drain),
-        }
+/// `deferred_count` and `depth` of the test channel in `/stats?format=json` (0, 0 when
+/// the channel is missing).
+async fn channel_counts(nsqd: &Nsqd) -> (u64, u64) {
+    let stats = http_get_json(&nsqd.http, "/stats?format=json").await;
+    let stats = stats.get("data").unwrap_or(&stats);
+    let channel = stats["topics"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|t| t["topic_name"] == TOPIC)
+        .flat_map(|t| t["channels"].as_array().into_iter().flatten())
+        .find(|c| c["channel_name"] == CHANNEL);
+    match channel {
+        Some(c) => (
+            c["deferred_count"].as_u64().expect("deferred_count"),
+            c["depth"].as_u64().expect("depth"),
+        ),
+        None => (0, 0),
     }
-
-    /// SIGTERM, then waits: nsqd must exit with status 0 and must not have panicked.
-    /// Returns its whole log.
-    fn stop(&mut self) -> String {
-        let status = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status()
-            .expect("kill -TERM");
-        assert!(status.success(), "kill -TERM");
-        let exit = self.child.wait().expect("nsqd exits");
-        let log = self.finish_log();
-        assert!(exit.success(), "graceful exit, got {exit:?}; log:\n{log}");
-        log
-    }
-
-    /// `kill -9`, then waits. Returns its whole log (which must not show a panic).
-    fn kill_9(&mut self) -> String {
-        self.child.kill().expect("kill -9");
-        let _ = self.child.wait();
-        self.finish_log()
-    }
-
-    /// Everything logged once stderr closed, checked for panics.
-    fn finish_log(&mut self) -> String {
-        if let Some(drain) = self.drain.take() {
-            let _ = drain.join();
-        }
-        let log = self.log_text();
-        assert!(!log.contains("panicked"), "nsqd panicked; log:\n{log}");
-        log
-    }
-
-    /// What nsqd logged so far.
-    fn log_text(&self) -> String {
-        self.log.lock().expect("lock").join("\n")
-    }
-
-    /// `deferred_count` and `depth` of the test channel in `/stats?format=json` (0, 0 when
-    /// the channel is missing).
-    async fn channel_counts(&self) -> (u64, u64) {
-        let stats = http_get_json(&self.http, "/stats?format=json").await;
-        let stats = stats.get("data").unwrap_or(&stats);
-        let channel = stats["topics"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|t| t["topic_name"] == TOPIC)
-            .flat_map(|t| t["channels"].as_array().into_iter().flatten())
-            .find(|c| c["channel_name"] == CHANNEL);
-        match channel {
-            Some(c) => (
-                c["deferred_count"].as_u64().expect("deferred_count"),
-                c["depth"].as_u64().expect("depth"),
-            ),
-            None => (0, 0),
-        }
-    }
-}
-
-impl Drop for Nsqd {
-    /// A failed test must not leave nsqd running.
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-/// The text of `line` after `key` up to the first character `end` accepts.
-fn after(line: &str, key: &str, end: impl Fn(char) -> bool) -> String {
-    let rest = line
-        .split(key)
-        .nth(1)
-        .unwrap_or_else(|| panic!("{key} in {line:?}"));
-    rest.split(end).next().unwrap_or_default().to_string()
 }
 
 /// A plain HTTP/1.0 GET; the body parsed as JSON.
@@ -392,20 +279,20 @@ async fn dpub_keeps_its_time_across_sigterm() {
 
     let mut nsqd = Nsqd::start(dir.path(), &[]);
     assert_eq!(
-        nsqd.channel_counts().await,
+        channel_counts(&nsqd).await,
         (5, 5),
         "after the restart (deferred_count, depth): all five wait on disk"
     );
     let mut consumer = subscribe(&nsqd.tcp, 100).await;
     assert_nothing_for(&mut consumer, Duration::from_secs(1)).await;
     assert_eq!(
-        nsqd.channel_counts().await.0,
+        channel_counts(&nsqd).await.0,
         5,
         "deferred_count once a consumer is subscribed: all five still wait"
     );
     let arrivals = collect(&mut consumer, sent.len(), Duration::from_secs(30)).await;
     assert_on_time(&arrivals, &sent);
-    assert_eq!(nsqd.channel_counts().await, (0, 0), "all delivered");
+    assert_eq!(channel_counts(&nsqd).await, (0, 0), "all delivered");
     nsqd.stop();
 }
 
@@ -457,7 +344,7 @@ async fn req_across_sigterm(flags: &[&str]) {
 
     let mut nsqd = Nsqd::start(dir.path(), flags);
     assert_eq!(
-        nsqd.channel_counts().await.0,
+        channel_counts(&nsqd).await.0,
         1,
         "{flags:?}: deferred_count after the restart"
     );
@@ -666,7 +553,7 @@ async fn two_restarts(read_in_between: bool) {
 
     let mut nsqd = Nsqd::start(dir.path(), &[]);
     assert_eq!(
-        nsqd.channel_counts().await.0,
+        channel_counts(&nsqd).await.0,
         3,
         "read in between: {read_in_between}; deferred_count after the second restart"
     );
@@ -1048,7 +935,7 @@ async fn the_data_folder_stays_go_compatible() {
     let restarted = Instant::now();
     let mut nsqd = Nsqd::start(dir.path(), &[]);
     assert_eq!(
-        nsqd.channel_counts().await,
+        channel_counts(&nsqd).await,
         (0, 4),
         "(deferred_count, depth) without journals"
     );
@@ -1088,9 +975,9 @@ async fn emptied_or_deleted(action: &str) {
     assert!(journal.exists(), "{action}: the exit left a journal");
 
     let mut nsqd = Nsqd::start(dir.path(), &[]);
-    assert_eq!(nsqd.channel_counts().await, (2, 2), "{action}: before");
+    assert_eq!(channel_counts(&nsqd).await, (2, 2), "{action}: before");
     http_ok(&nsqd.http, "POST", action).await;
-    assert_eq!(nsqd.channel_counts().await, (0, 0), "{action}: after");
+    assert_eq!(channel_counts(&nsqd).await, (0, 0), "{action}: after");
     let left: Vec<String> = std::fs::read_dir(dir.path())
         .expect("data folder")
         .map(|entry| {
@@ -1107,7 +994,7 @@ async fn emptied_or_deleted(action: &str) {
 
     let mut nsqd = Nsqd::start(dir.path(), &[]);
     assert_eq!(
-        nsqd.channel_counts().await.0,
+        channel_counts(&nsqd).await.0,
         0,
         "{action}: after a restart"
     );
@@ -1147,7 +1034,7 @@ async fn dpub_timeouts_follow_max_req_timeout() {
         .expect("DPUB at the limit");
     // Go counts a deferred message in memory in deferred_count, not in depth.
     assert_eq!(
-        nsqd.channel_counts().await,
+        channel_counts(&nsqd).await,
         (1, 0),
         "(deferred_count, depth)"
     );

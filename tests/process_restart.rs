@@ -4,12 +4,10 @@
 //! publish. (Go nsqd with the same flags answers before its fsync and was seen to lose
 //! acknowledged messages this way.)
 //!
-//! The test reads nsqd's stderr for its port and its data folder with `std::fs`.
+//! The test runs nsqd as a child process (`tests/nsqd_process/mod.rs`).
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -20,41 +18,11 @@ use nsq::env::RealNet;
 const PUBLISHERS: usize = 4;
 const TRIES: u64 = 8;
 
-/// Starts the nsqd binary on `data` in crash-safe mode.
-fn start_nsqd(data: &std::path::Path) -> (Child, String) {
-    start_nsqd_with(data, &["--mem-queue-size=0", "--sync-every=1"])
-}
+mod nsqd_process;
+use nsqd_process::Nsqd;
 
-/// Starts the nsqd binary on `data` with `flags` and returns it with its TCP address.
-fn start_nsqd_with(data: &std::path::Path, flags: &[&str]) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_nsqd"))
-        .arg("--tcp-address=127.0.0.1:0")
-        .arg("--http-address=127.0.0.1:0")
-        .arg(format!("--data-path={}", data.display()))
-        .args(flags)
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("nsqd starts");
-    let stderr = child.stderr.take().expect("stderr");
-    let mut lines = BufReader::new(stderr).lines();
-    let addr = loop {
-        let line = lines
-            .next()
-            .expect("nsqd logs its start")
-            .expect("stderr line");
-        if let Some(rest) = line.split("tcp=").nth(1) {
-            break rest
-                .split_whitespace()
-                .next()
-                .unwrap_or_default()
-                .to_string();
-        }
-    };
-    // Keep draining stderr so nsqd never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    (child, addr)
-}
+/// The flags of crash-safe mode.
+const CRASH_SAFE: &[&str] = &["--mem-queue-size=0", "--sync-every=1"];
 
 /// The delay of every tenth message.
 const DEFER: Duration = Duration::from_secs(2);
@@ -170,7 +138,8 @@ async fn consume_all_until(
 async fn every_acknowledged_message_survives_kill_9() {
     for attempt in 0..TRIES {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (mut nsqd, addr) = start_nsqd(dir.path());
+        let mut nsqd = Nsqd::start(dir.path(), CRASH_SAFE);
+        let addr = nsqd.tcp.clone();
         // A consumer that FINs every other message and leaves the rest in flight: those
         // must come back after the crash too. (It also creates the channel first, so
         // publishes go straight to its disk queue.)
@@ -186,8 +155,7 @@ async fn every_acknowledged_message_survives_kill_9() {
         // A different moment each try, the same ones each run.
         let delay_ms = 150 + (attempt * 7919) % 400;
         tokio::time::sleep(Duration::from_millis(delay_ms)).await;
-        nsqd.kill().expect("kill -9");
-        let _ = nsqd.wait();
+        nsqd.kill_9();
         for publisher in publishers {
             let _ = publisher.await;
         }
@@ -201,7 +169,8 @@ async fn every_acknowledged_message_survives_kill_9() {
             "try {attempt}: something was acknowledged"
         );
 
-        let (mut nsqd, addr) = start_nsqd(dir.path());
+        let mut nsqd = Nsqd::start(dir.path(), CRASH_SAFE);
+        let addr = nsqd.tcp.clone();
         let still_expected: BTreeSet<Bytes> = acked.difference(&finished).cloned().collect();
         let arrivals = consume_all(&addr, &still_expected).await;
         for (body, at) in &arrivals {
@@ -228,8 +197,7 @@ async fn every_acknowledged_message_survives_kill_9() {
             acked.difference(&got).count(),
             acked.len()
         );
-        let _ = nsqd.kill();
-        let _ = nsqd.wait();
+        nsqd.stop();
     }
 }
 
@@ -238,7 +206,8 @@ async fn every_acknowledged_message_survives_kill_9() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_keeps_memory_and_in_flight_messages() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (mut nsqd, addr) = start_nsqd_with(dir.path(), &[]);
+    let mut nsqd = Nsqd::start(dir.path(), &[]);
+    let addr = nsqd.tcp.clone();
     let mut consumer = Consumer::connect(&RealNet, &addr).await.expect("connect");
     consumer.subscribe("crash", "ch").await.expect("sub");
     let mut producer = Producer::connect(&RealNet, &addr).await.expect("connect");
@@ -252,17 +221,12 @@ async fn sigterm_keeps_memory_and_in_flight_messages() {
             .expect("message");
         assert_eq!(message.attempts, 1);
     }
-    let status = Command::new("kill")
-        .arg("-TERM")
-        .arg(nsqd.id().to_string())
-        .status()
-        .expect("kill -TERM");
-    assert!(status.success());
-    let exit = nsqd.wait().expect("nsqd exits");
-    assert!(exit.success(), "graceful exit: {exit:?}");
+    // Exits with status 0, without a panic.
+    nsqd.stop();
     drop(consumer);
 
-    let (mut nsqd, addr) = start_nsqd_with(dir.path(), &[]);
+    let mut nsqd = Nsqd::start(dir.path(), &[]);
+    let addr = nsqd.tcp.clone();
     let got = consume_all_with_attempts(&addr, sent.len()).await;
     let bodies: BTreeSet<Bytes> = got.iter().map(|(b, _, _)| b.clone()).collect();
     assert_eq!(bodies, sent.iter().cloned().collect::<BTreeSet<_>>());
@@ -272,6 +236,5 @@ async fn sigterm_keeps_memory_and_in_flight_messages() {
         5,
         "the 5 in flight at exit come back as second attempts"
     );
-    let _ = nsqd.kill();
-    let _ = nsqd.wait();
+    nsqd.stop();
 }

@@ -241,11 +241,6 @@ impl DueJournal {
         }
     }
 
-    /// The file's path.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// The first call returns what an earlier run left: the due times still in the
     /// future at `now_ns` (a message's last record counts). Later calls return `None`:
     /// the owner's memory is the truth by then.
