@@ -101,6 +101,37 @@ pub const NSQD_TCP_ADDRESS: Flag = Flag::new(
 /// `--version`, as the tools that have one declare it.
 pub const VERSION_FLAG: Flag = Flag::new("version", Kind::Bool, "false", "print version string");
 
+/// `--http-client-connect-timeout`, the same in every tool that asks HTTP APIs.
+pub const HTTP_CLIENT_CONNECT_TIMEOUT: Flag = Flag::new(
+    "http-client-connect-timeout",
+    Kind::Duration,
+    "2s",
+    "timeout for HTTP connect",
+);
+
+/// `--version`: prints `<tool> v<VERSION>` to `out` and gives the exit code to return,
+/// or `None` when it was not asked for.
+pub fn version_requested(
+    flags: &FlagValues,
+    tool: &str,
+    out: &mut (dyn std::io::Write + Send),
+) -> Option<ExitCode> {
+    if !flags.bool("version") {
+        return None;
+    }
+    let _ = writeln!(out, "{tool} v{VERSION}");
+    Some(ExitCode::SUCCESS)
+}
+
+/// The HTTP client timeouts from `--http-client-connect-timeout` and
+/// `--http-client-request-timeout`.
+pub fn http_timeouts(flags: &FlagValues) -> crate::http_client::HttpTimeouts {
+    crate::http_client::HttpTimeouts {
+        connect: flags.duration("http-client-connect-timeout"),
+        request: flags.duration("http-client-request-timeout"),
+    }
+}
+
 /// A `--consumer-opt`/`--producer-opt` value check for the flag table: the option must
 /// be one go-nsq knows and its value must parse.
 pub fn check_nsq_opt(value: &str) -> Result<(), String> {

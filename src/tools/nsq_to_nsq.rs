@@ -17,8 +17,8 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::app::{
-    check_nsq_opt, fatal, nsq_config, sources_error, user_agent, LOOKUPD_HTTP_ADDRESS,
-    MAX_IN_FLIGHT, NSQD_TCP_ADDRESS, VERSION, VERSION_FLAG,
+    check_nsq_opt, fatal, nsq_config, sources_error, user_agent, version_requested,
+    LOOKUPD_HTTP_ADDRESS, MAX_IN_FLIGHT, NSQD_TCP_ADDRESS, VERSION_FLAG,
 };
 use super::consumer::{Consumer, Delivery, Subscription};
 use super::flag_set::{Flag, FlagSet, FlagValues, Kind};
@@ -230,9 +230,8 @@ pub async fn run(
     stop: watch::Receiver<bool>,
     out: &mut (dyn Write + Send),
 ) -> ExitCode {
-    if flags.bool("version") {
-        let _ = writeln!(out, "nsq_to_nsq v{VERSION}");
-        return ExitCode::SUCCESS;
+    if let Some(code) = version_requested(flags, "nsq_to_nsq", out) {
+        return code;
     }
     let topics = flags.list("topic");
     let channel = flags.string("channel");

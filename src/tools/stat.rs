@@ -9,7 +9,7 @@ use futures_util::future::join_all;
 use serde::Deserialize;
 use tokio::sync::watch;
 
-use super::app::{fatal, VERSION};
+use super::app::{fatal, version_requested, HTTP_CLIENT_CONNECT_TIMEOUT};
 use super::consumer::stopped;
 use super::flag_set::{Flag, FlagSet, FlagValues, Kind};
 use crate::env::Env;
@@ -20,12 +20,7 @@ pub static FLAGS: FlagSet = FlagSet {
     flags: &[
         Flag::new("channel", Kind::Str, "", "NSQ channel"),
         Flag::new("count", Kind::Value, "", "number of reports").checked(check_count),
-        Flag::new(
-            "http-client-connect-timeout",
-            Kind::Duration,
-            "2s",
-            "timeout for HTTP connect",
-        ),
+        HTTP_CLIENT_CONNECT_TIMEOUT,
         Flag::new(
             "http-client-request-timeout",
             Kind::Duration,
@@ -301,9 +296,8 @@ pub async fn run(
     mut stop: watch::Receiver<bool>,
     out: &mut (dyn Write + Send),
 ) -> ExitCode {
-    if flags.bool("version") {
-        let _ = writeln!(out, "nsq_stat v{VERSION}");
-        return ExitCode::SUCCESS;
+    if let Some(code) = version_requested(flags, "nsq_stat", out) {
+        return code;
     }
     let topic = flags.string("topic");
     let channel = flags.string("channel");

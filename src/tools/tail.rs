@@ -6,8 +6,8 @@ use std::process::ExitCode;
 use tokio::sync::{mpsc, watch};
 
 use super::app::{
-    fatal, nsq_config, user_agent, CONSUMER_OPT, LOOKUPD_HTTP_ADDRESS, MAX_IN_FLIGHT,
-    NSQD_TCP_ADDRESS, VERSION, VERSION_FLAG,
+    fatal, nsq_config, user_agent, version_requested, CONSUMER_OPT, LOOKUPD_HTTP_ADDRESS,
+    MAX_IN_FLIGHT, NSQD_TCP_ADDRESS, VERSION_FLAG,
 };
 use super::consumer::{stopped, Consumer, Delivery, Subscription};
 use super::flag_set::{Flag, FlagSet, FlagValues, Kind};
@@ -52,9 +52,8 @@ pub async fn run(
     mut stop: watch::Receiver<bool>,
     out: &mut (dyn Write + Send),
 ) -> ExitCode {
-    if flags.bool("version") {
-        let _ = writeln!(out, "nsq_tail v{VERSION}");
-        return ExitCode::SUCCESS;
+    if let Some(code) = version_requested(flags, "nsq_tail", out) {
+        return code;
     }
     let channel = match flags.string("channel") {
         channel if channel.is_empty() => {

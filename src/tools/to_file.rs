@@ -17,8 +17,9 @@ use tokio::task::JoinSet;
 use self::file_logger::{FileError, FileLogger, FileSettings};
 use self::naming::{FilenameTemplate, NamingInputs};
 use super::app::{
-    fatal, nsq_config, user_agent, CONSUMER_OPT, LOOKUPD_HTTP_ADDRESS, MAX_IN_FLIGHT,
-    NSQD_TCP_ADDRESS, VERSION, VERSION_FLAG,
+    fatal, http_timeouts, nsq_config, user_agent, version_requested, CONSUMER_OPT,
+    HTTP_CLIENT_CONNECT_TIMEOUT, LOOKUPD_HTTP_ADDRESS, MAX_IN_FLIGHT, NSQD_TCP_ADDRESS,
+    VERSION_FLAG,
 };
 use super::consumer::{stopped, Consumer, Subscription};
 use super::flag_set::{Flag, FlagSet, FlagValues, Kind};
@@ -60,12 +61,7 @@ pub static FLAGS: FlagSet = FlagSet {
             "",
             "value to output in log filename in place of hostname. <SHORT_HOST> and <HOSTNAME> are valid replacement tokens",
         ),
-        Flag::new(
-            "http-client-connect-timeout",
-            Kind::Duration,
-            "2s",
-            "timeout for HTTP connect",
-        ),
+        HTTP_CLIENT_CONNECT_TIMEOUT,
         Flag::new(
             "http-client-request-timeout",
             Kind::Duration,
@@ -172,18 +168,14 @@ pub async fn run(
     if !flags.args().is_empty() {
         return fatal(&format!("unknown arguments: [{}]", flags.args().join(" ")));
     }
-    if flags.bool("version") {
-        println!("nsq_to_file v{VERSION}");
-        return ExitCode::SUCCESS;
+    if let Some(code) = version_requested(flags, "nsq_to_file", &mut std::io::stdout()) {
+        return code;
     }
     let plan = match plan(flags) {
         Ok(plan) => plan,
         Err(code) => return code,
     };
-    let timeouts = HttpTimeouts {
-        connect: flags.duration("http-client-connect-timeout"),
-        request: flags.duration("http-client-request-timeout"),
-    };
+    let timeouts = http_timeouts(flags);
     let topics = flags.list("topic").to_vec();
     let discover = topics.is_empty();
     let mut writers = JoinSet::new();

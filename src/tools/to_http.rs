@@ -18,8 +18,9 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::app::{
-    fatal, nsq_config, sources_error, user_agent, CONSUMER_OPT, LOOKUPD_HTTP_ADDRESS,
-    MAX_IN_FLIGHT, NSQD_TCP_ADDRESS, VERSION, VERSION_FLAG,
+    fatal, http_timeouts, nsq_config, sources_error, user_agent, version_requested, CONSUMER_OPT,
+    HTTP_CLIENT_CONNECT_TIMEOUT, LOOKUPD_HTTP_ADDRESS, MAX_IN_FLIGHT, NSQD_TCP_ADDRESS,
+    VERSION_FLAG,
 };
 use super::consumer::{Consumer, Delivery, Subscription};
 use super::flag_set::{Flag, FlagSet, FlagValues, Kind};
@@ -28,7 +29,7 @@ use super::relay;
 use super::timer_metrics::TimerMetrics;
 use super::upstream::{Mode, Pick, Upstreams};
 use crate::env::{Env, Rng};
-use crate::http_client::{HttpClient, HttpTarget, HttpTimeouts};
+use crate::http_client::{HttpClient, HttpTarget};
 pub use request::{get_url, parse_headers, query_escape, HeaderError, Requests, SendError};
 
 /// `--content-type`'s default.
@@ -57,12 +58,7 @@ pub static FLAGS: FlagSet = FlagSet {
             "",
             "Custom header for HTTP requests (may be given multiple times)",
         ),
-        Flag::new(
-            "http-client-connect-timeout",
-            Kind::Duration,
-            "2s",
-            "timeout for HTTP connect",
-        ),
+        HTTP_CLIENT_CONNECT_TIMEOUT,
         Flag::new(
             "http-client-request-timeout",
             Kind::Duration,
@@ -177,9 +173,8 @@ pub async fn run(
     stop: watch::Receiver<bool>,
     out: &mut (dyn Write + Send),
 ) -> ExitCode {
-    if flags.bool("version") {
-        let _ = writeln!(out, "nsq_to_http v{VERSION}");
-        return ExitCode::SUCCESS;
+    if let Some(code) = version_requested(flags, "nsq_to_http", out) {
+        return code;
     }
     let custom = match parse_headers(flags.list("header")) {
         Ok(custom) => custom,
@@ -221,10 +216,7 @@ pub async fn run(
         return fatal("ERROR: --sample must be between 0.0 and 1.0");
     }
 
-    let timeouts = HttpTimeouts {
-        connect: flags.duration("http-client-connect-timeout"),
-        request: flags.duration("http-client-request-timeout"),
-    };
+    let timeouts = http_timeouts(flags);
     let mut client = HttpClient::new(env.net.clone(), timeouts);
     let https = gets.iter().chain(posts.iter()).any(|address| {
         address
