@@ -35,13 +35,13 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(redecoded.records, journal.records, "journal round trip");
     assert!(redecoded.problems.is_empty());
 
-    let (records, _problem) = decode_segment(data, MAX_MESSAGE_LEN);
+    let (records, _problem) = decode_segment(data, KIND_SPILL, MAX_MESSAGE_LEN);
     let mut segment = nsq::nsqd::due_journal::header_of_kind(KIND_SPILL).to_vec();
     for (message, due) in &records {
         assert!(message.encoded_len() <= MAX_MESSAGE_LEN, "record within the limit");
         encode_spill(&mut segment, message, *due);
     }
-    let (back, problem) = decode_segment(&segment, MAX_MESSAGE_LEN);
+    let (back, problem) = decode_segment(&segment, KIND_SPILL, MAX_MESSAGE_LEN);
     assert!(problem.is_none());
     assert_eq!(back, records, "segment round trip");
 

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use tokio::sync::Mutex;
 
-use super::deferred_spill::DeferredSpill;
+use super::deferred_spill::{DeferredSpill, SpillKind};
 use super::diskqueue::{DiskQueue, DiskQueueConfig, DiskQueueError, Hold, Payload, RecordPos};
 use super::due_journal::DueJournal;
 use super::group_commit::GroupCommit;
@@ -50,6 +50,8 @@ pub struct Backend {
     due: DueJournal,
     /// Deferred messages beyond the memory budget of the queue's channel.
     spill: DeferredSpill,
+    /// Deferred messages read from this queue before they were due, beyond the budget.
+    read_early: DeferredSpill,
     /// `--max-deferred-memory`: bytes of deferred messages the channel keeps in memory.
     deferred_memory_budget: usize,
 }
@@ -138,7 +140,20 @@ impl Backend {
     pub fn new(fs: Arc<dyn Fs>, data_path: PathBuf, name: String, config: DiskQueueConfig) -> Self {
         Backend {
             due: DueJournal::new(fs.clone(), &data_path, &name, false),
-            spill: DeferredSpill::new(fs.clone(), &data_path, &name, config.max_msg_size as usize),
+            spill: DeferredSpill::new(
+                fs.clone(),
+                &data_path,
+                &name,
+                SpillKind::Memory,
+                config.max_msg_size as usize,
+            ),
+            read_early: DeferredSpill::new(
+                fs.clone(),
+                &data_path,
+                &name,
+                SpillKind::Synced,
+                config.max_msg_size as usize,
+            ),
             deferred_memory_budget: usize::MAX,
             name,
             fs,
@@ -178,6 +193,41 @@ impl Backend {
     /// Where deferred messages beyond the budget wait.
     pub fn deferred_spill(&self) -> &DeferredSpill {
         &self.spill
+    }
+
+    /// Where deferred messages read from this queue before they were due wait, beyond
+    /// the budget, once they left the queue.
+    pub fn read_early_spill(&self) -> &DeferredSpill {
+        &self.read_early
+    }
+
+    /// Moves deferred messages read from this queue (and still held) to the synced
+    /// spill segments. Each leaves the queue (its hold is released) once its record is
+    /// synced there, in this call or a later [`Backend::write_out_read_early`]. Returns
+    /// those whose write failed: still held, for the caller to keep in memory.
+    pub async fn spill_read_early(&self, entries: &[(Message, i64)]) -> Vec<(Message, i64)> {
+        let failed = self.read_early.put(entries).await;
+        self.release_many(&self.read_early.take_synced().await);
+        failed
+    }
+
+    /// Disk loop work: writes and syncs the records [`Backend::spill_read_early`]
+    /// gathered, and lets go of their messages' copies in the queue. Returns those whose
+    /// write failed, as [`Backend::spill_read_early`] does.
+    pub async fn write_out_read_early(&self) -> Vec<(Message, i64)> {
+        let failed = self.read_early.write_out().await;
+        self.release_many(&self.read_early.take_synced().await);
+        failed
+    }
+
+    /// [`Backend::put`], then a sync whatever the sync policy: for messages whose only
+    /// other copy is about to be removed.
+    pub async fn put_synced(&self, messages: &[Message]) -> Result<(), DiskQueueError> {
+        self.put(messages).await?;
+        let mut guard = self.queue.lock().await;
+        let queue = self.ensure_open(&mut guard).await?;
+        self.apply_holds(queue);
+        queue.sync().await
     }
 
     /// Messages on disk (as of the last operation).
@@ -426,6 +476,7 @@ impl Backend {
         self.depth.store(queue.depth(), Ordering::Release);
         self.remove_due_journal().await;
         self.spill.clear().await;
+        self.read_early.clear().await;
         result
     }
 
@@ -440,6 +491,7 @@ impl Backend {
         self.depth.store(0, Ordering::Release);
         self.remove_due_journal().await;
         self.spill.clear().await;
+        self.read_early.clear().await;
         result
     }
 

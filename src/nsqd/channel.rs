@@ -12,6 +12,7 @@ use tokio::sync::Notify;
 use super::backend::Backend;
 use super::client::ClientRef;
 use super::deferred::{memory_cost, DeferredQueue};
+use super::deferred_spill::{DeferredSpill, WINDOW_NS};
 use super::diskqueue::DiskQueueError;
 use super::due_journal::JournalError;
 use super::e2e::{E2eConfig, LatencyWindow};
@@ -138,6 +139,9 @@ pub enum Requeued {
     JournalDue(i64),
     /// Hand the message and its due time to [`Channel::spill_deferred`].
     Spill(Message, i64),
+    /// Journal the new due time of a message held on disk, then hand it to
+    /// [`Channel::spill_read_early`]: the memory budget is spent.
+    JournalDueAndSpill(Message, i64),
 }
 
 /// A snapshot of a channel's numbers for `/stats`.
@@ -231,6 +235,7 @@ impl Channel {
             return;
         };
         backend.deferred_spill().recover().await;
+        backend.read_early_spill().recover().await;
         if let Some(earlier) = backend.due_journal().load_once(now_ns).await {
             if !earlier.is_empty() {
                 tracing::info!(topic = %self.topic_name, channel = %self.name, deferred = earlier.len(), "deferred messages on disk wait for their due time");
@@ -397,6 +402,46 @@ impl Channel {
         }
     }
 
+    /// Moves deferred messages read from the disk queue, still held there, to the
+    /// synced spill segments ([`Backend::spill_read_early`]); their due times are in the
+    /// journal already. Should the write fail, they wait in memory after all, held.
+    pub async fn spill_read_early(&self, entries: Vec<(Message, i64)>) {
+        let Some(backend) = &self.backend else {
+            self.keep_deferred(entries);
+            return;
+        };
+        let failed = backend.spill_read_early(&entries).await;
+        self.keep_held(failed);
+    }
+
+    /// For [`Requeued::JournalDueAndSpill`]: journals (synced) the message's new due
+    /// time, then moves it to the synced spill segments. Should the journal fail, the
+    /// message waits in memory, held on disk, as a requeued message within the budget does.
+    pub async fn journal_and_spill_held(
+        &self,
+        message: Message,
+        due_ns: i64,
+    ) -> Result<(), JournalError> {
+        let journaled = self.journal_due_time(message.id, due_ns).await;
+        match journaled {
+            Ok(()) => self.spill_read_early(vec![(message, due_ns)]).await,
+            Err(_) => self.keep_held(vec![(message, due_ns)]),
+        }
+        journaled
+    }
+
+    /// Deferred messages held on disk that must wait in memory after all.
+    fn keep_held(&self, entries: Vec<(Message, i64)>) {
+        if entries.is_empty() {
+            return;
+        }
+        let mut state = self.state.lock();
+        for (message, due_ns) in entries {
+            state.note_due(message.id, due_ns);
+            state.wait_held(message, due_ns);
+        }
+    }
+
     /// Disk loop work: writes out the spill records gathered since the last tick, and
     /// once the earliest spill window has started, its messages come back to memory to
     /// wait the rest of their time. A look at two counters otherwise.
@@ -409,11 +454,48 @@ impl Channel {
             let failed = spill.write_out().await;
             self.keep_deferred(failed);
         }
-        if spill.next_window_start() > now_ns {
-            return;
+        if spill.next_window_start() <= now_ns {
+            let loaded = spill.take_due(now_ns).await;
+            self.keep_deferred(loaded);
         }
-        let loaded = spill.take_due(now_ns).await;
-        self.keep_deferred(loaded);
+        if backend.read_early_spill().count() > 0 {
+            let failed = backend.write_out_read_early().await;
+            self.keep_held(failed);
+            self.return_read_early(backend, now_ns).await;
+        }
+    }
+
+    /// Puts the messages of every synced spill window that started back in the disk
+    /// queue, where they wait the rest of their time as they did before they were
+    /// read. Their due times are noted (and journaled) before they are written, so no
+    /// read and no crash finds them without. A window's segment goes once its messages
+    /// are synced in the queue; after a failure it stays, and the next tick tries again.
+    async fn return_read_early(&self, backend: &Backend, now_ns: i64) {
+        let spill = backend.read_early_spill();
+        while let Some(window) = spill.started_window(now_ns).await {
+            let entries = spill.read_window(window).await;
+            let due: Vec<(MessageId, i64)> = entries.iter().map(|(m, d)| (m.id, *d)).collect();
+            {
+                let mut state = self.state.lock();
+                for &(id, due_ns) in &due {
+                    state.note_due(id, due_ns);
+                }
+            }
+            let messages: Vec<Message> = entries.into_iter().map(|(m, _)| m).collect();
+            let returned = match backend.due_journal().append(&due).await {
+                Ok(()) => backend.put_synced(&messages).await,
+                Err(error) => {
+                    tracing::error!(topic = %self.topic_name, channel = %self.name, %error, "deferred messages wait on disk until their due times can be journaled");
+                    return;
+                }
+            };
+            if let Err(error) = returned {
+                tracing::error!(topic = %self.topic_name, channel = %self.name, %error, "deferred messages wait on disk until the disk queue takes them back");
+                return;
+            }
+            spill.remove_window(window).await;
+            self.new_messages.notify_one();
+        }
     }
 
     /// Hands up to `max` messages to `client`, recording them as in flight until
@@ -467,8 +549,9 @@ impl Channel {
 
     /// Hands up to `max` messages from the disk queue to `client`, like
     /// [`Channel::take_for_client`] does from memory. Used when memory is empty.
-    /// Deferred messages read before their time wait in memory, held on disk; reading
-    /// goes on past them until something is handed out or the disk has nothing more.
+    /// Deferred messages read before their time wait in memory, held on disk, or beyond
+    /// the memory budget in the synced spill segments; reading goes on past them until
+    /// something is handed out or the disk has nothing more.
     pub async fn take_from_backend(
         &self,
         client: &ClientRef,
@@ -493,26 +576,39 @@ impl Channel {
             if messages.is_empty() {
                 break;
             }
-            let mut state = self.state.lock();
-            for message in messages {
-                match state.due_on_disk.get(&message.id) {
-                    Some(&due_ns) if due_ns > now_ns => {
-                        state.wait_held(message, due_ns);
-                        continue;
+            let mut to_spill = Vec::new();
+            {
+                let mut state = self.state.lock();
+                for message in messages {
+                    match state.due_on_disk.get(&message.id) {
+                        Some(&due_ns) if due_ns > now_ns => {
+                            if must_spill_held(backend, &state.deferred, &message, due_ns, now_ns) {
+                                state.due_on_disk.remove(&message.id);
+                                to_spill.push((message, due_ns));
+                            } else {
+                                state.wait_held(message, due_ns);
+                            }
+                            continue;
+                        }
+                        Some(_) => {
+                            state.due_on_disk.remove(&message.id);
+                        }
+                        None => {}
                     }
-                    Some(_) => {
-                        state.due_on_disk.remove(&message.id);
+                    if keep() {
+                        let id = client.id;
+                        if self
+                            .start_in_flight(&mut state, message, id, now_ns, deadline, true, out)
+                        {
+                            taken += 1;
+                        }
+                    } else {
+                        backend.release(&message.id);
                     }
-                    None => {}
                 }
-                if keep() {
-                    let id = client.id;
-                    if self.start_in_flight(&mut state, message, id, now_ns, deadline, true, out) {
-                        taken += 1;
-                    }
-                } else {
-                    backend.release(&message.id);
-                }
+            }
+            if !to_spill.is_empty() {
+                self.spill_read_early(to_spill).await;
             }
         }
         client.sent_messages(taken as u64);
@@ -552,7 +648,10 @@ impl Channel {
         }
         // Everything held is written again below: the old records need not be kept.
         backend.release_all();
-        self.flush_spill_to_backend(backend).await?;
+        self.flush_spill_to_backend(backend, backend.deferred_spill())
+            .await?;
+        self.flush_spill_to_backend(backend, backend.read_early_spill())
+            .await?;
         let written = backend.put(&pending).await;
         let closed = backend.close().await;
         written.and(closed)
@@ -561,8 +660,11 @@ impl Channel {
     /// Exit: the spilled messages go to the disk queue too, one window at a time (so
     /// memory holds one window, not all), each window's due times journaled first; a
     /// segment is removed once its messages are written.
-    async fn flush_spill_to_backend(&self, backend: &Backend) -> Result<(), DiskQueueError> {
-        let spill = backend.deferred_spill();
+    async fn flush_spill_to_backend(
+        &self,
+        backend: &Backend,
+        spill: &DeferredSpill,
+    ) -> Result<(), DiskQueueError> {
         for window in spill.windows().await {
             let entries = spill.read_window(window).await;
             let due: Vec<(MessageId, i64)> = entries.iter().map(|(m, d)| (m.id, *d)).collect();
@@ -711,6 +813,11 @@ impl Channel {
         }
         let due_ns = now_ns.saturating_add(delay_ns);
         if entry.held {
+            if let Some(backend) = &self.backend {
+                if must_spill_held(backend, &state.deferred, &entry.message, due_ns, now_ns) {
+                    return Ok(Requeued::JournalDueAndSpill(entry.message, due_ns));
+                }
+            }
             state.note_due(entry.message.id, due_ns);
             state.wait_held(entry.message, due_ns);
             return Ok(Requeued::JournalDue(due_ns));
@@ -913,10 +1020,9 @@ impl Channel {
             backend_depth: self.backend_depth(),
             in_flight_count: state.in_flight.len() as u64,
             deferred_count: state.deferred_count() as u64
-                + self
-                    .backend
-                    .as_ref()
-                    .map_or(0, |b| b.deferred_spill().count()),
+                + self.backend.as_ref().map_or(0, |b| {
+                    b.deferred_spill().count() + b.read_early_spill().count()
+                }),
             message_count: self.message_count.load(Ordering::Relaxed),
             requeue_count: self.requeue_count.load(Ordering::Relaxed),
             timeout_count: self.timeout_count.load(Ordering::Relaxed),
@@ -935,6 +1041,24 @@ pub type ChannelRef = Arc<Channel>;
 fn must_spill(backend: &Backend, deferred: &DeferredQueue, message: &Message, due_ns: i64) -> bool {
     deferred.bytes().saturating_add(memory_cost(message)) > backend.deferred_memory_budget()
         || backend.deferred_spill().next_window_start() <= due_ns
+}
+
+/// Whether a deferred message held on disk (read early, or requeued with a delay) must
+/// leave memory for the synced spill segments: its window has not started (or it would
+/// come straight back), and the memory budget is spent or messages of its window (or
+/// later) already wait there.
+fn must_spill_held(
+    backend: &Backend,
+    deferred: &DeferredQueue,
+    message: &Message,
+    due_ns: i64,
+    now_ns: i64,
+) -> bool {
+    let window_start = due_ns.div_euclid(WINDOW_NS).saturating_mul(WINDOW_NS);
+    window_start > now_ns
+        && (deferred.bytes().saturating_add(memory_cost(message))
+            > backend.deferred_memory_budget()
+            || backend.read_early_spill().next_window_start() <= due_ns)
 }
 
 #[cfg(test)]

@@ -1,18 +1,21 @@
 //! Where a channel's deferred messages wait on disk once its memory budget
 //! (`--max-deferred-memory`) is spent: spill segments, one file per due-time window of
-//! [`WINDOW_NS`], `<queue name>.deferred.<window>.dat`, files of ours that Go never
-//! opens (format in `docs/deferred.md`).
+//! [`WINDOW_NS`], files of ours that Go never opens (format in `docs/deferred.md`).
+//! There are two kinds ([`SpillKind`]): messages only memory held, and messages read
+//! early from the disk queue, which must stay as durable as the queue kept them.
 //!
 //! Messages are appended to the segment of their window in arrival order. Memory holds
 //! a few numbers per segment, none per message. When a window starts, its segment is
-//! read whole, handed back in arrival order (the caller orders by due time, so messages
-//! due at the same time leave in publish order) and removed. The scan's cost is one
-//! look at the earliest window, however many wait.
+//! read whole and handed back in arrival order (the caller orders by due time, so
+//! messages due at the same time leave in publish order). The scan's cost is one look
+//! at the earliest window, however many wait.
 //!
-//! Records are gathered in memory up to [`WRITE_BUFFER_BYTES`] before they are written,
-//! and segments are not synced: like the memory they relieve, a crash may lose them. What
-//! a crash leaves is read back at startup as far as it is whole; a torn or corrupt record
-//! ends its segment's reading, with a warning.
+//! Records are gathered in memory up to [`WRITE_BUFFER_BYTES`] before they are written.
+//! Segments of [`SpillKind::Memory`] are never synced: like the memory they relieve, a
+//! crash may lose them. Segments of [`SpillKind::Synced`] are synced before their
+//! messages are reported in [`DeferredSpill::take_synced`], and only then may the disk
+//! queue let go of them. What a crash leaves is read back as far as it is whole; a torn
+//! or corrupt record ends its segment's reading, with a warning.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -23,10 +26,12 @@ use bytes::Bytes;
 
 use super::due_journal::{check_header, header_of_kind, HeaderProblem, HEADER_LEN};
 use crate::env::Fs;
-use crate::protocol::{Message, MESSAGE_HEADER_LENGTH};
+use crate::protocol::{Message, MessageId, MESSAGE_HEADER_LENGTH};
 
-/// The file kind of a spill segment.
+/// The file kind of a spill segment of messages only memory held.
 pub const KIND_SPILL: u16 = 2;
+/// The file kind of a spill segment of messages read early from the disk queue.
+pub const KIND_SYNCED_SPILL: u16 = 3;
 /// The due-time span of one segment: 1 s.
 pub const WINDOW_NS: i64 = 1_000_000_000;
 /// Record length, due time, then the checksum after the message.
@@ -68,6 +73,36 @@ pub enum SegmentProblem {
     },
 }
 
+/// Which deferred messages a store of spill segments keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpillKind {
+    /// Messages only memory held (DPUBs, REQs of messages not on disk):
+    /// `<queue name>.deferred.<window>.dat`, never synced; a window comes back to memory.
+    Memory,
+    /// Messages read from the disk queue before they were due:
+    /// `<queue name>.deferred-synced.<window>.dat`, synced before the disk queue lets go
+    /// of them; a window goes back to the disk queue.
+    Synced,
+}
+
+impl SpillKind {
+    /// The file kind in the segments' header.
+    pub fn file_kind(self) -> u16 {
+        match self {
+            SpillKind::Memory => KIND_SPILL,
+            SpillKind::Synced => KIND_SYNCED_SPILL,
+        }
+    }
+
+    /// What follows the queue name in the segments' file names, before the window.
+    fn infix(self) -> &'static str {
+        match self {
+            SpillKind::Memory => ".deferred.",
+            SpillKind::Synced => ".deferred-synced.",
+        }
+    }
+}
+
 /// One record: a message deferred until `due_ns`.
 pub fn encode_record(out: &mut Vec<u8>, message: &Message, due_ns: i64) {
     let start = out.len();
@@ -81,12 +116,13 @@ pub fn encode_record(out: &mut Vec<u8>, message: &Message, due_ns: i64) {
 }
 
 /// Reads a segment's records in file order; `max_message_len` bounds a record's length
-/// before anything is allocated for it.
+/// before anything is allocated for it. `file_kind` is the kind its header must have.
 pub fn decode_segment(
     bytes: &[u8],
+    file_kind: u16,
     max_message_len: usize,
 ) -> (Vec<(Message, i64)>, Option<SegmentProblem>) {
-    if let Err(problem) = check_header(bytes, KIND_SPILL) {
+    if let Err(problem) = check_header(bytes, file_kind) {
         return (Vec::new(), Some(SegmentProblem::Header(problem)));
     }
     let mut records = Vec::new();
@@ -129,7 +165,8 @@ fn decode_record(bytes: &[u8], max_message_len: usize) -> Option<(Message, i64, 
 pub struct DeferredSpill {
     fs: Arc<dyn Fs>,
     data_path: PathBuf,
-    /// `<queue name>.deferred.`
+    kind: SpillKind,
+    /// `<queue name>.deferred.` or `<queue name>.deferred-synced.`
     prefix: String,
     max_message_len: usize,
     segments: tokio::sync::Mutex<Segments>,
@@ -148,6 +185,9 @@ struct Segments {
     pending_bytes: usize,
     /// Whether the segments a crash left were looked for.
     recovered: bool,
+    /// Of a synced store: messages whose records were synced since the last
+    /// [`DeferredSpill::take_synced`].
+    synced: Vec<MessageId>,
 }
 
 /// What memory knows of one segment.
@@ -162,6 +202,9 @@ struct Segment {
     pending: Vec<u8>,
     /// Messages in `pending`.
     pending_count: u64,
+    /// Of a synced store: the ids of the messages written and not yet synced, or still
+    /// in `pending`.
+    unsynced: Vec<MessageId>,
 }
 
 impl std::fmt::Debug for DeferredSpill {
@@ -174,18 +217,20 @@ impl std::fmt::Debug for DeferredSpill {
 }
 
 impl DeferredSpill {
-    /// The segments of the disk queue `queue_name` in `data_path`; a record longer than
-    /// `max_message_len` (header and body) is corrupt.
+    /// The segments of `kind` of the disk queue `queue_name` in `data_path`; a record
+    /// longer than `max_message_len` (header and body) is corrupt.
     pub fn new(
         fs: Arc<dyn Fs>,
         data_path: &Path,
         queue_name: &str,
+        kind: SpillKind,
         max_message_len: usize,
     ) -> Self {
         DeferredSpill {
             fs,
             data_path: data_path.to_path_buf(),
-            prefix: format!("{queue_name}.deferred."),
+            kind,
+            prefix: format!("{queue_name}{}", kind.infix()),
             max_message_len,
             segments: tokio::sync::Mutex::new(Segments::default()),
             count: AtomicU64::new(0),
@@ -223,9 +268,12 @@ impl DeferredSpill {
             if segment.len == 0 && segment.pending.is_empty() {
                 segment
                     .pending
-                    .extend_from_slice(&header_of_kind(KIND_SPILL));
+                    .extend_from_slice(&header_of_kind(self.kind.file_kind()));
             }
             encode_record(&mut segment.pending, message, *due);
+            if self.kind == SpillKind::Synced {
+                segment.unsynced.push(message.id);
+            }
             segment.count += 1;
             segment.pending_count += 1;
             added += segment.pending.len() - before;
@@ -250,8 +298,10 @@ impl DeferredSpill {
         self.write_pending(&mut segments).await
     }
 
-    /// Writes every segment's gathered records; returns the messages of those whose
-    /// write failed (no longer counted here).
+    /// Writes every segment's gathered records, and syncs them if the store is
+    /// [`SpillKind::Synced`] (all segments at once, so a journaling file system commits
+    /// them together); returns the messages of those whose write or sync failed (no
+    /// longer counted here).
     async fn write_pending(&self, segments: &mut Segments) -> Vec<(Message, i64)> {
         let mut failed = Vec::new();
         let windows: Vec<i64> = segments
@@ -260,37 +310,82 @@ impl DeferredSpill {
             .filter(|(_, segment)| !segment.pending.is_empty())
             .map(|(window, _)| *window)
             .collect();
+        let mut to_sync: Vec<(i64, Vec<u8>)> = Vec::new();
         for window in windows {
             let path = self.path(window);
             let Some(segment) = segments.counts.get_mut(&window) else {
                 continue;
             };
             let bytes = std::mem::take(&mut segment.pending);
-            let written = bytes.len();
             let (bytes, outcome) = self.fs.write_at(&path, segment.len, bytes).await;
-            segments.pending_bytes = segments.pending_bytes.saturating_sub(written);
+            segments.pending_bytes = segments.pending_bytes.saturating_sub(bytes.len());
             match outcome {
+                Ok(()) if self.kind == SpillKind::Synced => {
+                    segment.len += bytes.len() as u64;
+                    to_sync.push((window, bytes));
+                }
                 Ok(()) => {
-                    segment.len += written as u64;
+                    segment.len += bytes.len() as u64;
                     segment.pending_count = 0;
                 }
                 Err(source) => {
                     let error = SpillError::Io { path, source };
                     tracing::error!(%error, "deferred messages stay in memory: spilling them failed");
-                    let records = self.decode_pending(segment.len, &bytes);
-                    segment.count = segment.count.saturating_sub(segment.pending_count);
-                    self.count
-                        .fetch_sub(segment.pending_count, Ordering::AcqRel);
+                    failed.extend(self.give_back_unwritten(segments, window, &bytes));
+                }
+            }
+        }
+        let paths: Vec<PathBuf> = to_sync.iter().map(|(w, _)| self.path(*w)).collect();
+        let synced = futures_util::future::join_all(paths.iter().map(|p| self.fs.sync(p))).await;
+        for (((window, bytes), path), outcome) in to_sync.into_iter().zip(paths).zip(synced) {
+            let Some(segment) = segments.counts.get_mut(&window) else {
+                continue;
+            };
+            match outcome {
+                Ok(()) => {
                     segment.pending_count = 0;
-                    if segment.count == 0 {
-                        segments.counts.remove(&window);
-                    }
-                    failed.extend(records);
+                    segments.synced.append(&mut segment.unsynced);
+                }
+                Err(source) => {
+                    // The next write goes over the unsynced records.
+                    segment.len = segment.len.saturating_sub(bytes.len() as u64);
+                    let error = SpillError::Io { path, source };
+                    tracing::error!(%error, "deferred messages stay in memory: syncing their spill segment failed");
+                    failed.extend(self.give_back_unwritten(segments, window, &bytes));
                 }
             }
         }
         self.mirror_earliest(segments);
         failed
+    }
+
+    /// Forgets the records `bytes` of `window` that could not be written (or synced),
+    /// and returns their messages.
+    fn give_back_unwritten(
+        &self,
+        segments: &mut Segments,
+        window: i64,
+        bytes: &[u8],
+    ) -> Vec<(Message, i64)> {
+        let Some(segment) = segments.counts.get_mut(&window) else {
+            return Vec::new();
+        };
+        let records = self.decode_pending(segment.len, bytes);
+        segment.count = segment.count.saturating_sub(segment.pending_count);
+        self.count
+            .fetch_sub(segment.pending_count, Ordering::AcqRel);
+        segment.pending_count = 0;
+        segment.unsynced.clear();
+        if segment.count == 0 {
+            segments.counts.remove(&window);
+        }
+        records
+    }
+
+    /// Of a [`SpillKind::Synced`] store: the messages whose records were synced since the
+    /// last call. Their copies in the disk queue may go.
+    pub async fn take_synced(&self) -> Vec<MessageId> {
+        std::mem::take(&mut self.segments.lock().await.synced)
     }
 
     /// The records of a segment's unwritten bytes (which start with the header when the
@@ -299,12 +394,13 @@ impl DeferredSpill {
         if pending.is_empty() {
             return Vec::new();
         }
+        let kind = self.kind.file_kind();
         let (records, _) = if written == 0 {
-            decode_segment(pending, self.max_message_len)
+            decode_segment(pending, kind, self.max_message_len)
         } else {
-            let mut whole = header_of_kind(KIND_SPILL).to_vec();
+            let mut whole = header_of_kind(kind).to_vec();
             whole.extend_from_slice(pending);
-            decode_segment(&whole, self.max_message_len)
+            decode_segment(&whole, kind, self.max_message_len)
         };
         records
     }
@@ -323,6 +419,18 @@ impl DeferredSpill {
             return Vec::new();
         }
         self.take_window(&mut segments, window).await
+    }
+
+    /// The earliest window with a segment, if it started by `now_ns`. Its messages are
+    /// read with [`DeferredSpill::read_window`], and the segment removed once they are
+    /// safe elsewhere.
+    pub async fn started_window(&self, now_ns: i64) -> Option<i64> {
+        if self.next_window_start() > now_ns {
+            return None;
+        }
+        let segments = self.segments.lock().await;
+        let (&window, _) = segments.counts.first_key_value()?;
+        (window.saturating_mul(WINDOW_NS) <= now_ns).then_some(window)
     }
 
     /// The windows that have a segment, earliest first (exit writes them to the disk
@@ -429,7 +537,8 @@ impl DeferredSpill {
                 return (Vec::new(), 0);
             }
         };
-        let (records, problem) = decode_segment(&bytes, self.max_message_len);
+        let (records, problem) =
+            decode_segment(&bytes, self.kind.file_kind(), self.max_message_len);
         let mut whole = bytes.len() as u64;
         if let Some(problem) = &problem {
             tracing::warn!(path = %path.display(), %problem, "deferred spill segment");

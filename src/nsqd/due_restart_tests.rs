@@ -366,3 +366,234 @@ async fn spilled_messages_keep_their_time_across_an_exit_and_a_crash() {
         );
     }
 }
+
+/// A topic `t` with channel `c` whose memory queues hold `mem` messages and whose
+/// deferred messages may take `budget` bytes of memory, created at `now_ns`.
+fn budget_topic(fs: &MemFs, mem: i64, budget: usize, now_ns: i64) -> (Topic, ChannelRef) {
+    let topic = Topic::new(
+        "t",
+        1,
+        mem,
+        0,
+        None,
+        Some(budget_factory(fs, false, budget)),
+    );
+    let channel = topic.get_or_create_channel("c", now_ns).unwrap();
+    (topic, channel)
+}
+
+/// Runs the channel from `from_ms` to `to_ms` in 100 ms steps (disk loop, queue scan, a
+/// client ready for everything), and checks that every body of `plan` (body, due ms)
+/// leaves at its due time or later, never before, and by 100 ms after it when `prompt`
+/// (bodies not in `plan`, or due at 0, were not deferred). Returns the bodies in the
+/// order they left.
+async fn run_plan(
+    channel: &Channel,
+    plan: &[(String, i64)],
+    from_ms: i64,
+    to_ms: i64,
+    prompt: bool,
+) -> Vec<String> {
+    let mut got = Vec::new();
+    for ms in (from_ms..=to_ms).step_by(100) {
+        for body in delivered_bodies(channel, ms * 1_000_000).await {
+            let due = plan.iter().find(|(b, _)| *b == body).map_or(0, |(_, d)| *d);
+            assert!(ms >= due, "{body} due at {due} ms left early, at {ms} ms");
+            if prompt && due > 0 {
+                assert!(
+                    ms < due + 100,
+                    "{body} due at {due} ms left late, at {ms} ms"
+                );
+            }
+            got.push(body);
+        }
+    }
+    got
+}
+
+/// `n` DPUBs at time 0 with due times spread over 1-20 s (several per window, some
+/// due together), then one message not deferred.
+async fn publish_plan(topic: &Topic, n: usize) -> Vec<(String, i64)> {
+    let mut plan = Vec::new();
+    for i in 0..n {
+        let due_ms = 1_000 + ((i * 7919) % 19_000) as i64 / 250 * 250;
+        let body = format!("m{i}");
+        dpub(topic, &body, 0, due_ms).await;
+        plan.push((body, due_ms));
+    }
+    dpub(topic, "now", 0, 0).await;
+    plan.push(("now".to_string(), 0));
+    plan
+}
+
+/// Deferred messages read from a memory-less channel's disk before their time wait in
+/// synced spill segments beyond the budget, not in memory, and their copies in the disk
+/// queue are let go; each window goes back to the disk queue when it starts, and every
+/// message leaves on time, those due together in publish order.
+#[tokio::test]
+async fn read_early_messages_beyond_the_budget_wait_in_synced_segments() {
+    let fs = data_dir().await;
+    // Room in memory for about two small messages.
+    let (topic, channel) = budget_topic(&fs, 0, 400, 0);
+    let plan = publish_plan(&topic, 200).await;
+    assert_eq!(channel.snapshot().deferred_count, 200);
+    assert_eq!(delivered_bodies(&channel, 0).await, ["now"]);
+    let backend = channel.backend().unwrap();
+    let spilled = backend.read_early_spill().count();
+    assert!(spilled >= 197, "{spilled} spilled");
+    assert_eq!(channel.snapshot().deferred_count, 200);
+    // The disk loop's tick syncs the segments and lets go of the queue's copies: what
+    // stays held is the message in flight and those waiting in memory.
+    channel.load_due_spill(0).await;
+    assert_eq!(backend.held_count(), 1 + 200 - spilled as usize);
+    let got = run_plan(&channel, &plan, 100, 21_000, true).await;
+    assert_eq!(got.len(), 200, "every deferred message left once");
+    let mut expected: Vec<&(String, i64)> = plan.iter().filter(|(b, _)| b != "now").collect();
+    expected.sort_by_key(|(_, due)| *due);
+    let expected: Vec<&String> = expected.into_iter().map(|(b, _)| b).collect();
+    assert_eq!(
+        got.iter().collect::<Vec<_>>(),
+        expected,
+        "due order, then publish order"
+    );
+    assert_eq!(channel.snapshot().deferred_count, 0);
+    assert_eq!(backend.read_early_spill().count(), 0);
+    assert!(!fs
+        .file_names()
+        .iter()
+        .any(|p| p.to_string_lossy().contains(".deferred-synced.")));
+}
+
+/// In crash-safe mode, a crash at any point of a read-early message's way (gathered for
+/// its segment, synced there with the queue's copy let go, the queue's read position
+/// synced past it, back in the queue when its window started) loses nothing and
+/// delivers nothing early.
+#[tokio::test]
+async fn read_early_messages_survive_a_crash_at_every_step() {
+    for step in ["gathered", "synced", "read past", "returned"] {
+        let fs = data_dir().await;
+        let (topic, channel) = budget_topic(&fs, 0, 0, 0);
+        let plan = publish_plan(&topic, 60).await;
+        assert_eq!(finished_bodies(&channel, 0).await, ["now"], "{step}");
+        let mut from_ms = 100;
+        match step {
+            "gathered" => {}
+            "synced" => channel.load_due_spill(0).await,
+            "read past" => {
+                channel.load_due_spill(0).await;
+                // A later read syncs the queue's read position past the copies let go.
+                dpub(&topic, "later", 0, 0).await;
+                assert_eq!(finished_bodies(&channel, 0).await, ["later"], "{step}");
+            }
+            _ => {
+                for ms in (100..=3_000).step_by(100) {
+                    for body in finished_bodies(&channel, ms * 1_000_000).await {
+                        let due = plan.iter().find(|(b, _)| *b == body).map_or(0, |(_, d)| *d);
+                        assert!(ms >= due, "{step}: {body} early");
+                    }
+                }
+                from_ms = 3_000;
+            }
+        }
+        fs.crash(CrashMode::DropUnsynced, 6);
+
+        let (_topic, channel) = budget_topic(&fs, 0, 0, 0);
+        channel.restore_due_times(from_ms * 1_000_000).await;
+        if step == "read past" {
+            channel.backend().unwrap().open().await.unwrap();
+            // `later`, finished after the last sync, is still there; the deferred
+            // messages are only in the segments now.
+            assert_eq!(channel.backend_depth(), 1, "{step}");
+        }
+        let got = run_plan(&channel, &plan, from_ms, 21_000, false).await;
+        let missing: Vec<&String> = plan
+            .iter()
+            .filter(|(b, due)| b != "now" && *due > from_ms && !got.contains(b))
+            .map(|(b, _)| b)
+            .collect();
+        assert!(missing.is_empty(), "{step}: {missing:?} never arrived");
+    }
+}
+
+/// [`delivered_bodies`], each message then finished (FIN).
+async fn finished_bodies(channel: &Channel, now_ns: i64) -> Vec<String> {
+    channel.load_due_spill(now_ns).await;
+    channel.process_deferred(now_ns);
+    let client = test_client();
+    let mut out = BytesMut::new();
+    channel.take_for_client(&client, 1000, now_ns, TIMEOUT, || true, &mut out);
+    channel
+        .take_from_backend(&client, 1000, now_ns, TIMEOUT, || true, &mut out)
+        .await
+        .unwrap();
+    let mut bodies = Vec::new();
+    while let Some((_, data)) = crate::protocol::frame::decode_frame(&mut out, usize::MAX).unwrap()
+    {
+        let message = crate::protocol::Message::decode(data).unwrap();
+        channel.finish(client.id, &message.id, || now_ns).unwrap();
+        bodies.push(String::from_utf8(message.body.to_vec()).unwrap());
+    }
+    bodies
+}
+
+/// A REQ with a delay of a message held on disk, past the budget, journals the new due
+/// time and moves the message to a synced segment: not early, also after a crash.
+#[tokio::test]
+async fn a_requeue_past_the_budget_of_a_message_from_disk_waits_in_a_synced_segment() {
+    let fs = data_dir().await;
+    let (topic, channel) = budget_topic(&fs, 0, 0, 0);
+    dpub(&topic, "m", 0, 0).await;
+    let client = test_client();
+    let mut out = BytesMut::new();
+    let taken = channel
+        .take_from_backend(&client, 1, SEC, TIMEOUT, || true, &mut out)
+        .await
+        .unwrap();
+    assert_eq!(taken, 1);
+    let message_id = crate::protocol::Message::decode(out.split_off(8).freeze())
+        .unwrap()
+        .id;
+    let Requeued::JournalDueAndSpill(message, due) = channel
+        .requeue(client.id, &message_id, SEC, 5 * SEC)
+        .unwrap()
+    else {
+        panic!("held on disk, past the budget: journal, then spill");
+    };
+    channel.journal_and_spill_held(message, due).await.unwrap();
+    channel.load_due_spill(SEC).await;
+    let backend = channel.backend().unwrap();
+    assert_eq!(backend.read_early_spill().count(), 1);
+    assert_eq!(backend.held_count(), 0);
+    assert_eq!(channel.snapshot().deferred_count, 1);
+    fs.crash(CrashMode::DropUnsynced, 7);
+
+    let (_topic, channel) = budget_topic(&fs, 0, 0, 0);
+    channel.restore_due_times(2 * SEC).await;
+    let plan = [("m".to_string(), 6_000)];
+    let got = run_plan(&channel, &plan, 2_000, 7_000, false).await;
+    assert!(got.contains(&"m".to_string()));
+}
+
+/// A graceful exit writes the synced segments to the disk queue with their due times,
+/// and the next run defers them again.
+#[tokio::test]
+async fn read_early_messages_keep_their_time_across_a_graceful_restart() {
+    let fs = data_dir().await;
+    let (topic, channel) = budget_topic(&fs, 0, 400, 0);
+    let plan = publish_plan(&topic, 60).await;
+    assert_eq!(delivered_bodies(&channel, 0).await, ["now"]);
+    channel.load_due_spill(0).await;
+    assert!(channel.backend().unwrap().read_early_spill().count() > 50);
+    topic.flush_to_backends(100_000_000).await.unwrap();
+    assert!(!fs
+        .file_names()
+        .iter()
+        .any(|p| p.to_string_lossy().contains(".deferred-synced.")));
+    fs.crash(CrashMode::DropUnsynced, 8);
+
+    let (_topic, channel) = budget_topic(&fs, 0, 400, 0);
+    channel.restore_due_times(200_000_000).await;
+    assert_eq!(channel.snapshot().deferred_count, 60);
+    let got = run_plan(&channel, &plan, 200, 21_000, true).await;
+    assert_eq!(got.len(), 60 + 1, "the undelivered `now` comes back too");
+}

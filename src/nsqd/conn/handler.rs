@@ -186,6 +186,13 @@ async fn requeue(reader: &mut Reader, id: &MessageId, timeout_ms: i64) -> Outcom
             reader.nsqd.note_disk_write(&journaled);
         }
         Requeued::Spill(message, due_ns) => channel.spill_deferred(vec![(message, due_ns)]).await,
+        Requeued::JournalDueAndSpill(message, due_ns) => {
+            let journaled = channel.journal_and_spill_held(message, due_ns).await;
+            if let Err(error) = &journaled {
+                tracing::error!(%error, "the due time of a requeued message may not survive a crash");
+            }
+            reader.nsqd.note_disk_write(&journaled);
+        }
     }
     reader
         .client

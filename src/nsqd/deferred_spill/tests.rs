@@ -19,7 +19,13 @@ async fn data_dir() -> MemFs {
 }
 
 fn spill(fs: &MemFs) -> DeferredSpill {
-    DeferredSpill::new(Arc::new(fs.clone()), Path::new("data"), "t:c", MAX)
+    DeferredSpill::new(
+        Arc::new(fs.clone()),
+        Path::new("data"),
+        "t:c",
+        SpillKind::Memory,
+        MAX,
+    )
 }
 
 fn ids(records: &[(Message, i64)]) -> Vec<(u64, i64)> {
@@ -45,12 +51,15 @@ fn a_segment_round_trips_and_stops_at_a_bad_record() {
     let records = vec![(message(1), 5), (message(2), -3), (message(3), 9)];
     let bytes = segment_of(&records);
     assert_eq!(&bytes[..12], b"NSQRSDEF\x00\x01\x00\x02");
-    assert_eq!(decode_segment(&bytes, MAX), (records.clone(), None));
+    assert_eq!(
+        decode_segment(&bytes, KIND_SPILL, MAX),
+        (records.clone(), None)
+    );
 
     let mut corrupt = bytes.clone();
     let second = HEADER_LEN + records[0].0.encoded_len() + 16;
     corrupt[second + 20] ^= 1;
-    let (read, problem) = decode_segment(&corrupt, MAX);
+    let (read, problem) = decode_segment(&corrupt, KIND_SPILL, MAX);
     assert_eq!(read, records[..1]);
     assert_eq!(
         problem,
@@ -64,14 +73,14 @@ fn a_segment_round_trips_and_stops_at_a_bad_record() {
     let mut huge = header_of_kind(KIND_SPILL).to_vec();
     huge.extend_from_slice(&u32::MAX.to_be_bytes());
     huge.extend_from_slice(&[0; 30]);
-    let (read, problem) = decode_segment(&huge, MAX);
+    let (read, problem) = decode_segment(&huge, KIND_SPILL, MAX);
     assert!(read.is_empty());
     assert!(matches!(
         problem,
         Some(SegmentProblem::BadRecord { offset: 12, .. })
     ));
 
-    let (read, problem) = decode_segment(b"NSQRSDEF\x00\x01\x00\x01", MAX);
+    let (read, problem) = decode_segment(b"NSQRSDEF\x00\x01\x00\x01", KIND_SPILL, MAX);
     assert!(read.is_empty());
     assert_eq!(
         problem,
@@ -88,12 +97,12 @@ proptest! {
         count in 0usize..8,
         cut in any::<prop::sample::Index>(),
     ) {
-        let _ = decode_segment(&noise, MAX);
+        let _ = decode_segment(&noise, KIND_SPILL, MAX);
         let records: Vec<(Message, i64)> =
             (0..count as u64).map(|n| (message(n), n as i64)).collect();
         let bytes = segment_of(&records);
         let at = cut.index(bytes.len() + 1);
-        let (read, _) = decode_segment(&bytes[..at], MAX);
+        let (read, _) = decode_segment(&bytes[..at], KIND_SPILL, MAX);
         prop_assert!(records.starts_with(&read));
         if at == bytes.len() {
             prop_assert_eq!(read.len(), records.len());
