@@ -9,7 +9,9 @@ use std::sync::{Arc, OnceLock};
 
 use libfuzzer_sys::fuzz_target;
 use nsq::env::{Fs, MemFs};
-use nsq::nsqd::deferred_spill::{decode_segment, encode_record as encode_spill, KIND_SPILL};
+use nsq::nsqd::deferred_spill::{
+    decode_segment, encode_record as encode_spill, KIND_SPILL, KIND_SYNCED_SPILL,
+};
 use nsq::nsqd::due_journal::{decode, encode_header, encode_record, DueJournal};
 use nsq::protocol::MessageId;
 
@@ -35,15 +37,21 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(redecoded.records, journal.records, "journal round trip");
     assert!(redecoded.problems.is_empty());
 
-    let (records, _problem) = decode_segment(data, KIND_SPILL, MAX_MESSAGE_LEN);
-    let mut segment = nsq::nsqd::due_journal::header_of_kind(KIND_SPILL).to_vec();
-    for (message, due) in &records {
-        assert!(message.encoded_len() <= MAX_MESSAGE_LEN, "record within the limit");
-        encode_spill(&mut segment, message, *due);
+    // Both kinds of spill segment: the synced kind's records carry a source position.
+    for kind in [KIND_SPILL, KIND_SYNCED_SPILL] {
+        let (records, _problem) = decode_segment(data, kind, MAX_MESSAGE_LEN);
+        let mut segment = nsq::nsqd::due_journal::header_of_kind(kind).to_vec();
+        for record in &records {
+            assert!(
+                record.message.encoded_len() <= MAX_MESSAGE_LEN,
+                "record within the limit"
+            );
+            encode_spill(&mut segment, &record.message, record.due_ns, record.source);
+        }
+        let (back, problem) = decode_segment(&segment, kind, MAX_MESSAGE_LEN);
+        assert!(problem.is_none());
+        assert_eq!(back, records, "segment round trip");
     }
-    let (back, problem) = decode_segment(&segment, KIND_SPILL, MAX_MESSAGE_LEN);
-    assert!(problem.is_none());
-    assert_eq!(back, records, "segment round trip");
 
     runtime().block_on(async {
         let fs = MemFs::new();

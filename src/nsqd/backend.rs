@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use tokio::sync::Mutex;
 
-use super::deferred_spill::{DeferredSpill, SpillKind};
+use super::deferred_spill::{DeferredSpill, QueueSource, SpillKind, SpillRecord};
 use super::diskqueue::{DiskQueue, DiskQueueConfig, DiskQueueError, Hold, Payload, RecordPos};
 use super::due_journal::DueJournal;
 use super::group_commit::GroupCommit;
@@ -52,6 +52,8 @@ pub struct Backend {
     spill: DeferredSpill,
     /// Deferred messages read from this queue before they were due, beyond the budget.
     read_early: DeferredSpill,
+    /// The read position the metadata named when this run opened the queue.
+    opened_read: parking_lot::Mutex<RecordPos>,
     /// `--max-deferred-memory`: bytes of deferred messages the channel keeps in memory.
     deferred_memory_budget: usize,
 }
@@ -93,6 +95,31 @@ impl HoldBook {
             self.forget(old);
         }
         self.by_seq.push_back((seq, Some((at, id))));
+    }
+
+    /// Where the held message `id` is in the queue.
+    fn source_of(&self, id: &MessageId) -> Option<QueueSource> {
+        let seq = *self.by_id.get(id)?;
+        let i = self.by_seq.binary_search_by_key(&seq, |&(s, _)| s).ok()?;
+        self.by_seq[i].1.map(|(at, _)| QueueSource { at, seq })
+    }
+
+    /// Holds again the record read as `source` (released since, and not read again),
+    /// for message `id`.
+    fn hold_again(&mut self, source: QueueSource, id: MessageId) {
+        if let Some(old) = self.by_id.insert(id, source.seq) {
+            if old != source.seq {
+                self.forget(old);
+            }
+        }
+        match self.by_seq.binary_search_by_key(&source.seq, |&(s, _)| s) {
+            Ok(i) => {
+                if self.by_seq[i].1.replace((source.at, id)).is_none() {
+                    self.released = self.released.saturating_sub(1);
+                }
+            }
+            Err(i) => self.by_seq.insert(i, (source.seq, Some((source.at, id)))),
+        }
     }
 
     /// Releases the hold of message `id`, if it has one.
@@ -155,6 +182,7 @@ impl Backend {
                 config.max_msg_size as usize,
             ),
             deferred_memory_budget: usize::MAX,
+            opened_read: parking_lot::Mutex::new(RecordPos { file: 0, pos: 0 }),
             name,
             fs,
             data_path,
@@ -206,7 +234,20 @@ impl Backend {
     /// synced there, in this call or a later [`Backend::write_out_read_early`]. Returns
     /// those whose write failed: still held, for the caller to keep in memory.
     pub async fn spill_read_early(&self, entries: &[(Message, i64)]) -> Vec<(Message, i64)> {
-        let failed = self.read_early.put(entries).await;
+        let sources: Vec<QueueSource> = {
+            let book = self.holds.lock();
+            entries
+                .iter()
+                .map(|(message, _)| {
+                    // Not held (never expected): kept after a crash, at worst twice.
+                    book.source_of(&message.id).unwrap_or(QueueSource {
+                        at: RecordPos { file: 0, pos: 0 },
+                        seq: 0,
+                    })
+                })
+                .collect()
+        };
+        let failed = self.read_early.put_read_early(entries, &sources).await;
         self.release_many(&self.read_early.take_synced().await);
         failed
     }
@@ -218,6 +259,45 @@ impl Backend {
         let failed = self.read_early.write_out().await;
         self.release_many(&self.read_early.take_synced().await);
         failed
+    }
+
+    /// Sorts the records of a synced spill window that started. A message whose copy in
+    /// the queue a crash could still bring back (at or after the read position the
+    /// metadata names) is held there again and returned first, to wait in memory: one
+    /// copy is enough. The others' copies are gone for good: they are returned second,
+    /// to be written back to the queue.
+    pub async fn hold_again_or_return(
+        &self,
+        records: Vec<SpillRecord>,
+    ) -> (Vec<(Message, i64)>, Vec<(Message, i64)>) {
+        let (mut held, mut to_write) = (Vec::new(), Vec::new());
+        let mut guard = self.queue.lock().await;
+        let durable_from = match self.ensure_open(&mut guard).await {
+            Ok(queue) => queue
+                .committed_read_position()
+                .unwrap_or(*self.opened_read.lock()),
+            // Not open: hold nothing again, write everything back.
+            Err(_) => RecordPos {
+                file: u64::MAX,
+                pos: u64::MAX,
+            },
+        };
+        {
+            let mut book = self.holds.lock();
+            for record in records {
+                match record.source {
+                    Some(source) if source.at >= durable_from => {
+                        book.hold_again(source, record.message.id);
+                        held.push((record.message, record.due_ns));
+                    }
+                    _ => to_write.push((record.message, record.due_ns)),
+                }
+            }
+        }
+        if let Some(queue) = guard.as_mut() {
+            self.apply_holds(queue);
+        }
+        (held, to_write)
     }
 
     /// [`Backend::put`], then a sync whatever the sync policy: for messages whose only
@@ -260,6 +340,12 @@ impl Backend {
             )
             .await?;
             self.depth.store(queue.depth(), Ordering::Release);
+            // Deferred messages a crash left in synced segments wait again, except those
+            // the queue hands out again itself.
+            *self.opened_read.lock() = queue.read_position();
+            self.read_early
+                .recover_queue_copies_from(queue.read_position())
+                .await;
             self.opened.store(true, Ordering::Release);
             *slot = Some(queue);
         }

@@ -235,7 +235,10 @@ impl Channel {
             return;
         };
         backend.deferred_spill().recover().await;
-        backend.read_early_spill().recover().await;
+        // Opening the queue recovers the synced segments against its read position.
+        if let Err(error) = backend.open().await {
+            tracing::error!(topic = %self.topic_name, channel = %self.name, %error, "failed to open the disk queue");
+        }
         if let Some(earlier) = backend.due_journal().load_once(now_ns).await {
             if !earlier.is_empty() {
                 tracing::info!(topic = %self.topic_name, channel = %self.name, deferred = earlier.len(), "deferred messages on disk wait for their due time");
@@ -465,33 +468,39 @@ impl Channel {
         }
     }
 
-    /// Puts the messages of every synced spill window that started back in the disk
-    /// queue, where they wait the rest of their time as they did before they were
-    /// read. Their due times are noted (and journaled) before they are written, so no
-    /// read and no crash finds them without. A window's segment goes once its messages
-    /// are synced in the queue; after a failure it stays, and the next tick tries again.
+    /// Brings back the messages of every synced spill window that started, to wait the
+    /// rest of their time. One whose copy in the disk queue a crash could still bring
+    /// back is held there again and waits in memory; the others are written back to the
+    /// queue, their due times noted (and journaled) first so that no read and no crash
+    /// finds them without. Either way there is one copy a crash can bring back. A
+    /// window's segment goes once its messages are safe; after a failure it stays, and
+    /// the next tick tries again.
     async fn return_read_early(&self, backend: &Backend, now_ns: i64) {
         let spill = backend.read_early_spill();
         while let Some(window) = spill.started_window(now_ns).await {
-            let entries = spill.read_window(window).await;
-            let due: Vec<(MessageId, i64)> = entries.iter().map(|(m, d)| (m.id, *d)).collect();
-            {
-                let mut state = self.state.lock();
-                for &(id, due_ns) in &due {
-                    state.note_due(id, due_ns);
+            let records = spill.read_window_records(window).await;
+            let (held, to_write) = backend.hold_again_or_return(records).await;
+            self.keep_held(held);
+            if !to_write.is_empty() {
+                let due: Vec<(MessageId, i64)> = to_write.iter().map(|(m, d)| (m.id, *d)).collect();
+                {
+                    let mut state = self.state.lock();
+                    for &(id, due_ns) in &due {
+                        state.note_due(id, due_ns);
+                    }
                 }
-            }
-            let messages: Vec<Message> = entries.into_iter().map(|(m, _)| m).collect();
-            let returned = match backend.due_journal().append(&due).await {
-                Ok(()) => backend.put_synced(&messages).await,
-                Err(error) => {
-                    tracing::error!(topic = %self.topic_name, channel = %self.name, %error, "deferred messages wait on disk until their due times can be journaled");
+                let messages: Vec<Message> = to_write.into_iter().map(|(m, _)| m).collect();
+                let returned = match backend.due_journal().append(&due).await {
+                    Ok(()) => backend.put_synced(&messages).await,
+                    Err(error) => {
+                        tracing::error!(topic = %self.topic_name, channel = %self.name, %error, "deferred messages wait on disk until their due times can be journaled");
+                        return;
+                    }
+                };
+                if let Err(error) = returned {
+                    tracing::error!(topic = %self.topic_name, channel = %self.name, %error, "deferred messages wait on disk until the disk queue takes them back");
                     return;
                 }
-            };
-            if let Err(error) = returned {
-                tracing::error!(topic = %self.topic_name, channel = %self.name, %error, "deferred messages wait on disk until the disk queue takes them back");
-                return;
             }
             spill.remove_window(window).await;
             self.new_messages.notify_one();

@@ -24,6 +24,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use super::diskqueue::RecordPos;
 use super::due_journal::{check_header, header_of_kind, HeaderProblem, HEADER_LEN};
 use crate::env::Fs;
 use crate::protocol::{Message, MessageId, MESSAGE_HEADER_LENGTH};
@@ -34,8 +35,21 @@ pub const KIND_SPILL: u16 = 2;
 pub const KIND_SYNCED_SPILL: u16 = 3;
 /// The due-time span of one segment: 1 s.
 pub const WINDOW_NS: i64 = 1_000_000_000;
-/// Record length, due time, then the checksum after the message.
+/// Record length and due time before the message (the checksum follows it).
 const RECORD_PREFIX: usize = 4 + 8;
+/// What a synced segment's record adds after the due time: where the message was in
+/// the disk queue (data file number, offset, and read sequence number).
+const SOURCE_LEN: usize = 8 + 8 + 8;
+
+/// Where a message read from the disk queue was: the record's position, and the
+/// sequence number of the read in the run that read it (meaningless in later runs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueSource {
+    /// The record's position.
+    pub at: RecordPos,
+    /// Its read sequence number.
+    pub seq: u64,
+}
 /// Records gathered in memory, over all windows, before they are written out: a DPUB
 /// carries one message, and one write per message would cost more than the message.
 pub const WRITE_BUFFER_BYTES: usize = 1 << 20;
@@ -103,34 +117,58 @@ impl SpillKind {
     }
 }
 
-/// One record: a message deferred until `due_ns`.
-pub fn encode_record(out: &mut Vec<u8>, message: &Message, due_ns: i64) {
+/// One record: a message deferred until `due_ns`; `source`, for a synced segment, is
+/// where the message was in the disk queue.
+pub fn encode_record(
+    out: &mut Vec<u8>,
+    message: &Message,
+    due_ns: i64,
+    source: Option<QueueSource>,
+) {
     let start = out.len();
     let len = u32::try_from(message.encoded_len()).unwrap_or(u32::MAX);
     out.extend_from_slice(&len.to_be_bytes());
     out.extend_from_slice(&due_ns.to_be_bytes());
+    if let Some(source) = source {
+        out.extend_from_slice(&source.at.file.to_be_bytes());
+        out.extend_from_slice(&source.at.pos.to_be_bytes());
+        out.extend_from_slice(&source.seq.to_be_bytes());
+    }
     out.extend_from_slice(&message.header());
     out.extend_from_slice(&message.body);
     let crc = crc32c::crc32c(&out[start + 4..]);
     out.extend_from_slice(&crc.to_be_bytes());
 }
 
+/// One record read back from a segment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpillRecord {
+    /// The deferred message.
+    pub message: Message,
+    /// When it is due (ns since the Unix epoch).
+    pub due_ns: i64,
+    /// Of a synced segment: where the message was in the disk queue.
+    pub source: Option<QueueSource>,
+}
+
 /// Reads a segment's records in file order; `max_message_len` bounds a record's length
-/// before anything is allocated for it. `file_kind` is the kind its header must have.
+/// before anything is allocated for it. `file_kind` is the kind its header must have
+/// (and says whether records carry their source position).
 pub fn decode_segment(
     bytes: &[u8],
     file_kind: u16,
     max_message_len: usize,
-) -> (Vec<(Message, i64)>, Option<SegmentProblem>) {
+) -> (Vec<SpillRecord>, Option<SegmentProblem>) {
     if let Err(problem) = check_header(bytes, file_kind) {
         return (Vec::new(), Some(SegmentProblem::Header(problem)));
     }
+    let with_source = file_kind == KIND_SYNCED_SPILL;
     let mut records = Vec::new();
     let mut at = HEADER_LEN;
     while at < bytes.len() {
-        match decode_record(&bytes[at..], max_message_len) {
-            Some((message, due, used)) => {
-                records.push((message, due));
+        match decode_record(&bytes[at..], with_source, max_message_len) {
+            Some((record, used)) => {
+                records.push(record);
                 at += used;
             }
             None => {
@@ -145,20 +183,45 @@ pub fn decode_segment(
     (records, None)
 }
 
-fn decode_record(bytes: &[u8], max_message_len: usize) -> Option<(Message, i64, usize)> {
+fn decode_record(
+    bytes: &[u8],
+    with_source: bool,
+    max_message_len: usize,
+) -> Option<(SpillRecord, usize)> {
     let len = u32::from_be_bytes(bytes.get(..4)?.try_into().ok()?) as usize;
     if !(MESSAGE_HEADER_LENGTH..=max_message_len).contains(&len) {
         return None;
     }
-    let end = RECORD_PREFIX + len;
+    let source_len = if with_source { SOURCE_LEN } else { 0 };
+    let end = RECORD_PREFIX + source_len + len;
     let checked = bytes.get(4..end)?;
     let crc = u32::from_be_bytes(bytes.get(end..end + 4)?.try_into().ok()?);
     if crc32c::crc32c(checked) != crc {
         return None;
     }
-    let due = i64::from_be_bytes(checked[..8].try_into().ok()?);
-    let message = Message::decode(Bytes::copy_from_slice(&checked[8..])).ok()?;
-    Some((message, due, end + 4))
+    let due_ns = i64::from_be_bytes(checked[..8].try_into().ok()?);
+    let source = if with_source {
+        Some(QueueSource {
+            at: RecordPos {
+                file: u64::from_be_bytes(checked[8..16].try_into().ok()?),
+                pos: u64::from_be_bytes(checked[16..24].try_into().ok()?),
+            },
+            seq: u64::from_be_bytes(checked[24..32].try_into().ok()?),
+        })
+    } else {
+        None
+    };
+    let message = Message::decode(Bytes::copy_from_slice(&checked[8 + source_len..])).ok()?;
+    let record = SpillRecord {
+        message,
+        due_ns,
+        source,
+    };
+    Some((record, end + 4))
+}
+
+fn without_source(records: Vec<SpillRecord>) -> Vec<(Message, i64)> {
+    records.into_iter().map(|r| (r.message, r.due_ns)).collect()
 }
 
 /// The spill segments of one channel's disk queue.
@@ -258,10 +321,41 @@ impl DeferredSpill {
     /// gathered in memory and written once [`WRITE_BUFFER_BYTES`] are; a failed write
     /// hands its messages back, for the caller to keep in memory.
     pub async fn put(&self, entries: &[(Message, i64)]) -> Vec<(Message, i64)> {
+        self.put_records(entries, None).await
+    }
+
+    /// [`DeferredSpill::put`] for a [`SpillKind::Synced`] store: `sources[i]` is where
+    /// `entries[i]` is in the disk queue, so that after a crash a record whose queue
+    /// copy comes back is dropped (see [`DeferredSpill::recover_queue_copies_from`]).
+    pub async fn put_read_early(
+        &self,
+        entries: &[(Message, i64)],
+        sources: &[QueueSource],
+    ) -> Vec<(Message, i64)> {
+        self.put_records(entries, Some(sources)).await
+    }
+
+    async fn put_records(
+        &self,
+        entries: &[(Message, i64)],
+        sources: Option<&[QueueSource]>,
+    ) -> Vec<(Message, i64)> {
         let mut segments = self.segments.lock().await;
-        self.recover_locked(&mut segments).await;
+        self.recover_locked(&mut segments, None).await;
         let mut added = 0;
-        for (message, due) in entries {
+        for (i, (message, due)) in entries.iter().enumerate() {
+            let source = match (self.kind, sources) {
+                (SpillKind::Memory, _) => None,
+                // Unknown: kept after a crash, at worst as a duplicate.
+                (SpillKind::Synced, sources) => Some(
+                    sources
+                        .and_then(|s| s.get(i).copied())
+                        .unwrap_or(QueueSource {
+                            at: RecordPos { file: 0, pos: 0 },
+                            seq: 0,
+                        }),
+                ),
+            };
             let window = due.div_euclid(WINDOW_NS);
             let segment = segments.counts.entry(window).or_default();
             let before = segment.pending.len();
@@ -270,7 +364,7 @@ impl DeferredSpill {
                     .pending
                     .extend_from_slice(&header_of_kind(self.kind.file_kind()));
             }
-            encode_record(&mut segment.pending, message, *due);
+            encode_record(&mut segment.pending, message, *due, source);
             if self.kind == SpillKind::Synced {
                 segment.unsynced.push(message.id);
             }
@@ -402,7 +496,7 @@ impl DeferredSpill {
             whole.extend_from_slice(pending);
             decode_segment(&whole, kind, self.max_message_len)
         };
-        records
+        without_source(records)
     }
 
     /// Takes the messages of the earliest segment if its window started by `now_ns`, in
@@ -437,7 +531,7 @@ impl DeferredSpill {
     /// queue one by one, where Go can read them).
     pub async fn windows(&self) -> Vec<i64> {
         let mut segments = self.segments.lock().await;
-        self.recover_locked(&mut segments).await;
+        self.recover_locked(&mut segments, None).await;
         segments.counts.keys().copied().collect()
     }
 
@@ -447,13 +541,24 @@ impl DeferredSpill {
         self.read_whole_window(&segments, window).await
     }
 
+    /// The records of one window's written segment with their sources, in arrival
+    /// order (the segment stays). For a synced store, whose records are written out
+    /// before their window is read.
+    pub async fn read_window_records(&self, window: i64) -> Vec<SpillRecord> {
+        let segments = self.segments.lock().await;
+        match segments.counts.get(&window) {
+            Some(segment) if segment.len > 0 => self.read_segment(&self.path(window)).await.0,
+            _ => Vec::new(),
+        }
+    }
+
     /// A window's messages: those in its file, then those not written yet.
     async fn read_whole_window(&self, segments: &Segments, window: i64) -> Vec<(Message, i64)> {
         let Some(segment) = segments.counts.get(&window) else {
             return Vec::new();
         };
         let mut records = if segment.len > 0 {
-            self.read_segment(&self.path(window)).await.0
+            without_source(self.read_segment(&self.path(window)).await.0)
         } else {
             Vec::new()
         };
@@ -470,7 +575,7 @@ impl DeferredSpill {
     /// Removes every segment (the channel was emptied or deleted).
     pub async fn clear(&self) {
         let mut segments = self.segments.lock().await;
-        self.recover_locked(&mut segments).await;
+        self.recover_locked(&mut segments, None).await;
         let windows: Vec<i64> = segments.counts.keys().copied().collect();
         for window in windows {
             self.remove_segment(&mut segments, window).await;
@@ -478,13 +583,24 @@ impl DeferredSpill {
     }
 
     /// Looks, once, for segments an earlier run left (a crash; a graceful exit leaves
-    /// none) and counts what they hold.
+    /// none) and counts what they hold. For a [`SpillKind::Memory`] store; a synced one
+    /// recovers through [`DeferredSpill::recover_queue_copies_from`].
     pub async fn recover(&self) {
         let mut segments = self.segments.lock().await;
-        self.recover_locked(&mut segments).await;
+        self.recover_locked(&mut segments, None).await;
     }
 
-    async fn recover_locked(&self, segments: &mut Segments) {
+    /// [`DeferredSpill::recover`] for a [`SpillKind::Synced`] store, when the disk queue
+    /// opens at `read_from` after an earlier run: a record of a message at or after
+    /// that position is dropped, because the queue hands that message out again (a
+    /// crash came before the queue's read position was synced past it), and one copy
+    /// is enough. Segments that lose records are rewritten (synced, then renamed over).
+    pub async fn recover_queue_copies_from(&self, read_from: RecordPos) {
+        let mut segments = self.segments.lock().await;
+        self.recover_locked(&mut segments, Some(read_from)).await;
+    }
+
+    async fn recover_locked(&self, segments: &mut Segments, read_from: Option<RecordPos>) {
         if segments.recovered {
             return;
         }
@@ -500,7 +616,14 @@ impl DeferredSpill {
             let Some(window) = self.window_of(&path) else {
                 continue;
             };
-            let (records, len) = self.read_segment(&path).await;
+            let (mut records, mut len) = self.read_segment(&path).await;
+            if let Some(read_from) = read_from {
+                let before = records.len();
+                records.retain(|r| r.source.is_none_or(|source| source.at < read_from));
+                if records.len() < before && !records.is_empty() {
+                    len = self.rewrite_segment(&path, &records).await;
+                }
+            }
             if records.is_empty() {
                 if let Err(error) = self.fs.remove(&path).await {
                     tracing::error!(path = %path.display(), %error, "failed to remove an empty deferred spill segment");
@@ -520,6 +643,33 @@ impl DeferredSpill {
         self.mirror_earliest(segments);
     }
 
+    /// Writes a segment anew with `records` (to a tmp file, synced, renamed over), and
+    /// returns its length. Should that fail, the old segment stays: its extra records
+    /// are duplicates at worst.
+    async fn rewrite_segment(&self, path: &Path, records: &[SpillRecord]) -> u64 {
+        let mut bytes = header_of_kind(self.kind.file_kind()).to_vec();
+        for record in records {
+            encode_record(&mut bytes, &record.message, record.due_ns, record.source);
+        }
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(".tmp");
+        let tmp = PathBuf::from(tmp);
+        let written = async {
+            self.fs.write(&tmp, &bytes).await?;
+            self.fs.sync(&tmp).await?;
+            self.fs.rename(&tmp, path).await
+        }
+        .await;
+        match written {
+            Ok(()) => bytes.len() as u64,
+            Err(error) => {
+                let _ = self.fs.remove(&tmp).await;
+                tracing::error!(path = %path.display(), %error, "failed to drop the records of a spill segment whose messages the disk queue hands out again");
+                self.fs.len(path).await.unwrap_or(0)
+            }
+        }
+    }
+
     /// The window of `path` if it is one of this queue's segments.
     fn window_of(&self, path: &Path) -> Option<i64> {
         let name = path.file_name()?.to_str()?;
@@ -529,7 +679,7 @@ impl DeferredSpill {
 
     /// The whole records of a segment, and the length they take (where the next
     /// record goes).
-    async fn read_segment(&self, path: &Path) -> (Vec<(Message, i64)>, u64) {
+    async fn read_segment(&self, path: &Path) -> (Vec<SpillRecord>, u64) {
         let bytes = match self.fs.read(path).await {
             Ok(bytes) => bytes,
             Err(error) => {

@@ -597,3 +597,71 @@ async fn read_early_messages_keep_their_time_across_a_graceful_restart() {
     let got = run_plan(&channel, &plan, 200, 21_000, true).await;
     assert_eq!(got.len(), 60 + 1, "the undelivered `now` comes back too");
 }
+
+/// When a window of read-early messages starts while an older message in flight keeps
+/// the queue's read position before their copies there, they are held there again
+/// instead of being written a second time: after a crash each comes back once, not
+/// twice in the same run.
+#[tokio::test]
+async fn a_returned_window_leaves_one_copy_for_a_crash_to_bring_back() {
+    let fs = data_dir().await;
+    let (topic, channel) = budget_topic(&fs, 0, 0, 0);
+    dpub(&topic, "first", 0, 0).await;
+    let plan: Vec<(String, i64)> = (0..20).map(|i| (format!("m{i}"), 2_000 + i * 10)).collect();
+    for (body, due_ms) in &plan {
+        dpub(&topic, body, 0, *due_ms).await;
+    }
+    // `first` stays in flight: its hold keeps the read position before the others.
+    assert_eq!(delivered_bodies(&channel, 0).await, ["first"]);
+    channel.load_due_spill(0).await;
+    assert_eq!(channel.backend().unwrap().read_early_spill().count(), 20);
+    let got = run_plan(&channel, &plan, 2_000, 2_100, true).await;
+    assert_eq!(got.len(), 11, "those due by 2.1 s left: {got:?}");
+    assert_eq!(channel.backend().unwrap().read_early_spill().count(), 0);
+    fs.crash(CrashMode::DropUnsynced, 9);
+
+    let (_topic, channel) = budget_topic(&fs, 0, 0, 0);
+    channel.restore_due_times(2_100_000_000).await;
+    // One at a time, each finished as it arrives, so a second copy is handed out too.
+    let mut got = Vec::new();
+    for ms in (2_100..=4_000).step_by(100) {
+        for body in finished_one_by_one(&channel, ms * 1_000_000).await {
+            let due = plan.iter().find(|(b, _)| *b == body).map_or(0, |(_, d)| *d);
+            assert!(ms >= due, "{body} due at {due} ms left early, at {ms} ms");
+            got.push(body);
+        }
+    }
+    got.sort();
+    let mut once: Vec<String> = plan.iter().map(|(b, _)| b.clone()).collect();
+    once.push("first".to_string());
+    once.sort();
+    assert_eq!(got, once, "each once in the run after the crash");
+}
+
+/// The bodies a client ready for one message at a time gets at `now_ns`, each finished
+/// before the next is taken.
+async fn finished_one_by_one(channel: &Channel, now_ns: i64) -> Vec<String> {
+    channel.load_due_spill(now_ns).await;
+    channel.process_deferred(now_ns);
+    let client = test_client();
+    let mut bodies = Vec::new();
+    loop {
+        let mut out = BytesMut::new();
+        let mut taken = channel.take_for_client(&client, 1, now_ns, TIMEOUT, || true, &mut out);
+        if taken == 0 {
+            taken = channel
+                .take_from_backend(&client, 1, now_ns, TIMEOUT, || true, &mut out)
+                .await
+                .unwrap();
+        }
+        if taken == 0 {
+            return bodies;
+        }
+        let (_, data) = crate::protocol::frame::decode_frame(&mut out, usize::MAX)
+            .unwrap()
+            .unwrap();
+        let message = crate::protocol::Message::decode(data).unwrap();
+        channel.finish(client.id, &message.id, || now_ns).unwrap();
+        bodies.push(String::from_utf8(message.body.to_vec()).unwrap());
+    }
+}

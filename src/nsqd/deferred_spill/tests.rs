@@ -41,9 +41,25 @@ fn ids(records: &[(Message, i64)]) -> Vec<(u64, i64)> {
 fn segment_of(records: &[(Message, i64)]) -> Vec<u8> {
     let mut bytes = header_of_kind(KIND_SPILL).to_vec();
     for (message, due) in records {
-        encode_record(&mut bytes, message, *due);
+        encode_record(&mut bytes, message, *due, None);
     }
     bytes
+}
+
+/// A synced segment of `records` (message, due, source position).
+fn synced_segment_of(records: &[SpillRecord]) -> Vec<u8> {
+    let mut bytes = header_of_kind(KIND_SYNCED_SPILL).to_vec();
+    for r in records {
+        encode_record(&mut bytes, &r.message, r.due_ns, r.source);
+    }
+    bytes
+}
+
+fn at(file: u64, pos: u64) -> QueueSource {
+    QueueSource {
+        at: RecordPos { file, pos },
+        seq: file * 1000 + pos,
+    }
 }
 
 #[test]
@@ -51,16 +67,14 @@ fn a_segment_round_trips_and_stops_at_a_bad_record() {
     let records = vec![(message(1), 5), (message(2), -3), (message(3), 9)];
     let bytes = segment_of(&records);
     assert_eq!(&bytes[..12], b"NSQRSDEF\x00\x01\x00\x02");
-    assert_eq!(
-        decode_segment(&bytes, KIND_SPILL, MAX),
-        (records.clone(), None)
-    );
+    let (read, problem) = decode_segment(&bytes, KIND_SPILL, MAX);
+    assert_eq!((without_source(read), problem), (records.clone(), None));
 
     let mut corrupt = bytes.clone();
     let second = HEADER_LEN + records[0].0.encoded_len() + 16;
     corrupt[second + 20] ^= 1;
     let (read, problem) = decode_segment(&corrupt, KIND_SPILL, MAX);
-    assert_eq!(read, records[..1]);
+    assert_eq!(without_source(read), records[..1]);
     assert_eq!(
         problem,
         Some(SegmentProblem::BadRecord {
@@ -103,8 +117,28 @@ proptest! {
         let bytes = segment_of(&records);
         let at = cut.index(bytes.len() + 1);
         let (read, _) = decode_segment(&bytes[..at], KIND_SPILL, MAX);
-        prop_assert!(records.starts_with(&read));
+        prop_assert!(records.starts_with(&without_source(read.clone())));
         if at == bytes.len() {
+            prop_assert_eq!(read.len(), records.len());
+        }
+    }
+
+    /// The same for synced segments, whose records carry their source position.
+    #[test]
+    fn any_bytes_decode_and_a_cut_keeps_whole_synced_records(
+        noise in proptest::collection::vec(any::<u8>(), 0..300),
+        count in 0usize..8,
+        cut in any::<prop::sample::Index>(),
+    ) {
+        let _ = decode_segment(&noise, KIND_SYNCED_SPILL, MAX);
+        let records: Vec<SpillRecord> = (0..count as u64)
+            .map(|n| SpillRecord { message: message(n), due_ns: n as i64, source: Some(at(n, n * 100)) })
+            .collect();
+        let bytes = synced_segment_of(&records);
+        let cut = cut.index(bytes.len() + 1);
+        let (read, _) = decode_segment(&bytes[..cut], KIND_SYNCED_SPILL, MAX);
+        prop_assert!(records.starts_with(&read));
+        if cut == bytes.len() {
             prop_assert_eq!(read.len(), records.len());
         }
     }
@@ -231,4 +265,50 @@ async fn records_are_gathered_and_a_failed_write_hands_them_back() {
     let back = s.take_due(3 * SEC).await;
     assert_eq!(back.len(), 25_001);
     assert_eq!(ids(&back[25_000..]), [(90_000, 3 * SEC)]);
+}
+
+/// After a crash, a synced segment keeps the records whose queue copy is gone (before
+/// the position the queue opens at) and drops those the queue hands out again; a
+/// segment left with nothing is removed.
+#[tokio::test]
+async fn synced_segments_drop_what_the_queue_hands_out_again() {
+    let fs = data_dir().await;
+    let synced = |fs: &MemFs| {
+        DeferredSpill::new(
+            Arc::new(fs.clone()),
+            Path::new("data"),
+            "t:c",
+            SpillKind::Synced,
+            MAX,
+        )
+    };
+    let s = synced(&fs);
+    let entries = [
+        (message(1), 5 * SEC),
+        (message(2), 5 * SEC + 1),
+        (message(3), 7 * SEC),
+    ];
+    s.put_read_early(&entries, &[at(1, 0), at(2, 40), at(3, 0)])
+        .await;
+    assert!(s.write_out().await.is_empty());
+    let mut synced_ids = s.take_synced().await;
+    synced_ids.sort();
+    let mut expected: Vec<MessageId> = entries.iter().map(|(m, _)| m.id).collect();
+    expected.sort();
+    assert_eq!(synced_ids, expected, "every record synced is reported");
+    assert!(fs
+        .file_names()
+        .iter()
+        .any(|p| p.to_string_lossy().ends_with("t:c.deferred-synced.5.dat")));
+    fs.crash(CrashMode::DropUnsynced, 1);
+
+    let s = synced(&fs);
+    s.recover_queue_copies_from(at(2, 40).at).await;
+    assert_eq!(s.count(), 1, "only message 1's queue copy is gone");
+    assert_eq!(ids(&s.take_due(5 * SEC).await), [(1, 5 * SEC)]);
+    assert_eq!(s.count(), 0);
+    assert!(!fs
+        .file_names()
+        .iter()
+        .any(|p| p.to_string_lossy().contains("deferred-synced")));
 }

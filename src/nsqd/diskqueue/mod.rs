@@ -497,6 +497,19 @@ impl DiskQueue {
         self.commit_meta().await
     }
 
+    /// Where the next read starts (at open: where the metadata left it).
+    pub fn read_position(&self) -> RecordPos {
+        RecordPos {
+            file: self.read_file,
+            pos: self.read_pos,
+        }
+    }
+
+    /// The read position of the metadata last committed in this run (None: none yet).
+    pub fn committed_read_position(&self) -> Option<RecordPos> {
+        self.committed_read
+    }
+
     /// The read position the metadata records now (the oldest held record, if any).
     fn meta_read_pos(&self) -> RecordPos {
         match self.hold {
