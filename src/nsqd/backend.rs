@@ -301,13 +301,26 @@ impl Backend {
     }
 
     /// [`Backend::put`], then a sync whatever the sync policy: for messages whose only
-    /// other copy is about to be removed.
+    /// other copy is about to be removed. An error means they were not written; a
+    /// failed sync is only logged (the messages are in the queue, which syncs again
+    /// later, as for any put): writing them again would deliver them twice.
     pub async fn put_synced(&self, messages: &[Message]) -> Result<(), DiskQueueError> {
-        self.put(messages).await?;
-        let mut guard = self.queue.lock().await;
-        let queue = self.ensure_open(&mut guard).await?;
-        self.apply_holds(queue);
-        queue.sync().await
+        let synced = match self.put(messages).await {
+            Err(DiskQueueError::Sync { path, source }) => {
+                Err(DiskQueueError::Sync { path, source })
+            }
+            Err(error) => return Err(error),
+            Ok(()) => {
+                let mut guard = self.queue.lock().await;
+                let queue = self.ensure_open(&mut guard).await?;
+                self.apply_holds(queue);
+                queue.sync().await
+            }
+        };
+        if let Err(error) = synced {
+            tracing::error!(queue = %self.name, %error, "deferred messages written back to the disk queue are not synced yet");
+        }
+        Ok(())
     }
 
     /// Messages on disk (as of the last operation).

@@ -473,14 +473,13 @@ impl Channel {
     /// back is held there again and waits in memory; the others are written back to the
     /// queue, their due times noted (and journaled) first so that no read and no crash
     /// finds them without. Either way there is one copy a crash can bring back. A
-    /// window's segment goes once its messages are safe; after a failure it stays, and
-    /// the next tick tries again.
+    /// window's segment goes once its messages are safe; after a failure nothing of it
+    /// is brought back, it stays, and the next tick tries the whole window again.
     async fn return_read_early(&self, backend: &Backend, now_ns: i64) {
         let spill = backend.read_early_spill();
         while let Some(window) = spill.started_window(now_ns).await {
             let records = spill.read_window_records(window).await;
             let (held, to_write) = backend.hold_again_or_return(records).await;
-            self.keep_held(held);
             if !to_write.is_empty() {
                 let due: Vec<(MessageId, i64)> = to_write.iter().map(|(m, d)| (m.id, *d)).collect();
                 {
@@ -502,6 +501,8 @@ impl Channel {
                     return;
                 }
             }
+            // Only now: were the window kept for another try, they would come twice.
+            self.keep_held(held);
             spill.remove_window(window).await;
             self.new_messages.notify_one();
         }

@@ -547,7 +547,11 @@ impl DeferredSpill {
     pub async fn read_window_records(&self, window: i64) -> Vec<SpillRecord> {
         let segments = self.segments.lock().await;
         match segments.counts.get(&window) {
-            Some(segment) if segment.len > 0 => self.read_segment(&self.path(window)).await.0,
+            Some(segment) if segment.len > 0 => {
+                self.read_segment(&self.path(window), Some(segment.len))
+                    .await
+                    .0
+            }
             _ => Vec::new(),
         }
     }
@@ -558,7 +562,11 @@ impl DeferredSpill {
             return Vec::new();
         };
         let mut records = if segment.len > 0 {
-            without_source(self.read_segment(&self.path(window)).await.0)
+            without_source(
+                self.read_segment(&self.path(window), Some(segment.len))
+                    .await
+                    .0,
+            )
         } else {
             Vec::new()
         };
@@ -616,7 +624,7 @@ impl DeferredSpill {
             let Some(window) = self.window_of(&path) else {
                 continue;
             };
-            let (mut records, mut len) = self.read_segment(&path).await;
+            let (mut records, mut len) = self.read_segment(&path, None).await;
             if let Some(read_from) = read_from {
                 let before = records.len();
                 records.retain(|r| r.source.is_none_or(|source| source.at < read_from));
@@ -679,9 +687,17 @@ impl DeferredSpill {
 
     /// The whole records of a segment, and the length they take (where the next
     /// record goes).
-    async fn read_segment(&self, path: &Path) -> (Vec<SpillRecord>, u64) {
+    /// `written`, when known, is how much of the file holds records this run wrote
+    /// and kept: bytes past it are records whose write or sync failed, handed back
+    /// already.
+    async fn read_segment(&self, path: &Path, written: Option<u64>) -> (Vec<SpillRecord>, u64) {
         let bytes = match self.fs.read(path).await {
-            Ok(bytes) => bytes,
+            Ok(mut bytes) => {
+                if let Some(written) = written {
+                    bytes.truncate(usize::try_from(written).unwrap_or(usize::MAX));
+                }
+                bytes
+            }
             Err(error) => {
                 tracing::error!(path = %path.display(), %error, "deferred messages lost: their spill segment cannot be read");
                 return (Vec::new(), 0);
