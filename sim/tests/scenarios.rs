@@ -212,6 +212,33 @@ fn a_due_time_forgotten_at_restart_is_caught_with_a_replay_command() {
     );
 }
 
+#[test]
+fn an_unsynced_spill_of_read_early_messages_is_caught_with_a_replay_command() {
+    // The planted bug: deferred messages read early from a disk queue leave it once
+    // their spill segment is written, without the fsync, so the power cuts of the
+    // scenario lose acknowledged DPUBs on the crash-safe nsqd.
+    let file = scenarios_dir().join("deferred-across-crashes.toml");
+    let options = RunOptions {
+        seed: 1,
+        buggify: nsq::nsqd::Buggify {
+            read_early_spill_unsynced: true,
+            ..nsq::nsqd::Buggify::default()
+        },
+        ..RunOptions::default()
+    };
+    let report = run(&file, &options);
+    assert!(!report.passed(), "the broken build was not caught");
+    let first = &report.violations[0];
+    assert_eq!(first.invariant, Invariant::NoLoss, "{first}");
+    assert!(first.detail.contains("nsqd-durable"), "{first}");
+    let text = describe_failure(&file, &report, false);
+    assert!(
+        text.contains("replay: cargo run -p nsq-sim --bin nsq-sim -- run")
+            && text.contains("deferred-across-crashes.toml --seed 1"),
+        "{text}"
+    );
+}
+
 fn refused(text: &str) -> String {
     match Scenario::parse(text, "bad.toml") {
         Ok(_) => panic!("accepted:\n{text}"),

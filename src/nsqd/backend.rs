@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use tokio::sync::Mutex;
 
+use super::buggify::Buggify;
 use super::deferred_spill::{DeferredSpill, QueueSource, SpillKind, SpillRecord};
 use super::diskqueue::{DiskQueue, DiskQueueConfig, DiskQueueError, Hold, Payload, RecordPos};
 use super::due_journal::DueJournal;
@@ -195,10 +196,16 @@ impl Backend {
         }
     }
 
-    /// [`Buggify::deferred_due_at_restart`](crate::nsqd::Buggify): the due times this
-    /// queue's journal left are all read as the restart time.
-    pub fn planting_due_at_restart(mut self) -> Self {
-        self.due = DueJournal::new(self.fs.clone(), &self.data_path, &self.name, true);
+    /// Plants the bugs of `buggify` that concern this queue:
+    /// [`Buggify::deferred_due_at_restart`] (the due times its journal left are all
+    /// read as the restart time) and [`Buggify::read_early_spill_unsynced`].
+    pub fn planting(mut self, buggify: Buggify) -> Self {
+        if buggify.deferred_due_at_restart {
+            self.due = DueJournal::new(self.fs.clone(), &self.data_path, &self.name, true);
+        }
+        if buggify.read_early_spill_unsynced {
+            self.read_early = self.read_early.planting_unsynced();
+        }
         self
     }
 

@@ -11,4 +11,8 @@ pub struct Buggify {
     /// restart time: messages deferred across a restart are delivered at once, as a
     /// lost-delay bug would.
     pub deferred_due_at_restart: bool,
+    /// Synced spill segments (deferred messages read early from a disk queue) are not
+    /// synced before the queue lets go of the messages: a crash that drops unsynced
+    /// writes loses them, as a missing fsync would.
+    pub read_early_spill_unsynced: bool,
 }

@@ -229,6 +229,8 @@ pub struct DeferredSpill {
     fs: Arc<dyn Fs>,
     data_path: PathBuf,
     kind: SpillKind,
+    /// [`Buggify::read_early_spill_unsynced`](crate::nsqd::Buggify): syncs are skipped.
+    skip_sync: bool,
     /// `<queue name>.deferred.` or `<queue name>.deferred-synced.`
     prefix: String,
     max_message_len: usize,
@@ -293,12 +295,20 @@ impl DeferredSpill {
             fs,
             data_path: data_path.to_path_buf(),
             kind,
+            skip_sync: false,
             prefix: format!("{queue_name}{}", kind.infix()),
             max_message_len,
             segments: tokio::sync::Mutex::new(Segments::default()),
             count: AtomicU64::new(0),
             earliest: AtomicI64::new(i64::MAX),
         }
+    }
+
+    /// [`Buggify::read_early_spill_unsynced`](crate::nsqd::Buggify): segments are
+    /// reported synced without a sync.
+    pub fn planting_unsynced(mut self) -> Self {
+        self.skip_sync = true;
+        self
     }
 
     /// Messages waiting in segments.
@@ -430,7 +440,13 @@ impl DeferredSpill {
             }
         }
         let paths: Vec<PathBuf> = to_sync.iter().map(|(w, _)| self.path(*w)).collect();
-        let synced = futures_util::future::join_all(paths.iter().map(|p| self.fs.sync(p))).await;
+        let synced = futures_util::future::join_all(paths.iter().map(|p| async move {
+            if self.skip_sync {
+                return Ok(());
+            }
+            self.fs.sync(p).await
+        }))
+        .await;
         for (((window, bytes), path), outcome) in to_sync.into_iter().zip(paths).zip(synced) {
             let Some(segment) = segments.counts.get_mut(&window) else {
                 continue;

@@ -34,7 +34,10 @@ fn budget_factory(fs: &MemFs, due_at_restart: bool, budget: usize) -> BackendFac
             sync_every: 1,
             ..DiskQueueConfig::default()
         },
-        deferred_due_at_restart: due_at_restart,
+        buggify: crate::nsqd::Buggify {
+            deferred_due_at_restart: due_at_restart,
+            ..crate::nsqd::Buggify::default()
+        },
         deferred_memory_budget: budget,
     }
 }

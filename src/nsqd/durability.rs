@@ -45,7 +45,7 @@ pub(crate) fn backend_factory(env: &crate::env::Env, opts: &super::Options) -> B
         fs: env.fs.clone(),
         data_path: super::data_path(opts),
         config: disk_queue_config(opts),
-        deferred_due_at_restart: opts.buggify.deferred_due_at_restart,
+        buggify: opts.buggify,
         deferred_memory_budget: usize::try_from(opts.max_deferred_memory).unwrap_or(0),
     }
 }

@@ -36,8 +36,8 @@ pub struct BackendFactory {
     pub data_path: std::path::PathBuf,
     /// Sizes and sync policy from the options.
     pub config: DiskQueueConfig,
-    /// [`Buggify::deferred_due_at_restart`](crate::nsqd::Buggify).
-    pub deferred_due_at_restart: bool,
+    /// The planted bugs that concern disk queues (none outside the simulator's tests).
+    pub buggify: crate::nsqd::Buggify,
     /// `--max-deferred-memory`, per channel.
     pub deferred_memory_budget: usize,
 }
@@ -62,11 +62,7 @@ impl BackendFactory {
                 self.config,
             )
             .with_deferred_memory_budget(self.deferred_memory_budget);
-            Arc::new(if self.deferred_due_at_restart {
-                backend.planting_due_at_restart()
-            } else {
-                backend
-            })
+            Arc::new(backend.planting(self.buggify))
         })
     }
 }
