@@ -14,6 +14,7 @@ use super::client::ClientRef;
 use super::deferred::{memory_cost, DeferredQueue};
 use super::diskqueue::DiskQueueError;
 use super::due_journal::JournalError;
+use super::due_times::DueTimes;
 use super::e2e::{E2eConfig, LatencyWindow};
 use super::in_flight::{InFlight, InFlightError, InFlightQueue};
 use super::stats::E2eLatency;
@@ -49,7 +50,7 @@ struct ChannelState {
     /// due-time journal says: messages not read yet (a memory-less channel keeps even
     /// deferred ones on disk, and a restart leaves them all there), and messages read
     /// before their time that wait in `deferred`, still held on disk.
-    due_on_disk: rustc_hash::FxHashMap<MessageId, i64>,
+    due_on_disk: DueTimes,
     /// How many of `due_on_disk` wait in `deferred`.
     due_on_disk_waiting: usize,
     /// When due times of messages no longer on disk may next be forgotten (see
@@ -235,11 +236,10 @@ impl Channel {
             if !earlier.is_empty() {
                 tracing::info!(topic = %self.topic_name, channel = %self.name, deferred = earlier.len(), "deferred messages on disk wait for their due time");
             }
-            let earliest = earlier.values().copied().min().unwrap_or(i64::MAX);
+            let earliest = earlier.min_due().unwrap_or(i64::MAX);
             let mut state = self.state.lock();
-            // The loaded map becomes the base and what this run noted goes over it
-            // (newer wins): moving millions of entries one by one from one map into
-            // another of the same hasher would crowd its buckets.
+            // The loaded map, built in bulk, becomes the base and what this run noted
+            // goes over it (newer wins): far fewer entries to move.
             let newer = std::mem::replace(&mut state.due_on_disk, earlier);
             state.due_on_disk.extend(newer);
             state.orphans_checked_until = state.orphans_checked_until.min(earliest);
@@ -283,11 +283,7 @@ impl Channel {
             .rewrite_if_stale(live, || {
                 let mut state = self.state.lock();
                 state.forget_passed_unread(now_ns);
-                state
-                    .due_on_disk
-                    .iter()
-                    .map(|(id, due)| (*id, *due))
-                    .collect()
+                state.due_on_disk.iter().collect()
             })
             .await
             .map(|_| ())

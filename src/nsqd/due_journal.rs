@@ -5,15 +5,15 @@
 //! format is written down in `docs/deferred.md`.
 //!
 //! The file is a header and fixed-size records, each with its own checksum, appended as
-//! messages are deferred and rewritten whole (compacted) from what the owner still knows.
-//! A message's due time is its last record. A torn tail is cut, a corrupt record is
-//! skipped, an unknown header makes the file ignored: each is logged, none is a panic.
+//! messages are deferred, and read in chunks, never whole. A message's
+//! due time is its latest record (records of one id are appended in non-decreasing due
+//! order, so that is also its last). A torn tail is cut, a corrupt record is skipped, an
+//! unknown header makes the file ignored: each is logged, none is a panic.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rustc_hash::FxHashMap;
-
+use super::due_times::DueTimes;
 use super::group_commit::GroupCommit;
 use crate::env::Fs;
 use crate::protocol::message::MSG_ID_LENGTH;
@@ -34,6 +34,8 @@ const RECORD_DEFERRED: u8 = 1;
 
 /// Records beyond twice the live due times a journal may hold before it is rewritten.
 const REWRITE_SLACK_RECORDS: u64 = 1024;
+/// Records read (or written) at once when the file is streamed: about 1 MiB.
+const CHUNK_RECORDS: usize = (1 << 20) / RECORD_LEN;
 
 /// The file name suffix after the queue name.
 const SUFFIX: &str = ".deferred.journal";
@@ -135,6 +137,9 @@ pub fn encode_record(id: &MessageId, due_ns: i64) -> [u8; RECORD_LEN] {
 }
 
 /// Reads a whole journal. An empty file holds nothing and has no problem.
+///
+/// nsqd itself reads journals in chunks ([`Reader`]); this is the same decoding for a
+/// journal already in memory (tests and the fuzz target).
 pub fn decode(bytes: &[u8]) -> Decoded {
     let mut decoded = Decoded::default();
     if bytes.is_empty() {
@@ -144,23 +149,39 @@ pub fn decode(bytes: &[u8]) -> Decoded {
         decoded.problems.push(Problem::Header(problem));
         return decoded;
     }
-    let mut chunks = bytes[HEADER_LEN..].chunks_exact(RECORD_LEN);
-    let mut offset = HEADER_LEN as u64;
-    for record in chunks.by_ref() {
-        match decode_record(record) {
-            Some(entry) => decoded.records.push(entry),
-            None => decoded.problems.push(Problem::CorruptRecord { offset }),
-        }
-        offset += RECORD_LEN as u64;
-    }
-    let torn = chunks.remainder().len();
-    if torn > 0 {
-        decoded.problems.push(Problem::TornTail {
-            offset,
-            bytes: torn,
+    let Decoded { records, problems } = &mut decoded;
+    let body = &bytes[HEADER_LEN..];
+    let whole = decode_records(body, HEADER_LEN as u64, problems, |_, id, due| {
+        records.push((id, due));
+    });
+    if whole < body.len() {
+        problems.push(Problem::TornTail {
+            offset: (HEADER_LEN + whole) as u64,
+            bytes: body.len() - whole,
         });
     }
     decoded
+}
+
+/// Decodes the whole records at the start of `bytes`, which start at byte `offset` of
+/// the file: calls `each` with every good record (its bytes, id and due time) and notes
+/// every corrupt one in `problems`. Returns how many bytes the whole records take.
+fn decode_records(
+    bytes: &[u8],
+    offset: u64,
+    problems: &mut Vec<Problem>,
+    mut each: impl FnMut(&[u8], MessageId, i64),
+) -> usize {
+    let mut records = bytes.chunks_exact(RECORD_LEN);
+    let mut at = offset;
+    for record in records.by_ref() {
+        match decode_record(record) {
+            Some((id, due)) => each(record, id, due),
+            None => problems.push(Problem::CorruptRecord { offset: at }),
+        }
+        at += RECORD_LEN as u64;
+    }
+    bytes.len() - records.remainder().len()
 }
 
 /// Whether `bytes` start with the header of a file of ours of `expected` kind.
@@ -193,6 +214,92 @@ fn decode_record(record: &[u8]) -> Option<(MessageId, i64)> {
     Some((id, due))
 }
 
+/// Reads a journal file about a megabyte at a time, so that neither loading nor
+/// compacting a journal of millions of records holds it whole in memory. Decodes as
+/// [`decode`] does, with the same problems at the same offsets.
+struct Reader<'a> {
+    fs: &'a dyn Fs,
+    path: &'a Path,
+    /// The file's length when it was opened (nothing appends while the file lock is
+    /// held).
+    len: u64,
+    /// Where the next chunk starts; `len` once everything was read.
+    offset: u64,
+    /// Whether the file starts with a journal header.
+    header_ok: bool,
+    /// Bytes read at once: whole records (a field so tests can make it small).
+    chunk_bytes: usize,
+    /// Everything skipped, cut or ignored so far.
+    problems: Vec<Problem>,
+}
+
+impl<'a> Reader<'a> {
+    /// Opens the journal at `path` and checks its header. A missing or empty file is one
+    /// with nothing to read.
+    async fn open(fs: &'a dyn Fs, path: &'a Path) -> std::io::Result<Reader<'a>> {
+        let len = match fs.len(path).await {
+            Ok(len) => len,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => 0,
+            Err(error) => return Err(error),
+        };
+        let mut reader = Reader {
+            fs,
+            path,
+            len,
+            offset: len,
+            header_ok: false,
+            chunk_bytes: CHUNK_RECORDS * RECORD_LEN,
+            problems: Vec::new(),
+        };
+        if len == 0 {
+            return Ok(reader);
+        }
+        let header = fs.read_at(path, 0, HEADER_LEN).await?;
+        match check_header(&header, KIND_JOURNAL) {
+            Ok(()) => {
+                reader.header_ok = true;
+                reader.offset = HEADER_LEN as u64;
+            }
+            Err(problem) => reader.problems.push(Problem::Header(problem)),
+        }
+        Ok(reader)
+    }
+
+    /// Whole records left to read, at most (to size what they are read into).
+    fn records_left(&self) -> usize {
+        usize::try_from(self.len.saturating_sub(self.offset) / RECORD_LEN as u64).unwrap_or(0)
+    }
+
+    /// Decodes the next chunk, calling `each` with every good record in it (its bytes,
+    /// id and due time). False once the whole file was read.
+    async fn next_chunk(
+        &mut self,
+        each: impl FnMut(&[u8], MessageId, i64),
+    ) -> std::io::Result<bool> {
+        if self.offset >= self.len {
+            return Ok(false);
+        }
+        let want = self.chunk_bytes;
+        let mut bytes = self.fs.read_at(self.path, self.offset, want).await?;
+        let left = usize::try_from(self.len - self.offset).unwrap_or(usize::MAX);
+        bytes.truncate(left);
+        let whole = decode_records(&bytes, self.offset, &mut self.problems, each);
+        if whole < bytes.len() {
+            // Only the last chunk can end inside a record: the others are whole records.
+            self.problems.push(Problem::TornTail {
+                offset: self.offset + whole as u64,
+                bytes: bytes.len() - whole,
+            });
+        }
+        self.offset = if bytes.len() < want {
+            self.len
+        } else {
+            self.offset + bytes.len() as u64
+        };
+        Ok(true)
+    }
+}
+
 /// The due-time journal of one disk queue.
 ///
 /// Appends are synced before they return (writers that arrive during an fsync share the
@@ -217,7 +324,15 @@ struct FileState {
     /// Whether what an earlier run left was read (once per process).
     loaded: bool,
     /// What was read before the owner asked for it (an append came first).
-    unclaimed: Option<FxHashMap<MessageId, i64>>,
+    unclaimed: Option<DueTimes>,
+}
+
+impl FileState {
+    /// The file was just rewritten with `records` records (none: it is gone).
+    fn rewritten(&mut self, records: u64) {
+        self.exists = records > 0;
+        self.records = records;
+    }
 }
 
 impl std::fmt::Debug for DueJournal {
@@ -242,58 +357,83 @@ impl DueJournal {
     }
 
     /// The first call returns what an earlier run left: the due times still in the
-    /// future at `now_ns` (a message's last record counts). Later calls return `None`:
+    /// future at `now_ns` (a message's latest record counts). Later calls return `None`:
     /// the owner's memory is the truth by then.
-    pub async fn load_once(&self, now_ns: i64) -> Option<FxHashMap<MessageId, i64>> {
+    pub async fn load_once(&self, now_ns: i64) -> Option<DueTimes> {
         let mut file = self.file.lock().await;
         let mut due = if !file.loaded {
-            self.read_locked(&mut file).await
+            self.read_locked(&mut file, now_ns).await
         } else {
-            file.unclaimed.take()?
+            let mut due = file.unclaimed.take()?;
+            due.retain(|_, at| *at > now_ns);
+            due
         };
         if self.due_at_restart {
-            due.values_mut().for_each(|at| *at = now_ns);
+            due.clear();
         }
-        due.retain(|_, at| *at > now_ns);
         Some(due)
     }
 
-    /// Reads the file an earlier run left, logging whatever could not be read, and
-    /// rewrites it if it held anything else than one good record per message, so appends
-    /// never follow a torn or foreign tail.
-    async fn read_locked(&self, file: &mut FileState) -> FxHashMap<MessageId, i64> {
+    /// Reads the file an earlier run left, chunk by chunk, into the due times after
+    /// `after` (records at or before it are skipped as they are read), logging whatever
+    /// could not be read. A file with problems or stale records is compacted at once, so
+    /// appends never follow a torn or foreign tail.
+    async fn read_locked(&self, file: &mut FileState, after: i64) -> DueTimes {
         file.loaded = true;
-        let bytes = match self.fs.read(&self.path).await {
-            Ok(bytes) => bytes,
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        let mut reader = match Reader::open(&*self.fs, &self.path).await {
+            Ok(reader) => reader,
             Err(source) => {
-                let error = JournalError::Read {
-                    path: self.path.clone(),
-                    source,
-                };
-                tracing::error!(%error, "due times of deferred messages lost: they are delivered when read");
-                Vec::new()
+                self.log_read_error(source);
+                return DueTimes::default();
             }
         };
-        let decoded = decode(&bytes);
-        for problem in &decoded.problems {
+        let mut builder = DueTimes::builder(reader.records_left());
+        let (mut good, mut live) = (0u64, 0usize);
+        let read = loop {
+            let chunk = reader
+                .next_chunk(|_, id, due| {
+                    good += 1;
+                    if due > after {
+                        live += 1;
+                        builder.push(id, due);
+                    }
+                })
+                .await;
+            match chunk {
+                Ok(true) => {}
+                Ok(false) => break Ok(()),
+                Err(source) => break Err(source),
+            }
+        };
+        for problem in &reader.problems {
             tracing::warn!(path = %self.path.display(), %problem, "due-time journal");
         }
-        let records = decoded.records.len();
-        let due: FxHashMap<MessageId, i64> = decoded.records.into_iter().collect();
-        if bytes.is_empty() {
+        let due = builder.finish();
+        if let Err(source) = read {
+            self.log_read_error(source);
+            // What was read is kept, and the file is appended to as it is; what could
+            // not be read is compacted away once it has grown.
+            file.exists = reader.header_ok;
+            file.records = u64::try_from(reader.records_left()).unwrap_or(u64::MAX) + good;
             return due;
         }
-        if decoded.problems.is_empty() && records == due.len() {
+        if reader.len == 0 {
+            return due;
+        }
+        if reader.problems.is_empty() && live == due.len() {
             file.exists = true;
-            file.records = records as u64;
+            file.records = good;
             return due;
         }
-        let entries: Vec<(MessageId, i64)> = due.iter().map(|(id, at)| (*id, *at)).collect();
-        if let Err(error) = self.write_whole(file, &entries).await {
+        if let Err(error) = self.compact_locked(file, after, false).await {
             tracing::error!(%error, "failed to rewrite the due-time journal after reading it");
         }
         due
+    }
+
+    fn log_read_error(&self, source: std::io::Error) {
+        let error = self.read_error(source);
+        tracing::error!(%error, "due times of deferred messages lost: they are delivered when read");
     }
 
     /// Records that each message of `entries` is deferred until its due time, synced
@@ -305,7 +445,7 @@ impl DueJournal {
         let mine = {
             let mut file = self.file.lock().await;
             if !file.loaded {
-                let earlier = self.read_locked(&mut file).await;
+                let earlier = self.read_locked(&mut file, i64::MIN).await;
                 file.unclaimed = Some(earlier);
             }
             let mut bytes = Vec::with_capacity(HEADER_LEN + entries.len() * RECORD_LEN);
@@ -354,6 +494,84 @@ impl DueJournal {
         self.file.lock().await.records
     }
 
+    /// Streams the file, about a megabyte at a time, into `<journal>.tmp` with every
+    /// good record due after `after`, in file order; syncs it and renames it over the
+    /// file. When no record is left, removes the file instead. On failure the old file is
+    /// still there, whole (the caller holds the file lock, so nothing appends meanwhile).
+    async fn compact_locked(
+        &self,
+        file: &mut FileState,
+        after: i64,
+        log_problems: bool,
+    ) -> Result<(), JournalError> {
+        let tmp = self.tmp_path();
+        let mut kept = 0u64;
+        let mut problems = Vec::new();
+        let copied = async {
+            let mut reader = Reader::open(&*self.fs, &self.path)
+                .await
+                .map_err(|source| self.read_error(source))?;
+            let chunk_bytes = CHUNK_RECORDS * RECORD_LEN;
+            let mut out = Vec::with_capacity(HEADER_LEN + chunk_bytes);
+            out.extend_from_slice(&encode_header());
+            let mut written = 0u64;
+            loop {
+                let more = reader
+                    .next_chunk(|record, _, due| {
+                        if due > after {
+                            out.extend_from_slice(record);
+                            kept += 1;
+                        }
+                    })
+                    .await
+                    .map_err(|source| self.read_error(source))?;
+                if out.len() >= chunk_bytes || (!more && kept > 0) {
+                    let (buf, result) = self
+                        .fs
+                        .write_at(&tmp, written, std::mem::take(&mut out))
+                        .await;
+                    result.map_err(|source| self.write_error(&tmp, source))?;
+                    written += buf.len() as u64;
+                    out = buf;
+                    out.clear();
+                }
+                if !more {
+                    break;
+                }
+            }
+            problems = reader.problems;
+            if kept == 0 {
+                return match self.fs.remove(&self.path).await {
+                    Err(source) if source.kind() != std::io::ErrorKind::NotFound => {
+                        Err(self.write_error(&self.path, source))
+                    }
+                    _ => Ok(()),
+                };
+            }
+            self.fs
+                .sync(&tmp)
+                .await
+                .map_err(|source| self.write_error(&tmp, source))?;
+            self.fs
+                .rename(&tmp, &self.path)
+                .await
+                .map_err(|source| self.write_error(&tmp, source))
+        }
+        .await;
+        if let Err(error) = copied {
+            let _ = self.fs.remove(&tmp).await;
+            return Err(error);
+        }
+        if log_problems {
+            for problem in &problems {
+                tracing::warn!(path = %self.path.display(), %problem, "due-time journal");
+            }
+        }
+        tracing::debug!(path = %self.path.display(), before = file.records, after = kept, "due-time journal compacted");
+        file.rewritten(kept);
+        Ok(())
+    }
+
     /// Writes the file whole with the entries `snapshot` returns (taken while no append
     /// can run, so none made before is lost), synced and renamed over the old one; an
     /// empty snapshot removes the file. What an earlier run left and the owner has not
@@ -364,12 +582,12 @@ impl DueJournal {
     ) -> Result<(), JournalError> {
         let mut file = self.file.lock().await;
         if !file.loaded {
-            let earlier = self.read_locked(&mut file).await;
+            let earlier = self.read_locked(&mut file, i64::MIN).await;
             file.unclaimed = Some(earlier);
         }
         let mut entries = snapshot();
         if let Some(unclaimed) = &file.unclaimed {
-            entries.extend(unclaimed.iter().map(|(id, at)| (*id, *at)));
+            entries.extend(unclaimed.iter());
         }
         self.write_whole(&mut file, &entries).await
     }
@@ -378,7 +596,7 @@ impl DueJournal {
     pub async fn remove(&self) -> Result<(), JournalError> {
         let mut file = self.file.lock().await;
         file.loaded = true;
-        file.unclaimed = Some(FxHashMap::default());
+        file.unclaimed = Some(DueTimes::default());
         self.write_whole(&mut file, &[]).await
     }
 
@@ -393,8 +611,7 @@ impl DueJournal {
                     Err(self.write_error(&self.path, source))
                 }
                 _ => {
-                    file.exists = false;
-                    file.records = 0;
+                    file.rewritten(0);
                     Ok(())
                 }
             };
@@ -404,9 +621,7 @@ impl DueJournal {
         for (id, due) in entries {
             bytes.extend_from_slice(&encode_record(id, *due));
         }
-        let mut tmp = self.path.as_os_str().to_owned();
-        tmp.push(".tmp");
-        let tmp = PathBuf::from(tmp);
+        let tmp = self.tmp_path();
         let written = async {
             self.fs.write(&tmp, &bytes).await?;
             self.fs.sync(&tmp).await?;
@@ -415,8 +630,7 @@ impl DueJournal {
         .await;
         match written {
             Ok(()) => {
-                file.exists = true;
-                file.records = entries.len() as u64;
+                file.rewritten(entries.len() as u64);
                 Ok(())
             }
             Err(source) => {
@@ -424,6 +638,20 @@ impl DueJournal {
                 // The old file, if any, is still there and still valid to append to.
                 Err(self.write_error(&tmp, source))
             }
+        }
+    }
+
+    /// Where a rewrite is written before it is renamed over the journal.
+    fn tmp_path(&self) -> PathBuf {
+        let mut tmp = self.path.as_os_str().to_owned();
+        tmp.push(".tmp");
+        PathBuf::from(tmp)
+    }
+
+    fn read_error(&self, source: std::io::Error) -> JournalError {
+        JournalError::Read {
+            path: self.path.clone(),
+            source,
         }
     }
 

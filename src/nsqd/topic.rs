@@ -11,6 +11,7 @@ use super::backend::Backend;
 use super::channel::{Channel, ChannelRef, Deferral};
 use super::diskqueue::DiskQueueConfig;
 use super::due_journal::JournalError;
+use super::due_times::DueTimes;
 use super::e2e::E2eConfig;
 use super::lookup::Registrations;
 use crate::protocol::message::MessageId;
@@ -152,7 +153,7 @@ struct TopicState {
     /// once when one appears. An entry stays until its time passes, also after its
     /// message moved to the channels: should a crash make the topic read it again, it
     /// still waits.
-    due_on_disk: rustc_hash::FxHashMap<MessageId, i64>,
+    due_on_disk: DueTimes,
     /// The earliest time in `due_on_disk` (`i64::MAX` when empty): the disk loop looks
     /// at the entries only once it has passed.
     earliest_due: i64,
@@ -242,7 +243,7 @@ impl Topic {
                 started: true,
                 exiting: false,
                 guid: GuidFactory::new(node_id),
-                due_on_disk: rustc_hash::FxHashMap::default(),
+                due_on_disk: DueTimes::default(),
                 earliest_due: i64::MAX,
                 due_restored: backend.is_none(),
             }),
@@ -349,7 +350,7 @@ impl Topic {
             .load_once(now_ns)
             .await
             .unwrap_or_default();
-        let earliest = earlier.values().copied().min().unwrap_or(i64::MAX);
+        let earliest = earlier.min_due().unwrap_or(i64::MAX);
         let mut state = self.state.lock();
         // Newer entries go over the loaded ones (see `Channel::restore_due_times`).
         let newer = std::mem::replace(&mut state.due_on_disk, earlier);
@@ -371,23 +372,14 @@ impl Topic {
                 return Ok(());
             }
             state.due_on_disk.retain(|_, due| *due > now_ns);
-            state.earliest_due = state
-                .due_on_disk
-                .values()
-                .copied()
-                .min()
-                .unwrap_or(i64::MAX);
+            state.earliest_due = state.due_on_disk.min_due().unwrap_or(i64::MAX);
             state.due_on_disk.len() as u64
         };
         backend
             .due_journal()
             .rewrite_if_stale(live, || {
                 let state = self.state.lock();
-                state
-                    .due_on_disk
-                    .iter()
-                    .map(|(id, due)| (*id, *due))
-                    .collect()
+                state.due_on_disk.iter().collect()
             })
             .await
             .map(|_| ())

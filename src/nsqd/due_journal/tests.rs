@@ -35,7 +35,7 @@ fn file_of(entries: &[(MessageId, i64)]) -> Vec<u8> {
     bytes
 }
 
-fn sorted(map: FxHashMap<MessageId, i64>) -> Vec<(MessageId, i64)> {
+fn sorted(map: DueTimes) -> Vec<(MessageId, i64)> {
     let mut entries: Vec<_> = map.into_iter().collect();
     entries.sort();
     entries
@@ -263,4 +263,112 @@ async fn concurrent_appends_are_all_durable() {
     }
     fs.crash(CrashMode::DropUnsynced, 3);
     assert_eq!(journal(&fs).load_once(0).await.unwrap().len(), 200);
+}
+
+/// Reads `bytes` as nsqd reads a journal file, `chunk_records` records at a time.
+async fn read_in_chunks(bytes: &[u8], chunk_records: usize) -> Decoded {
+    let fs = data_dir().await;
+    fs.write(&path(), bytes).await.unwrap();
+    let path = path();
+    let mut reader = Reader::open(&fs, &path).await.unwrap();
+    reader.chunk_bytes = chunk_records * RECORD_LEN;
+    let mut records = Vec::new();
+    while reader
+        .next_chunk(|record, id, due| {
+            assert_eq!(record, encode_record(&id, due));
+            records.push((id, due));
+        })
+        .await
+        .unwrap()
+    {}
+    Decoded {
+        records,
+        problems: reader.problems,
+    }
+}
+
+fn block_on<T>(future: impl std::future::Future<Output = T>) -> T {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+        .block_on(future)
+}
+
+proptest! {
+    /// Read in chunks of any size, a journal (damaged or not, cut anywhere) gives the
+    /// same records and the same problems, at the same offsets, as decoded whole.
+    #[test]
+    fn reading_in_chunks_decodes_like_reading_whole(
+        noise in proptest::collection::vec(any::<u8>(), 0..100),
+        dues in proptest::collection::vec(any::<i64>(), 0..12),
+        flips in proptest::collection::vec(any::<prop::sample::Index>(), 0..3),
+        cut in any::<prop::sample::Index>(),
+        chunk_records in 1usize..4,
+    ) {
+        prop_assert_eq!(block_on(read_in_chunks(&noise, chunk_records)), decode(&noise));
+        let entries: Vec<(MessageId, i64)> =
+            dues.iter().enumerate().map(|(n, due)| (id(n as u64), *due)).collect();
+        let mut bytes = file_of(&entries);
+        for flip in flips {
+            let at = HEADER_LEN + flip.index(bytes.len() - HEADER_LEN + 1);
+            if let Some(byte) = bytes.get_mut(at) {
+                *byte ^= 0x10;
+            }
+        }
+        bytes.truncate(cut.index(bytes.len() + 1));
+        prop_assert_eq!(block_on(read_in_chunks(&bytes, chunk_records)), decode(&bytes));
+    }
+}
+
+/// A journal of several megabytes is read in chunks: a corrupt record in a later chunk
+/// and a torn tail are found where they are, and the file is rewritten clean.
+#[tokio::test]
+async fn a_journal_larger_than_a_chunk_loads_and_is_repaired() {
+    let count = 2 * CHUNK_RECORDS + 10;
+    let entries: Vec<(MessageId, i64)> =
+        (0..count as u64).map(|n| (id(n), SEC + n as i64)).collect();
+    let mut bytes = file_of(&entries);
+    let corrupt = CHUNK_RECORDS + 3;
+    bytes[HEADER_LEN + corrupt * RECORD_LEN + 5] ^= 1;
+    bytes.extend_from_slice(&[1; 7]);
+    let decoded = read_in_chunks(&bytes, CHUNK_RECORDS).await;
+    assert_eq!(decoded, decode(&bytes));
+    assert_eq!(decoded.problems.len(), 2);
+
+    let fs = data_dir().await;
+    fs.write(&path(), &bytes).await.unwrap();
+    let due = journal(&fs).load_once(SEC).await.unwrap();
+    assert_eq!(
+        due.len(),
+        count - 2,
+        "the corrupt record and the one due at 1 s"
+    );
+    assert_eq!(due.get(&id(corrupt as u64)), None);
+    assert_eq!(
+        due.get(&id(count as u64 - 1)),
+        Some(&(SEC + count as i64 - 1))
+    );
+    let rewritten = decode(&fs.read(&path()).await.unwrap());
+    assert!(rewritten.problems.is_empty());
+    assert_eq!(rewritten.records.len(), count - 2);
+}
+
+/// Of several records of one id the latest due time counts, also when a wall clock that
+/// went back appended an earlier one last: late, never early.
+#[tokio::test]
+async fn an_ids_latest_due_time_wins() {
+    let fs = data_dir().await;
+    fs.write(
+        &path(),
+        &file_of(&[
+            (id(1), 20 * SEC),
+            (id(2), 5 * SEC),
+            (id(1), 10 * SEC),
+            (id(2), 6 * SEC),
+        ]),
+    )
+    .await
+    .unwrap();
+    let due = journal(&fs).load_once(0).await.unwrap();
+    assert_eq!(sorted(due), [(id(1), 20 * SEC), (id(2), 6 * SEC)]);
 }
