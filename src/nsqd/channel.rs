@@ -256,35 +256,32 @@ impl Channel {
         }
     }
 
-    /// Disk loop work: when the due-time journal holds more than twice the live due
-    /// times, forgets those that passed for messages not read yet (they are delivered
-    /// when read) and rewrites it; an empty one is removed.
+    /// Disk loop work: forgets the due times of messages that never reached the disk,
+    /// and compacts the due-time journal when it has grown or everything in it passed
+    /// ([`DueJournal::rewrite_if_stale`](super::due_journal::DueJournal::rewrite_if_stale)).
     ///
     /// A due time whose message never reached the disk (the write failed, or a crash
     /// kept the journal's record and lost the message) would count as deferred forever:
-    /// once the disk has nothing unread, those that passed are forgotten too, and the
-    /// next look waits until the earliest left would pass. Forgetting a due time that
-    /// passed is always safe: read now, its message would be delivered at once anyway.
+    /// once the disk has nothing unread, those that passed are forgotten, and the next
+    /// look waits until the earliest left would pass. Forgetting a due time that passed
+    /// is always safe: read now, its message would be delivered at once anyway. The
+    /// journal is compacted from the file, not from this memory: it keeps every record
+    /// still in the future.
     pub async fn compact_due_journal(&self, now_ns: i64) -> Result<(), JournalError> {
         let Some(backend) = &self.backend else {
             return Ok(());
         };
         self.restore_due_times(now_ns).await;
-        let live = {
+        {
             let mut state = self.state.lock();
             let unread = state.due_on_disk.len() > state.due_on_disk_waiting;
             if unread && backend.depth() == 0 && now_ns >= state.orphans_checked_until {
                 state.forget_passed_unread(now_ns);
             }
-            state.due_on_disk.len() as u64
-        };
+        }
         backend
             .due_journal()
-            .rewrite_if_stale(live, || {
-                let mut state = self.state.lock();
-                state.forget_passed_unread(now_ns);
-                state.due_on_disk.iter().collect()
-            })
+            .rewrite_if_stale(now_ns)
             .await
             .map(|_| ())
     }

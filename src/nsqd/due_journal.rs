@@ -5,7 +5,8 @@
 //! format is written down in `docs/deferred.md`.
 //!
 //! The file is a header and fixed-size records, each with its own checksum, appended as
-//! messages are deferred, and read in chunks, never whole. A message's
+//! messages are deferred. It is read and compacted in chunks, never whole: compaction
+//! copies the records still in the future, whatever the owner's memory says. A message's
 //! due time is its latest record (records of one id are appended in non-decreasing due
 //! order, so that is also its last). A torn tail is cut, a corrupt record is skipped, an
 //! unknown header makes the file ignored: each is logged, none is a panic.
@@ -32,7 +33,8 @@ pub const RECORD_LEN: usize = 1 + MSG_ID_LENGTH + 8 + 4;
 /// The record kind "deferred until".
 const RECORD_DEFERRED: u8 = 1;
 
-/// Records beyond twice the live due times a journal may hold before it is rewritten.
+/// Records beyond twice those live after the last rewrite a journal may hold before it is
+/// compacted.
 const REWRITE_SLACK_RECORDS: u64 = 1024;
 /// Records read (or written) at once when the file is streamed: about 1 MiB.
 const CHUNK_RECORDS: usize = (1 << 20) / RECORD_LEN;
@@ -315,23 +317,45 @@ pub struct DueJournal {
     due_at_restart: bool,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct FileState {
     /// Whether the file exists with its header.
     exists: bool,
     /// Records in the file.
     records: u64,
+    /// Records still in the future right after the last load or rewrite: once the file
+    /// holds more than twice as many (plus some slack), it is compacted.
+    records_at_rewrite: u64,
+    /// The latest due time of any record in the file (`i64::MIN` when none): once it
+    /// has passed, so has every record, and the file is removed.
+    latest_due: i64,
     /// Whether what an earlier run left was read (once per process).
     loaded: bool,
     /// What was read before the owner asked for it (an append came first).
     unclaimed: Option<DueTimes>,
 }
 
+impl Default for FileState {
+    fn default() -> Self {
+        FileState {
+            exists: false,
+            records: 0,
+            records_at_rewrite: 0,
+            latest_due: i64::MIN,
+            loaded: false,
+            unclaimed: None,
+        }
+    }
+}
+
 impl FileState {
-    /// The file was just rewritten with `records` records (none: it is gone).
-    fn rewritten(&mut self, records: u64) {
+    /// The file was just rewritten with `records` records (none: it is gone), all in the
+    /// future, the latest due at `latest_due`.
+    fn rewritten(&mut self, records: u64, latest_due: i64) {
         self.exists = records > 0;
         self.records = records;
+        self.records_at_rewrite = records;
+        self.latest_due = if records > 0 { latest_due } else { i64::MIN };
     }
 }
 
@@ -376,8 +400,9 @@ impl DueJournal {
 
     /// Reads the file an earlier run left, chunk by chunk, into the due times after
     /// `after` (records at or before it are skipped as they are read), logging whatever
-    /// could not be read. A file with problems or stale records is compacted at once, so
-    /// appends never follow a torn or foreign tail.
+    /// could not be read. A file with problems is compacted at once, so appends never
+    /// follow a torn or foreign tail; one with many records that passed is left to the
+    /// next [`DueJournal::rewrite_if_stale`].
     async fn read_locked(&self, file: &mut FileState, after: i64) -> DueTimes {
         file.loaded = true;
         let mut reader = match Reader::open(&*self.fs, &self.path).await {
@@ -388,11 +413,12 @@ impl DueJournal {
             }
         };
         let mut builder = DueTimes::builder(reader.records_left());
-        let (mut good, mut live) = (0u64, 0usize);
+        let (mut good, mut live, mut latest) = (0u64, 0u64, i64::MIN);
         let read = loop {
             let chunk = reader
                 .next_chunk(|_, id, due| {
                     good += 1;
+                    latest = latest.max(due);
                     if due > after {
                         live += 1;
                         builder.push(id, due);
@@ -415,14 +441,18 @@ impl DueJournal {
             // not be read is compacted away once it has grown.
             file.exists = reader.header_ok;
             file.records = u64::try_from(reader.records_left()).unwrap_or(u64::MAX) + good;
+            file.records_at_rewrite = file.records;
+            file.latest_due = i64::MAX;
             return due;
         }
         if reader.len == 0 {
             return due;
         }
-        if reader.problems.is_empty() && live == due.len() {
+        if reader.problems.is_empty() {
             file.exists = true;
             file.records = good;
+            file.records_at_rewrite = live;
+            file.latest_due = latest;
             return due;
         }
         if let Err(error) = self.compact_locked(file, after, false).await {
@@ -461,6 +491,8 @@ impl DueJournal {
                 .map_err(|source| self.write_error(&self.path, source))?;
             file.exists = true;
             file.records += entries.len() as u64;
+            let latest = entries.iter().map(|(_, due)| *due).max();
+            file.latest_due = file.latest_due.max(latest.unwrap_or(i64::MIN));
             self.commits.appended()
         };
         self.commits
@@ -473,23 +505,35 @@ impl DueJournal {
             .await
     }
 
-    /// Rewrites the file from `snapshot` (see [`DueJournal::rewrite`]) when it holds
-    /// more than twice the `live` due times (plus some slack), or anything at all when
-    /// none is live. Returns whether it did.
-    pub async fn rewrite_if_stale(
-        &self,
-        live: u64,
-        snapshot: impl FnOnce() -> Vec<(MessageId, i64)>,
-    ) -> Result<bool, JournalError> {
-        let records = self.records().await;
-        if records == 0 || (live > 0 && records <= 2 * live + REWRITE_SLACK_RECORDS) {
+    /// Compacts the file when it holds more than twice the records that were live after
+    /// the last load or rewrite (plus some slack), or when every record's due time has
+    /// passed at `now_ns` (the file is then removed). Returns whether it did.
+    ///
+    /// Compaction keeps every record due after `now_ns`, in file order, whatever the
+    /// owner's memory holds: a message may have left the owner's memory (moved to a
+    /// spill segment, say) while its queue could still read it again after a crash, and
+    /// it must wait then. Dropping the records that passed needs no memory either: the
+    /// records of one id are appended with non-decreasing due times (a REQ comes after
+    /// the delivery, which comes after the earlier due time), so once an id's latest
+    /// record has passed, all of its records have, and a message read with no record
+    /// left is delivered at once, as it would be with one that passed. Should the wall
+    /// clock go back, the load still takes an id's latest record, never an earlier one:
+    /// the worst is a message delivered late, never early.
+    pub async fn rewrite_if_stale(&self, now_ns: i64) -> Result<bool, JournalError> {
+        let mut file = self.file.lock().await;
+        if !file.loaded || file.records == 0 {
             return Ok(false);
         }
-        self.rewrite(snapshot).await.map(|()| true)
+        let grown = file.records > 2 * file.records_at_rewrite + REWRITE_SLACK_RECORDS;
+        if !grown && now_ns < file.latest_due {
+            return Ok(false);
+        }
+        self.compact_locked(&mut file, now_ns, true)
+            .await
+            .map(|()| true)
     }
 
-    /// Records in the file: against the number of live entries, it tells when a rewrite
-    /// pays.
+    /// Records in the file, for tests and diagnostics.
     pub async fn records(&self) -> u64 {
         self.file.lock().await.records
     }
@@ -505,7 +549,7 @@ impl DueJournal {
         log_problems: bool,
     ) -> Result<(), JournalError> {
         let tmp = self.tmp_path();
-        let mut kept = 0u64;
+        let (mut kept, mut latest) = (0u64, i64::MIN);
         let mut problems = Vec::new();
         let copied = async {
             let mut reader = Reader::open(&*self.fs, &self.path)
@@ -521,6 +565,7 @@ impl DueJournal {
                         if due > after {
                             out.extend_from_slice(record);
                             kept += 1;
+                            latest = latest.max(due);
                         }
                     })
                     .await
@@ -568,7 +613,7 @@ impl DueJournal {
             }
         }
         tracing::debug!(path = %self.path.display(), before = file.records, after = kept, "due-time journal compacted");
-        file.rewritten(kept);
+        file.rewritten(kept, latest);
         Ok(())
     }
 
@@ -611,7 +656,7 @@ impl DueJournal {
                     Err(self.write_error(&self.path, source))
                 }
                 _ => {
-                    file.rewritten(0);
+                    file.rewritten(0, i64::MIN);
                     Ok(())
                 }
             };
@@ -630,7 +675,8 @@ impl DueJournal {
         .await;
         match written {
             Ok(()) => {
-                file.rewritten(entries.len() as u64);
+                let latest = entries.iter().map(|(_, due)| *due).max();
+                file.rewritten(entries.len() as u64, latest.unwrap_or(i64::MIN));
                 Ok(())
             }
             Err(source) => {

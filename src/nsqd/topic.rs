@@ -360,27 +360,27 @@ impl Topic {
     }
 
     /// Disk loop work: once the earliest due time has passed, forgets the due times
-    /// that passed, and rewrites the journal when it holds more than twice what is left
-    /// (removes it when nothing is). Costs nothing before then.
+    /// that passed (costs nothing before then), and compacts the due-time journal when
+    /// it has grown or everything in it passed (removes it then). The journal is
+    /// compacted from the file, not from this memory: it keeps every record still in
+    /// the future.
     pub async fn compact_due_journal(&self, now_ns: i64) -> Result<(), JournalError> {
         let Some(backend) = &self.backend else {
             return Ok(());
         };
-        let live = {
+        {
             let mut state = self.state.lock();
-            if !state.due_restored || state.earliest_due > now_ns {
+            if !state.due_restored {
                 return Ok(());
             }
-            state.due_on_disk.retain(|_, due| *due > now_ns);
-            state.earliest_due = state.due_on_disk.min_due().unwrap_or(i64::MAX);
-            state.due_on_disk.len() as u64
-        };
+            if state.earliest_due <= now_ns {
+                state.due_on_disk.retain(|_, due| *due > now_ns);
+                state.earliest_due = state.due_on_disk.min_due().unwrap_or(i64::MAX);
+            }
+        }
         backend
             .due_journal()
-            .rewrite_if_stale(live, || {
-                let state = self.state.lock();
-                state.due_on_disk.iter().collect()
-            })
+            .rewrite_if_stale(now_ns)
             .await
             .map(|_| ())
     }

@@ -372,3 +372,116 @@ async fn an_ids_latest_due_time_wins() {
     let due = journal(&fs).load_once(0).await.unwrap();
     assert_eq!(sorted(due), [(id(1), 20 * SEC), (id(2), 6 * SEC)]);
 }
+
+/// Compaction works from the file alone: it keeps, in file order, every record still in
+/// the future (whether or not anyone still remembers its id) and drops those that passed,
+/// and what it wrote survives a crash.
+#[tokio::test]
+async fn compaction_keeps_every_future_record_and_survives_a_crash() {
+    let fs = data_dir().await;
+    let j = journal(&fs);
+    assert!(j.load_once(0).await.unwrap().is_empty());
+    let passed: Vec<(MessageId, i64)> = (0..1100).map(|n| (id(n), SEC + n as i64)).collect();
+    j.append(&[(id(5000), 100 * SEC)]).await.unwrap();
+    j.append(&passed[..1000]).await.unwrap();
+    j.append(&[(id(7), 50 * SEC), (id(6000), 60 * SEC)])
+        .await
+        .unwrap();
+    assert!(
+        !j.rewrite_if_stale(2 * SEC).await.unwrap(),
+        "not grown enough, not everything passed"
+    );
+    j.append(&passed[1000..]).await.unwrap();
+    j.append(&[(id(8000), 70 * SEC)]).await.unwrap();
+    assert!(j.rewrite_if_stale(2 * SEC).await.unwrap(), "grown");
+    let want = [
+        (id(5000), 100 * SEC),
+        (id(7), 50 * SEC),
+        (id(6000), 60 * SEC),
+        (id(8000), 70 * SEC),
+    ];
+    assert_eq!(decode(&fs.read(&path()).await.unwrap()).records, want);
+    assert_eq!(j.records().await, 4);
+    assert!(
+        !j.rewrite_if_stale(2 * SEC).await.unwrap(),
+        "just compacted"
+    );
+    assert!(!fs
+        .file_names()
+        .iter()
+        .any(|p| p.ends_with("t:c.deferred.journal.tmp")));
+
+    fs.crash(CrashMode::DropUnsynced, 6);
+    let due = journal(&fs).load_once(2 * SEC).await.unwrap();
+    assert_eq!(sorted(due), {
+        let mut want = want.to_vec();
+        want.sort();
+        want
+    });
+}
+
+/// Once every record's due time has passed, compaction removes the file; appends then
+/// start a new one.
+#[tokio::test]
+async fn compaction_removes_the_file_once_everything_passed() {
+    let fs = data_dir().await;
+    let j = journal(&fs);
+    j.append(&[(id(1), 5 * SEC), (id(2), 7 * SEC)])
+        .await
+        .unwrap();
+    assert!(!j.rewrite_if_stale(7 * SEC - 1).await.unwrap());
+    assert_eq!(j.records().await, 2);
+    assert!(j.rewrite_if_stale(7 * SEC).await.unwrap());
+    assert!(!fs.file_names().contains(&path()));
+    assert_eq!(j.records().await, 0);
+    assert!(!j.rewrite_if_stale(8 * SEC).await.unwrap(), "nothing left");
+    j.append(&[(id(3), 9 * SEC)]).await.unwrap();
+    assert_eq!(
+        decode(&fs.read(&path()).await.unwrap()).records,
+        [(id(3), 9 * SEC)]
+    );
+}
+
+/// A file an earlier run left with mostly passed records is compacted at the next look:
+/// the load counts only the records still in the future as live.
+#[tokio::test]
+async fn a_loaded_file_of_mostly_passed_records_is_compacted_next() {
+    let fs = data_dir().await;
+    let mut entries: Vec<(MessageId, i64)> = (0..2000).map(|n| (id(n), SEC)).collect();
+    entries.push((id(9999), 10 * SEC));
+    fs.write(&path(), &file_of(&entries)).await.unwrap();
+    let j = journal(&fs);
+    assert_eq!(j.load_once(2 * SEC).await.unwrap().len(), 1);
+    assert_eq!(j.records().await, 2001, "no problem: not rewritten at load");
+    assert!(j.rewrite_if_stale(2 * SEC).await.unwrap());
+    assert_eq!(
+        decode(&fs.read(&path()).await.unwrap()).records,
+        [(id(9999), 10 * SEC)]
+    );
+}
+
+/// Appends racing a compaction wait for it (it holds the file lock): none is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn appends_during_a_compaction_are_kept() {
+    let fs = data_dir().await;
+    let j = Arc::new(journal(&fs));
+    let passed: Vec<(MessageId, i64)> = (0..5000).map(|n| (id(n), SEC)).collect();
+    j.append(&passed).await.unwrap();
+    let writer = {
+        let j = j.clone();
+        tokio::spawn(async move {
+            for n in 0..100u64 {
+                j.append(&[(id(10_000 + n), 10 * SEC)]).await.unwrap();
+            }
+        })
+    };
+    for _ in 0..20 {
+        j.rewrite_if_stale(2 * SEC).await.unwrap();
+        tokio::task::yield_now().await;
+    }
+    writer.await.unwrap();
+    j.rewrite_if_stale(2 * SEC).await.unwrap();
+    fs.crash(CrashMode::DropUnsynced, 7);
+    let due = journal(&fs).load_once(2 * SEC).await.unwrap();
+    assert_eq!(due.len(), 100);
+}
