@@ -15,6 +15,7 @@ use super::deferred::{memory_cost, DeferredQueue};
 use super::deferred_spill::{DeferredSpill, WINDOW_NS};
 use super::diskqueue::DiskQueueError;
 use super::due_journal::JournalError;
+use super::due_times::DueTimes;
 use super::e2e::{E2eConfig, LatencyWindow};
 use super::in_flight::{InFlight, InFlightError, InFlightQueue};
 use super::stats::E2eLatency;
@@ -50,7 +51,7 @@ struct ChannelState {
     /// due-time journal says: messages not read yet (a memory-less channel keeps even
     /// deferred ones on disk, and a restart leaves them all there), and messages read
     /// before their time that wait in `deferred`, still held on disk.
-    due_on_disk: rustc_hash::FxHashMap<MessageId, i64>,
+    due_on_disk: DueTimes,
     /// How many of `due_on_disk` wait in `deferred`.
     due_on_disk_waiting: usize,
     /// When due times of messages no longer on disk may next be forgotten (see
@@ -243,11 +244,10 @@ impl Channel {
             if !earlier.is_empty() {
                 tracing::info!(topic = %self.topic_name, channel = %self.name, deferred = earlier.len(), "deferred messages on disk wait for their due time");
             }
-            let earliest = earlier.values().copied().min().unwrap_or(i64::MAX);
+            let earliest = earlier.min_due().unwrap_or(i64::MAX);
             let mut state = self.state.lock();
-            // The loaded map becomes the base and what this run noted goes over it
-            // (newer wins): moving millions of entries one by one from one map into
-            // another of the same hasher would crowd its buckets.
+            // The loaded map, built in bulk, becomes the base and what this run noted
+            // goes over it (newer wins): far fewer entries to move.
             let newer = std::mem::replace(&mut state.due_on_disk, earlier);
             state.due_on_disk.extend(newer);
             state.orphans_checked_until = state.orphans_checked_until.min(earliest);
@@ -264,39 +264,32 @@ impl Channel {
         }
     }
 
-    /// Disk loop work: when the due-time journal holds more than twice the live due
-    /// times, forgets those that passed for messages not read yet (they are delivered
-    /// when read) and rewrites it; an empty one is removed.
+    /// Disk loop work: forgets the due times of messages that never reached the disk,
+    /// and compacts the due-time journal when it has grown or everything in it passed
+    /// ([`DueJournal::rewrite_if_stale`](super::due_journal::DueJournal::rewrite_if_stale)).
     ///
     /// A due time whose message never reached the disk (the write failed, or a crash
     /// kept the journal's record and lost the message) would count as deferred forever:
-    /// once the disk has nothing unread, those that passed are forgotten too, and the
-    /// next look waits until the earliest left would pass. Forgetting a due time that
-    /// passed is always safe: read now, its message would be delivered at once anyway.
+    /// once the disk has nothing unread, those that passed are forgotten, and the next
+    /// look waits until the earliest left would pass. Forgetting a due time that passed
+    /// is always safe: read now, its message would be delivered at once anyway. The
+    /// journal is compacted from the file, not from this memory: it keeps every record
+    /// still in the future.
     pub async fn compact_due_journal(&self, now_ns: i64) -> Result<(), JournalError> {
         let Some(backend) = &self.backend else {
             return Ok(());
         };
         self.restore_due_times(now_ns).await;
-        let live = {
+        {
             let mut state = self.state.lock();
             let unread = state.due_on_disk.len() > state.due_on_disk_waiting;
             if unread && backend.depth() == 0 && now_ns >= state.orphans_checked_until {
                 state.forget_passed_unread(now_ns);
             }
-            state.due_on_disk.len() as u64
-        };
+        }
         backend
             .due_journal()
-            .rewrite_if_stale(live, || {
-                let mut state = self.state.lock();
-                state.forget_passed_unread(now_ns);
-                state
-                    .due_on_disk
-                    .iter()
-                    .map(|(id, due)| (*id, *due))
-                    .collect()
-            })
+            .rewrite_if_stale(now_ns)
             .await
             .map(|_| ())
     }

@@ -5,15 +5,16 @@
 //! format is written down in `docs/deferred.md`.
 //!
 //! The file is a header and fixed-size records, each with its own checksum, appended as
-//! messages are deferred and rewritten whole (compacted) from what the owner still knows.
-//! A message's due time is its last record. A torn tail is cut, a corrupt record is
-//! skipped, an unknown header makes the file ignored: each is logged, none is a panic.
+//! messages are deferred. It is read and compacted in chunks, never whole: compaction
+//! copies the records still in the future, whatever the owner's memory says. A message's
+//! due time is its latest record (records of one id are appended in non-decreasing due
+//! order, so that is also its last). A torn tail is cut, a corrupt record is skipped, an
+//! unknown header makes the file ignored: each is logged, none is a panic.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rustc_hash::FxHashMap;
-
+use super::due_times::DueTimes;
 use super::group_commit::GroupCommit;
 use crate::env::Fs;
 use crate::protocol::message::MSG_ID_LENGTH;
@@ -32,8 +33,11 @@ pub const RECORD_LEN: usize = 1 + MSG_ID_LENGTH + 8 + 4;
 /// The record kind "deferred until".
 const RECORD_DEFERRED: u8 = 1;
 
-/// Records beyond twice the live due times a journal may hold before it is rewritten.
+/// Records beyond twice those live after the last rewrite a journal may hold before it is
+/// compacted.
 const REWRITE_SLACK_RECORDS: u64 = 1024;
+/// Records read (or written) at once when the file is streamed: about 1 MiB.
+const CHUNK_RECORDS: usize = (1 << 20) / RECORD_LEN;
 
 /// The file name suffix after the queue name.
 const SUFFIX: &str = ".deferred.journal";
@@ -135,6 +139,9 @@ pub fn encode_record(id: &MessageId, due_ns: i64) -> [u8; RECORD_LEN] {
 }
 
 /// Reads a whole journal. An empty file holds nothing and has no problem.
+///
+/// nsqd itself reads journals in chunks ([`Reader`]); this is the same decoding for a
+/// journal already in memory (tests and the fuzz target).
 pub fn decode(bytes: &[u8]) -> Decoded {
     let mut decoded = Decoded::default();
     if bytes.is_empty() {
@@ -144,23 +151,39 @@ pub fn decode(bytes: &[u8]) -> Decoded {
         decoded.problems.push(Problem::Header(problem));
         return decoded;
     }
-    let mut chunks = bytes[HEADER_LEN..].chunks_exact(RECORD_LEN);
-    let mut offset = HEADER_LEN as u64;
-    for record in chunks.by_ref() {
-        match decode_record(record) {
-            Some(entry) => decoded.records.push(entry),
-            None => decoded.problems.push(Problem::CorruptRecord { offset }),
-        }
-        offset += RECORD_LEN as u64;
-    }
-    let torn = chunks.remainder().len();
-    if torn > 0 {
-        decoded.problems.push(Problem::TornTail {
-            offset,
-            bytes: torn,
+    let Decoded { records, problems } = &mut decoded;
+    let body = &bytes[HEADER_LEN..];
+    let whole = decode_records(body, HEADER_LEN as u64, problems, |_, id, due| {
+        records.push((id, due));
+    });
+    if whole < body.len() {
+        problems.push(Problem::TornTail {
+            offset: (HEADER_LEN + whole) as u64,
+            bytes: body.len() - whole,
         });
     }
     decoded
+}
+
+/// Decodes the whole records at the start of `bytes`, which start at byte `offset` of
+/// the file: calls `each` with every good record (its bytes, id and due time) and notes
+/// every corrupt one in `problems`. Returns how many bytes the whole records take.
+fn decode_records(
+    bytes: &[u8],
+    offset: u64,
+    problems: &mut Vec<Problem>,
+    mut each: impl FnMut(&[u8], MessageId, i64),
+) -> usize {
+    let mut records = bytes.chunks_exact(RECORD_LEN);
+    let mut at = offset;
+    for record in records.by_ref() {
+        match decode_record(record) {
+            Some((id, due)) => each(record, id, due),
+            None => problems.push(Problem::CorruptRecord { offset: at }),
+        }
+        at += RECORD_LEN as u64;
+    }
+    bytes.len() - records.remainder().len()
 }
 
 /// Whether `bytes` start with the header of a file of ours of `expected` kind.
@@ -193,6 +216,92 @@ fn decode_record(record: &[u8]) -> Option<(MessageId, i64)> {
     Some((id, due))
 }
 
+/// Reads a journal file about a megabyte at a time, so that neither loading nor
+/// compacting a journal of millions of records holds it whole in memory. Decodes as
+/// [`decode`] does, with the same problems at the same offsets.
+struct Reader<'a> {
+    fs: &'a dyn Fs,
+    path: &'a Path,
+    /// The file's length when it was opened (nothing appends while the file lock is
+    /// held).
+    len: u64,
+    /// Where the next chunk starts; `len` once everything was read.
+    offset: u64,
+    /// Whether the file starts with a journal header.
+    header_ok: bool,
+    /// Bytes read at once: whole records (a field so tests can make it small).
+    chunk_bytes: usize,
+    /// Everything skipped, cut or ignored so far.
+    problems: Vec<Problem>,
+}
+
+impl<'a> Reader<'a> {
+    /// Opens the journal at `path` and checks its header. A missing or empty file is one
+    /// with nothing to read.
+    async fn open(fs: &'a dyn Fs, path: &'a Path) -> std::io::Result<Reader<'a>> {
+        let len = match fs.len(path).await {
+            Ok(len) => len,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => 0,
+            Err(error) => return Err(error),
+        };
+        let mut reader = Reader {
+            fs,
+            path,
+            len,
+            offset: len,
+            header_ok: false,
+            chunk_bytes: CHUNK_RECORDS * RECORD_LEN,
+            problems: Vec::new(),
+        };
+        if len == 0 {
+            return Ok(reader);
+        }
+        let header = fs.read_at(path, 0, HEADER_LEN).await?;
+        match check_header(&header, KIND_JOURNAL) {
+            Ok(()) => {
+                reader.header_ok = true;
+                reader.offset = HEADER_LEN as u64;
+            }
+            Err(problem) => reader.problems.push(Problem::Header(problem)),
+        }
+        Ok(reader)
+    }
+
+    /// Whole records left to read, at most (to size what they are read into).
+    fn records_left(&self) -> usize {
+        usize::try_from(self.len.saturating_sub(self.offset) / RECORD_LEN as u64).unwrap_or(0)
+    }
+
+    /// Decodes the next chunk, calling `each` with every good record in it (its bytes,
+    /// id and due time). False once the whole file was read.
+    async fn next_chunk(
+        &mut self,
+        each: impl FnMut(&[u8], MessageId, i64),
+    ) -> std::io::Result<bool> {
+        if self.offset >= self.len {
+            return Ok(false);
+        }
+        let want = self.chunk_bytes;
+        let mut bytes = self.fs.read_at(self.path, self.offset, want).await?;
+        let left = usize::try_from(self.len - self.offset).unwrap_or(usize::MAX);
+        bytes.truncate(left);
+        let whole = decode_records(&bytes, self.offset, &mut self.problems, each);
+        if whole < bytes.len() {
+            // Only the last chunk can end inside a record: the others are whole records.
+            self.problems.push(Problem::TornTail {
+                offset: self.offset + whole as u64,
+                bytes: bytes.len() - whole,
+            });
+        }
+        self.offset = if bytes.len() < want {
+            self.len
+        } else {
+            self.offset + bytes.len() as u64
+        };
+        Ok(true)
+    }
+}
+
 /// The due-time journal of one disk queue.
 ///
 /// Appends are synced before they return (writers that arrive during an fsync share the
@@ -208,16 +317,46 @@ pub struct DueJournal {
     due_at_restart: bool,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct FileState {
     /// Whether the file exists with its header.
     exists: bool,
     /// Records in the file.
     records: u64,
+    /// Records still in the future right after the last load or rewrite: once the file
+    /// holds more than twice as many (plus some slack), it is compacted.
+    records_at_rewrite: u64,
+    /// The latest due time of any record in the file (`i64::MIN` when none): once it
+    /// has passed, so has every record, and the file is removed.
+    latest_due: i64,
     /// Whether what an earlier run left was read (once per process).
     loaded: bool,
     /// What was read before the owner asked for it (an append came first).
-    unclaimed: Option<FxHashMap<MessageId, i64>>,
+    unclaimed: Option<DueTimes>,
+}
+
+impl Default for FileState {
+    fn default() -> Self {
+        FileState {
+            exists: false,
+            records: 0,
+            records_at_rewrite: 0,
+            latest_due: i64::MIN,
+            loaded: false,
+            unclaimed: None,
+        }
+    }
+}
+
+impl FileState {
+    /// The file was just rewritten with `records` records (none: it is gone), all in the
+    /// future, the latest due at `latest_due`.
+    fn rewritten(&mut self, records: u64, latest_due: i64) {
+        self.exists = records > 0;
+        self.records = records;
+        self.records_at_rewrite = records;
+        self.latest_due = if records > 0 { latest_due } else { i64::MIN };
+    }
 }
 
 impl std::fmt::Debug for DueJournal {
@@ -242,58 +381,89 @@ impl DueJournal {
     }
 
     /// The first call returns what an earlier run left: the due times still in the
-    /// future at `now_ns` (a message's last record counts). Later calls return `None`:
+    /// future at `now_ns` (a message's latest record counts). Later calls return `None`:
     /// the owner's memory is the truth by then.
-    pub async fn load_once(&self, now_ns: i64) -> Option<FxHashMap<MessageId, i64>> {
+    pub async fn load_once(&self, now_ns: i64) -> Option<DueTimes> {
         let mut file = self.file.lock().await;
         let mut due = if !file.loaded {
-            self.read_locked(&mut file).await
+            self.read_locked(&mut file, now_ns).await
         } else {
-            file.unclaimed.take()?
+            let mut due = file.unclaimed.take()?;
+            due.retain(|_, at| *at > now_ns);
+            due
         };
         if self.due_at_restart {
-            due.values_mut().for_each(|at| *at = now_ns);
+            due.clear();
         }
-        due.retain(|_, at| *at > now_ns);
         Some(due)
     }
 
-    /// Reads the file an earlier run left, logging whatever could not be read, and
-    /// rewrites it if it held anything else than one good record per message, so appends
-    /// never follow a torn or foreign tail.
-    async fn read_locked(&self, file: &mut FileState) -> FxHashMap<MessageId, i64> {
+    /// Reads the file an earlier run left, chunk by chunk, into the due times after
+    /// `after` (records at or before it are skipped as they are read), logging whatever
+    /// could not be read. A file with problems is compacted at once, so appends never
+    /// follow a torn or foreign tail; one with many records that passed is left to the
+    /// next [`DueJournal::rewrite_if_stale`].
+    async fn read_locked(&self, file: &mut FileState, after: i64) -> DueTimes {
         file.loaded = true;
-        let bytes = match self.fs.read(&self.path).await {
-            Ok(bytes) => bytes,
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        let mut reader = match Reader::open(&*self.fs, &self.path).await {
+            Ok(reader) => reader,
             Err(source) => {
-                let error = JournalError::Read {
-                    path: self.path.clone(),
-                    source,
-                };
-                tracing::error!(%error, "due times of deferred messages lost: they are delivered when read");
-                Vec::new()
+                self.log_read_error(source);
+                return DueTimes::default();
             }
         };
-        let decoded = decode(&bytes);
-        for problem in &decoded.problems {
+        let mut builder = DueTimes::builder(reader.records_left());
+        let (mut good, mut live, mut latest) = (0u64, 0u64, i64::MIN);
+        let read = loop {
+            let chunk = reader
+                .next_chunk(|_, id, due| {
+                    good += 1;
+                    latest = latest.max(due);
+                    if due > after {
+                        live += 1;
+                        builder.push(id, due);
+                    }
+                })
+                .await;
+            match chunk {
+                Ok(true) => {}
+                Ok(false) => break Ok(()),
+                Err(source) => break Err(source),
+            }
+        };
+        for problem in &reader.problems {
             tracing::warn!(path = %self.path.display(), %problem, "due-time journal");
         }
-        let records = decoded.records.len();
-        let due: FxHashMap<MessageId, i64> = decoded.records.into_iter().collect();
-        if bytes.is_empty() {
+        let due = builder.finish();
+        if let Err(source) = read {
+            self.log_read_error(source);
+            // What was read is kept, and the file is appended to as it is; what could
+            // not be read is compacted away once it has grown.
+            file.exists = reader.header_ok;
+            file.records = u64::try_from(reader.records_left()).unwrap_or(u64::MAX) + good;
+            file.records_at_rewrite = file.records;
+            file.latest_due = i64::MAX;
             return due;
         }
-        if decoded.problems.is_empty() && records == due.len() {
+        if reader.len == 0 {
+            return due;
+        }
+        if reader.problems.is_empty() {
             file.exists = true;
-            file.records = records as u64;
+            file.records = good;
+            file.records_at_rewrite = live;
+            file.latest_due = latest;
             return due;
         }
-        let entries: Vec<(MessageId, i64)> = due.iter().map(|(id, at)| (*id, *at)).collect();
-        if let Err(error) = self.write_whole(file, &entries).await {
+        if let Err(error) = self.compact_locked(file, after, false).await {
             tracing::error!(%error, "failed to rewrite the due-time journal after reading it");
         }
         due
+    }
+
+    fn log_read_error(&self, source: std::io::Error) {
+        let error = self.read_error(source);
+        tracing::error!(%error, "due times of deferred messages lost: they are delivered when read");
     }
 
     /// Records that each message of `entries` is deferred until its due time, synced
@@ -305,7 +475,7 @@ impl DueJournal {
         let mine = {
             let mut file = self.file.lock().await;
             if !file.loaded {
-                let earlier = self.read_locked(&mut file).await;
+                let earlier = self.read_locked(&mut file, i64::MIN).await;
                 file.unclaimed = Some(earlier);
             }
             let mut bytes = Vec::with_capacity(HEADER_LEN + entries.len() * RECORD_LEN);
@@ -321,6 +491,8 @@ impl DueJournal {
                 .map_err(|source| self.write_error(&self.path, source))?;
             file.exists = true;
             file.records += entries.len() as u64;
+            let latest = entries.iter().map(|(_, due)| *due).max();
+            file.latest_due = file.latest_due.max(latest.unwrap_or(i64::MIN));
             self.commits.appended()
         };
         self.commits
@@ -333,25 +505,116 @@ impl DueJournal {
             .await
     }
 
-    /// Rewrites the file from `snapshot` (see [`DueJournal::rewrite`]) when it holds
-    /// more than twice the `live` due times (plus some slack), or anything at all when
-    /// none is live. Returns whether it did.
-    pub async fn rewrite_if_stale(
-        &self,
-        live: u64,
-        snapshot: impl FnOnce() -> Vec<(MessageId, i64)>,
-    ) -> Result<bool, JournalError> {
-        let records = self.records().await;
-        if records == 0 || (live > 0 && records <= 2 * live + REWRITE_SLACK_RECORDS) {
+    /// Compacts the file when it holds more than twice the records that were live after
+    /// the last load or rewrite (plus some slack), or when every record's due time has
+    /// passed at `now_ns` (the file is then removed). Returns whether it did.
+    ///
+    /// Compaction keeps every record due after `now_ns`, in file order, whatever the
+    /// owner's memory holds: a message may have left the owner's memory (moved to a
+    /// spill segment, say) while its queue could still read it again after a crash, and
+    /// it must wait then. Dropping the records that passed needs no memory either: the
+    /// records of one id are appended with non-decreasing due times (a REQ comes after
+    /// the delivery, which comes after the earlier due time), so once an id's latest
+    /// record has passed, all of its records have, and a message read with no record
+    /// left is delivered at once, as it would be with one that passed. Should the wall
+    /// clock go back, the load still takes an id's latest record, never an earlier one:
+    /// the worst is a message delivered late, never early.
+    pub async fn rewrite_if_stale(&self, now_ns: i64) -> Result<bool, JournalError> {
+        let mut file = self.file.lock().await;
+        if !file.loaded || file.records == 0 {
             return Ok(false);
         }
-        self.rewrite(snapshot).await.map(|()| true)
+        let grown = file.records > 2 * file.records_at_rewrite + REWRITE_SLACK_RECORDS;
+        if !grown && now_ns < file.latest_due {
+            return Ok(false);
+        }
+        self.compact_locked(&mut file, now_ns, true)
+            .await
+            .map(|()| true)
     }
 
-    /// Records in the file: against the number of live entries, it tells when a rewrite
-    /// pays.
+    /// Records in the file, for tests and diagnostics.
     pub async fn records(&self) -> u64 {
         self.file.lock().await.records
+    }
+
+    /// Streams the file, about a megabyte at a time, into `<journal>.tmp` with every
+    /// good record due after `after`, in file order; syncs it and renames it over the
+    /// file. When no record is left, removes the file instead. On failure the old file is
+    /// still there, whole (the caller holds the file lock, so nothing appends meanwhile).
+    async fn compact_locked(
+        &self,
+        file: &mut FileState,
+        after: i64,
+        log_problems: bool,
+    ) -> Result<(), JournalError> {
+        let tmp = self.tmp_path();
+        let (mut kept, mut latest) = (0u64, i64::MIN);
+        let mut problems = Vec::new();
+        let copied = async {
+            let mut reader = Reader::open(&*self.fs, &self.path)
+                .await
+                .map_err(|source| self.read_error(source))?;
+            let chunk_bytes = CHUNK_RECORDS * RECORD_LEN;
+            let mut out = Vec::with_capacity(HEADER_LEN + chunk_bytes);
+            out.extend_from_slice(&encode_header());
+            let mut written = 0u64;
+            loop {
+                let more = reader
+                    .next_chunk(|record, _, due| {
+                        if due > after {
+                            out.extend_from_slice(record);
+                            kept += 1;
+                            latest = latest.max(due);
+                        }
+                    })
+                    .await
+                    .map_err(|source| self.read_error(source))?;
+                if out.len() >= chunk_bytes || (!more && kept > 0) {
+                    let (buf, result) = self
+                        .fs
+                        .write_at(&tmp, written, std::mem::take(&mut out))
+                        .await;
+                    result.map_err(|source| self.write_error(&tmp, source))?;
+                    written += buf.len() as u64;
+                    out = buf;
+                    out.clear();
+                }
+                if !more {
+                    break;
+                }
+            }
+            problems = reader.problems;
+            if kept == 0 {
+                return match self.fs.remove(&self.path).await {
+                    Err(source) if source.kind() != std::io::ErrorKind::NotFound => {
+                        Err(self.write_error(&self.path, source))
+                    }
+                    _ => Ok(()),
+                };
+            }
+            self.fs
+                .sync(&tmp)
+                .await
+                .map_err(|source| self.write_error(&tmp, source))?;
+            self.fs
+                .rename(&tmp, &self.path)
+                .await
+                .map_err(|source| self.write_error(&tmp, source))
+        }
+        .await;
+        if let Err(error) = copied {
+            let _ = self.fs.remove(&tmp).await;
+            return Err(error);
+        }
+        if log_problems {
+            for problem in &problems {
+                tracing::warn!(path = %self.path.display(), %problem, "due-time journal");
+            }
+        }
+        tracing::debug!(path = %self.path.display(), before = file.records, after = kept, "due-time journal compacted");
+        file.rewritten(kept, latest);
+        Ok(())
     }
 
     /// Writes the file whole with the entries `snapshot` returns (taken while no append
@@ -364,12 +627,12 @@ impl DueJournal {
     ) -> Result<(), JournalError> {
         let mut file = self.file.lock().await;
         if !file.loaded {
-            let earlier = self.read_locked(&mut file).await;
+            let earlier = self.read_locked(&mut file, i64::MIN).await;
             file.unclaimed = Some(earlier);
         }
         let mut entries = snapshot();
         if let Some(unclaimed) = &file.unclaimed {
-            entries.extend(unclaimed.iter().map(|(id, at)| (*id, *at)));
+            entries.extend(unclaimed.iter());
         }
         self.write_whole(&mut file, &entries).await
     }
@@ -378,7 +641,7 @@ impl DueJournal {
     pub async fn remove(&self) -> Result<(), JournalError> {
         let mut file = self.file.lock().await;
         file.loaded = true;
-        file.unclaimed = Some(FxHashMap::default());
+        file.unclaimed = Some(DueTimes::default());
         self.write_whole(&mut file, &[]).await
     }
 
@@ -393,8 +656,7 @@ impl DueJournal {
                     Err(self.write_error(&self.path, source))
                 }
                 _ => {
-                    file.exists = false;
-                    file.records = 0;
+                    file.rewritten(0, i64::MIN);
                     Ok(())
                 }
             };
@@ -404,9 +666,7 @@ impl DueJournal {
         for (id, due) in entries {
             bytes.extend_from_slice(&encode_record(id, *due));
         }
-        let mut tmp = self.path.as_os_str().to_owned();
-        tmp.push(".tmp");
-        let tmp = PathBuf::from(tmp);
+        let tmp = self.tmp_path();
         let written = async {
             self.fs.write(&tmp, &bytes).await?;
             self.fs.sync(&tmp).await?;
@@ -415,8 +675,8 @@ impl DueJournal {
         .await;
         match written {
             Ok(()) => {
-                file.exists = true;
-                file.records = entries.len() as u64;
+                let latest = entries.iter().map(|(_, due)| *due).max();
+                file.rewritten(entries.len() as u64, latest.unwrap_or(i64::MIN));
                 Ok(())
             }
             Err(source) => {
@@ -424,6 +684,20 @@ impl DueJournal {
                 // The old file, if any, is still there and still valid to append to.
                 Err(self.write_error(&tmp, source))
             }
+        }
+    }
+
+    /// Where a rewrite is written before it is renamed over the journal.
+    fn tmp_path(&self) -> PathBuf {
+        let mut tmp = self.path.as_os_str().to_owned();
+        tmp.push(".tmp");
+        PathBuf::from(tmp)
+    }
+
+    fn read_error(&self, source: std::io::Error) -> JournalError {
+        JournalError::Read {
+            path: self.path.clone(),
+            source,
         }
     }
 

@@ -219,8 +219,8 @@ async fn empty_removes_the_due_times() {
         .any(|p| p.to_string_lossy().contains("deferred.journal")));
 }
 
-/// The journal is rewritten once it holds many more records than live due times, and
-/// removed when none is left.
+/// The journal is compacted once it has grown well past what it held after its last
+/// rewrite: the records that passed go.
 #[tokio::test]
 async fn the_journal_is_compacted_as_messages_come_due() {
     let fs = data_dir().await;
@@ -247,6 +247,49 @@ async fn the_journal_is_compacted_as_messages_come_due() {
     }
     channel.compact_due_journal(SEC + 2990).await.unwrap();
     assert!(journal.records().await < 100, "{}", journal.records().await);
+}
+
+/// How many messages a client gets at `now_ns`, reading until nothing more comes.
+async fn deliver_all(channel: &Channel, now_ns: i64) -> usize {
+    let mut total = 0;
+    loop {
+        let got = deliverable(channel, now_ns).await;
+        if got == 0 {
+            return total;
+        }
+        total += got;
+    }
+}
+
+/// After a compaction, a crash still finds the due times of the deferred messages that
+/// wait on disk (read early, waiting in memory, held), and only theirs.
+#[tokio::test]
+async fn a_crash_after_a_compaction_keeps_the_future_due_times() {
+    let fs = data_dir().await;
+    let (topic, channel) = topic_with_channel(&fs, 0);
+    for n in 0..1100 {
+        dpub(&topic, &format!("soon{n}"), 0, 1_000).await;
+    }
+    for n in 0..5 {
+        dpub(&topic, &format!("late{n}"), 0, 100_000).await;
+    }
+    assert_eq!(deliver_all(&channel, 2 * SEC).await, 1100);
+    assert_eq!(channel.snapshot().deferred_count, 5, "waiting in memory");
+    channel.compact_due_journal(2 * SEC).await.unwrap();
+    let journal = channel.backend().unwrap().due_journal();
+    assert_eq!(journal.records().await, 5);
+    fs.crash(CrashMode::DropUnsynced, 8);
+
+    let (_topic, channel) = topic_with_channel(&fs, 0);
+    channel.restore_due_times(3 * SEC).await;
+    assert_eq!(channel.snapshot().deferred_count, 5);
+    assert_eq!(
+        deliver_all(&channel, 3 * SEC).await,
+        1100,
+        "the unfinished ones come back at once, the late ones wait"
+    );
+    assert_eq!(deliver_all(&channel, 100 * SEC - 1).await, 0);
+    assert_eq!(deliver_all(&channel, 100 * SEC).await, 5);
 }
 
 /// The bodies a client ready for everything gets at `now_ns` after the disk loop and the

@@ -35,6 +35,7 @@ pub mod diskqueue;
 pub mod due_journal;
 #[cfg(test)]
 mod due_restart_tests;
+pub mod due_times;
 mod durability;
 pub mod e2e;
 pub(crate) mod group_commit;

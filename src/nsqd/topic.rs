@@ -11,6 +11,7 @@ use super::backend::Backend;
 use super::channel::{Channel, ChannelRef, Deferral};
 use super::diskqueue::DiskQueueConfig;
 use super::due_journal::JournalError;
+use super::due_times::DueTimes;
 use super::e2e::E2eConfig;
 use super::lookup::Registrations;
 use crate::protocol::message::MessageId;
@@ -148,7 +149,7 @@ struct TopicState {
     /// once when one appears. An entry stays until its time passes, also after its
     /// message moved to the channels: should a crash make the topic read it again, it
     /// still waits.
-    due_on_disk: rustc_hash::FxHashMap<MessageId, i64>,
+    due_on_disk: DueTimes,
     /// The earliest time in `due_on_disk` (`i64::MAX` when empty): the disk loop looks
     /// at the entries only once it has passed.
     earliest_due: i64,
@@ -238,7 +239,7 @@ impl Topic {
                 started: true,
                 exiting: false,
                 guid: GuidFactory::new(node_id),
-                due_on_disk: rustc_hash::FxHashMap::default(),
+                due_on_disk: DueTimes::default(),
                 earliest_due: i64::MAX,
                 due_restored: backend.is_none(),
             }),
@@ -345,7 +346,7 @@ impl Topic {
             .load_once(now_ns)
             .await
             .unwrap_or_default();
-        let earliest = earlier.values().copied().min().unwrap_or(i64::MAX);
+        let earliest = earlier.min_due().unwrap_or(i64::MAX);
         let mut state = self.state.lock();
         // Newer entries go over the loaded ones (see `Channel::restore_due_times`).
         let newer = std::mem::replace(&mut state.due_on_disk, earlier);
@@ -355,36 +356,27 @@ impl Topic {
     }
 
     /// Disk loop work: once the earliest due time has passed, forgets the due times
-    /// that passed, and rewrites the journal when it holds more than twice what is left
-    /// (removes it when nothing is). Costs nothing before then.
+    /// that passed (costs nothing before then), and compacts the due-time journal when
+    /// it has grown or everything in it passed (removes it then). The journal is
+    /// compacted from the file, not from this memory: it keeps every record still in
+    /// the future.
     pub async fn compact_due_journal(&self, now_ns: i64) -> Result<(), JournalError> {
         let Some(backend) = &self.backend else {
             return Ok(());
         };
-        let live = {
+        {
             let mut state = self.state.lock();
-            if !state.due_restored || state.earliest_due > now_ns {
+            if !state.due_restored {
                 return Ok(());
             }
-            state.due_on_disk.retain(|_, due| *due > now_ns);
-            state.earliest_due = state
-                .due_on_disk
-                .values()
-                .copied()
-                .min()
-                .unwrap_or(i64::MAX);
-            state.due_on_disk.len() as u64
-        };
+            if state.earliest_due <= now_ns {
+                state.due_on_disk.retain(|_, due| *due > now_ns);
+                state.earliest_due = state.due_on_disk.min_due().unwrap_or(i64::MAX);
+            }
+        }
         backend
             .due_journal()
-            .rewrite_if_stale(live, || {
-                let state = self.state.lock();
-                state
-                    .due_on_disk
-                    .iter()
-                    .map(|(id, due)| (*id, *due))
-                    .collect()
-            })
+            .rewrite_if_stale(now_ns)
             .await
             .map(|_| ())
     }

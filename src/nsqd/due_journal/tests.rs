@@ -35,7 +35,7 @@ fn file_of(entries: &[(MessageId, i64)]) -> Vec<u8> {
     bytes
 }
 
-fn sorted(map: FxHashMap<MessageId, i64>) -> Vec<(MessageId, i64)> {
+fn sorted(map: DueTimes) -> Vec<(MessageId, i64)> {
     let mut entries: Vec<_> = map.into_iter().collect();
     entries.sort();
     entries
@@ -263,4 +263,225 @@ async fn concurrent_appends_are_all_durable() {
     }
     fs.crash(CrashMode::DropUnsynced, 3);
     assert_eq!(journal(&fs).load_once(0).await.unwrap().len(), 200);
+}
+
+/// Reads `bytes` as nsqd reads a journal file, `chunk_records` records at a time.
+async fn read_in_chunks(bytes: &[u8], chunk_records: usize) -> Decoded {
+    let fs = data_dir().await;
+    fs.write(&path(), bytes).await.unwrap();
+    let path = path();
+    let mut reader = Reader::open(&fs, &path).await.unwrap();
+    reader.chunk_bytes = chunk_records * RECORD_LEN;
+    let mut records = Vec::new();
+    while reader
+        .next_chunk(|record, id, due| {
+            assert_eq!(record, encode_record(&id, due));
+            records.push((id, due));
+        })
+        .await
+        .unwrap()
+    {}
+    Decoded {
+        records,
+        problems: reader.problems,
+    }
+}
+
+fn block_on<T>(future: impl std::future::Future<Output = T>) -> T {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+        .block_on(future)
+}
+
+proptest! {
+    /// Read in chunks of any size, a journal (damaged or not, cut anywhere) gives the
+    /// same records and the same problems, at the same offsets, as decoded whole.
+    #[test]
+    fn reading_in_chunks_decodes_like_reading_whole(
+        noise in proptest::collection::vec(any::<u8>(), 0..100),
+        dues in proptest::collection::vec(any::<i64>(), 0..12),
+        flips in proptest::collection::vec(any::<prop::sample::Index>(), 0..3),
+        cut in any::<prop::sample::Index>(),
+        chunk_records in 1usize..4,
+    ) {
+        prop_assert_eq!(block_on(read_in_chunks(&noise, chunk_records)), decode(&noise));
+        let entries: Vec<(MessageId, i64)> =
+            dues.iter().enumerate().map(|(n, due)| (id(n as u64), *due)).collect();
+        let mut bytes = file_of(&entries);
+        for flip in flips {
+            let at = HEADER_LEN + flip.index(bytes.len() - HEADER_LEN + 1);
+            if let Some(byte) = bytes.get_mut(at) {
+                *byte ^= 0x10;
+            }
+        }
+        bytes.truncate(cut.index(bytes.len() + 1));
+        prop_assert_eq!(block_on(read_in_chunks(&bytes, chunk_records)), decode(&bytes));
+    }
+}
+
+/// A journal of several megabytes is read in chunks: a corrupt record in a later chunk
+/// and a torn tail are found where they are, and the file is rewritten clean.
+#[tokio::test]
+async fn a_journal_larger_than_a_chunk_loads_and_is_repaired() {
+    let count = 2 * CHUNK_RECORDS + 10;
+    let entries: Vec<(MessageId, i64)> =
+        (0..count as u64).map(|n| (id(n), SEC + n as i64)).collect();
+    let mut bytes = file_of(&entries);
+    let corrupt = CHUNK_RECORDS + 3;
+    bytes[HEADER_LEN + corrupt * RECORD_LEN + 5] ^= 1;
+    bytes.extend_from_slice(&[1; 7]);
+    let decoded = read_in_chunks(&bytes, CHUNK_RECORDS).await;
+    assert_eq!(decoded, decode(&bytes));
+    assert_eq!(decoded.problems.len(), 2);
+
+    let fs = data_dir().await;
+    fs.write(&path(), &bytes).await.unwrap();
+    let due = journal(&fs).load_once(SEC).await.unwrap();
+    assert_eq!(
+        due.len(),
+        count - 2,
+        "the corrupt record and the one due at 1 s"
+    );
+    assert_eq!(due.get(&id(corrupt as u64)), None);
+    assert_eq!(
+        due.get(&id(count as u64 - 1)),
+        Some(&(SEC + count as i64 - 1))
+    );
+    let rewritten = decode(&fs.read(&path()).await.unwrap());
+    assert!(rewritten.problems.is_empty());
+    assert_eq!(rewritten.records.len(), count - 2);
+}
+
+/// Of several records of one id the latest due time counts, also when a wall clock that
+/// went back appended an earlier one last: late, never early.
+#[tokio::test]
+async fn an_ids_latest_due_time_wins() {
+    let fs = data_dir().await;
+    fs.write(
+        &path(),
+        &file_of(&[
+            (id(1), 20 * SEC),
+            (id(2), 5 * SEC),
+            (id(1), 10 * SEC),
+            (id(2), 6 * SEC),
+        ]),
+    )
+    .await
+    .unwrap();
+    let due = journal(&fs).load_once(0).await.unwrap();
+    assert_eq!(sorted(due), [(id(1), 20 * SEC), (id(2), 6 * SEC)]);
+}
+
+/// Compaction works from the file alone: it keeps, in file order, every record still in
+/// the future (whether or not anyone still remembers its id) and drops those that passed,
+/// and what it wrote survives a crash.
+#[tokio::test]
+async fn compaction_keeps_every_future_record_and_survives_a_crash() {
+    let fs = data_dir().await;
+    let j = journal(&fs);
+    assert!(j.load_once(0).await.unwrap().is_empty());
+    let passed: Vec<(MessageId, i64)> = (0..1100).map(|n| (id(n), SEC + n as i64)).collect();
+    j.append(&[(id(5000), 100 * SEC)]).await.unwrap();
+    j.append(&passed[..1000]).await.unwrap();
+    j.append(&[(id(7), 50 * SEC), (id(6000), 60 * SEC)])
+        .await
+        .unwrap();
+    assert!(
+        !j.rewrite_if_stale(2 * SEC).await.unwrap(),
+        "not grown enough, not everything passed"
+    );
+    j.append(&passed[1000..]).await.unwrap();
+    j.append(&[(id(8000), 70 * SEC)]).await.unwrap();
+    assert!(j.rewrite_if_stale(2 * SEC).await.unwrap(), "grown");
+    let want = [
+        (id(5000), 100 * SEC),
+        (id(7), 50 * SEC),
+        (id(6000), 60 * SEC),
+        (id(8000), 70 * SEC),
+    ];
+    assert_eq!(decode(&fs.read(&path()).await.unwrap()).records, want);
+    assert_eq!(j.records().await, 4);
+    assert!(
+        !j.rewrite_if_stale(2 * SEC).await.unwrap(),
+        "just compacted"
+    );
+    assert!(!fs
+        .file_names()
+        .iter()
+        .any(|p| p.ends_with("t:c.deferred.journal.tmp")));
+
+    fs.crash(CrashMode::DropUnsynced, 6);
+    let due = journal(&fs).load_once(2 * SEC).await.unwrap();
+    assert_eq!(sorted(due), {
+        let mut want = want.to_vec();
+        want.sort();
+        want
+    });
+}
+
+/// Once every record's due time has passed, compaction removes the file; appends then
+/// start a new one.
+#[tokio::test]
+async fn compaction_removes_the_file_once_everything_passed() {
+    let fs = data_dir().await;
+    let j = journal(&fs);
+    j.append(&[(id(1), 5 * SEC), (id(2), 7 * SEC)])
+        .await
+        .unwrap();
+    assert!(!j.rewrite_if_stale(7 * SEC - 1).await.unwrap());
+    assert_eq!(j.records().await, 2);
+    assert!(j.rewrite_if_stale(7 * SEC).await.unwrap());
+    assert!(!fs.file_names().contains(&path()));
+    assert_eq!(j.records().await, 0);
+    assert!(!j.rewrite_if_stale(8 * SEC).await.unwrap(), "nothing left");
+    j.append(&[(id(3), 9 * SEC)]).await.unwrap();
+    assert_eq!(
+        decode(&fs.read(&path()).await.unwrap()).records,
+        [(id(3), 9 * SEC)]
+    );
+}
+
+/// A file an earlier run left with mostly passed records is compacted at the next look:
+/// the load counts only the records still in the future as live.
+#[tokio::test]
+async fn a_loaded_file_of_mostly_passed_records_is_compacted_next() {
+    let fs = data_dir().await;
+    let mut entries: Vec<(MessageId, i64)> = (0..2000).map(|n| (id(n), SEC)).collect();
+    entries.push((id(9999), 10 * SEC));
+    fs.write(&path(), &file_of(&entries)).await.unwrap();
+    let j = journal(&fs);
+    assert_eq!(j.load_once(2 * SEC).await.unwrap().len(), 1);
+    assert_eq!(j.records().await, 2001, "no problem: not rewritten at load");
+    assert!(j.rewrite_if_stale(2 * SEC).await.unwrap());
+    assert_eq!(
+        decode(&fs.read(&path()).await.unwrap()).records,
+        [(id(9999), 10 * SEC)]
+    );
+}
+
+/// Appends racing a compaction wait for it (it holds the file lock): none is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn appends_during_a_compaction_are_kept() {
+    let fs = data_dir().await;
+    let j = Arc::new(journal(&fs));
+    let passed: Vec<(MessageId, i64)> = (0..5000).map(|n| (id(n), SEC)).collect();
+    j.append(&passed).await.unwrap();
+    let writer = {
+        let j = j.clone();
+        tokio::spawn(async move {
+            for n in 0..100u64 {
+                j.append(&[(id(10_000 + n), 10 * SEC)]).await.unwrap();
+            }
+        })
+    };
+    for _ in 0..20 {
+        j.rewrite_if_stale(2 * SEC).await.unwrap();
+        tokio::task::yield_now().await;
+    }
+    writer.await.unwrap();
+    j.rewrite_if_stale(2 * SEC).await.unwrap();
+    fs.crash(CrashMode::DropUnsynced, 7);
+    let due = journal(&fs).load_once(2 * SEC).await.unwrap();
+    assert_eq!(due.len(), 100);
 }
