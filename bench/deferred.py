@@ -37,9 +37,9 @@ def start(data, flags):
             time.sleep(0.02)
 
 
-def rss_mib(proc):
+def rss_mib(proc, field="VmRSS"):
     for line in open(f"/proc/{proc.pid}/status"):
-        if line.startswith("VmRSS:"):
+        if line.startswith(field + ":"):
             return int(line.split()[1]) / 1024
 
 
@@ -105,7 +105,8 @@ def measure(case, data, proc):
     while deferred_count() < waiting and time.time() - t0 < 600:
         time.sleep(0.1)
     print(f"  restart: /ping after {up_s:.2f} s, deferred_count {deferred_count()} after "
-          f"{up_s + time.time() - t0:.2f} s; RSS {rss_mib(proc):.0f} MiB")
+          f"{up_s + time.time() - t0:.2f} s; RSS {rss_mib(proc):.0f} MiB (peak "
+          f"{rss_mib(proc, 'VmHWM'):.0f} MiB)")
     proc.send_signal(signal.SIGTERM)
     proc.wait()
 
