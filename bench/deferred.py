@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Deferred messages: DPUB throughput, nsqd's RSS and CPU per million deferred messages
 (all in memory, and past --max-deferred-memory, spilled to disk), then the graceful
-exit and the restart with them all waiting: how long each takes, and the RSS after.
+exit and the restart with them all waiting: how long each takes, and the RSS after; then
+a consumer, for which the channel reads every deferred message from its disk queue
+before its time: the RSS while they wait.
 
 Each case starts a fresh nsqd on a temporary data dir (loopback only), creates one
 channel, and publishes COUNT DPUBs of SIZE bytes deferred 1 h with `nsq-bench writer
@@ -51,6 +53,11 @@ def cpu_s(proc):
 def deferred_count():
     s = json.load(urllib.request.urlopen(f"http://{HTTP}/stats?format=json&topic=d"))
     return sum(c["deferred_count"] for t in s["topics"] for c in t["channels"])
+
+
+def backend_depth():
+    s = json.load(urllib.request.urlopen(f"http://{HTTP}/stats?format=json&topic=d"))
+    return sum(c["backend_depth"] for t in s["topics"] for c in t["channels"])
 
 
 def du_mib(data):
@@ -107,8 +114,28 @@ def measure(case, data, proc):
     print(f"  restart: /ping after {up_s:.2f} s, deferred_count {deferred_count()} after "
           f"{up_s + time.time() - t0:.2f} s; RSS {rss_mib(proc):.0f} MiB (peak "
           f"{rss_mib(proc, 'VmHWM'):.0f} MiB)")
+    # A consumer makes the channel read its disk queue, every message of it deferred.
+    reader = subprocess.Popen([bench, "reader", "--nsqd-tcp-address", TCP, "--topic", "d",
+                               "--channel", "c", "--connections", "1", "--runfor", "30m"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    procs.append(reader)
+    t0, depth = time.time(), backend_depth()
+    while depth > 0 and time.time() - t0 < 600:
+        time.sleep(0.5)
+        depth = backend_depth()
+    read_s = time.time() - t0
+    time.sleep(2.0)
+    print(f"  consumer after the restart: the disk queue read through in {read_s:.1f} s "
+          f"(backend_depth {depth}); deferred_count {deferred_count()}; RSS "
+          f"{rss_mib(proc):.0f} MiB (peak {rss_mib(proc, 'VmHWM'):.0f} MiB); data dir "
+          f"{du_mib(data):.0f} MiB")
+    reader.kill()
+    reader.wait()
+    t0 = time.time()
     proc.send_signal(signal.SIGTERM)
     proc.wait()
+    print(f"  graceful exit with the consumer gone: {time.time() - t0:.1f} s (status "
+          f"{proc.returncode})")
 
 
 for case in cases:
