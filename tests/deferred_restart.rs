@@ -526,6 +526,71 @@ async fn dpub_without_channels(flags: &[&str], kill_9: bool) {
     nsqd.stop();
 }
 
+/// Past `--max-deferred-memory`, the deferred messages a crash-safe channel reads before
+/// their time (to get past them) move to synced spill segments
+/// (`<topic>:<channel>.deferred-synced.<window>.dat`) and leave the disk queue. After a
+/// `kill -9` and a restart, each arrives once, on time: whether its queue copy comes
+/// back (`kill -9` before the queue's read position was synced past it) or only its
+/// segment record does (a message read after them synced the position).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_early_messages_past_the_budget_survive_kill_9() {
+    tokio::join!(
+        read_early_across_kill_9(false),
+        read_early_across_kill_9(true)
+    );
+}
+
+async fn read_early_across_kill_9(read_past: bool) {
+    let flags = [
+        "--mem-queue-size=0",
+        "--sync-every=1",
+        "--max-deferred-memory=0",
+    ];
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut nsqd = Nsqd::start(dir.path(), &flags);
+    create_channel(&nsqd.tcp).await;
+    let plan: Vec<(String, u64)> = (0..200u64)
+        .map(|i| (format!("m{i}"), 4_000 + i * 37 % 3_000))
+        .collect();
+    let refs: Vec<(&str, u64)> = plan.iter().map(|(b, d)| (b.as_str(), *d)).collect();
+    let sent = dpub_all(&nsqd.tcp, &refs).await;
+    // A consumer makes the channel read all of them before their time.
+    let mut consumer = subscribe(&nsqd.tcp, 10).await;
+    if read_past {
+        let mut producer = Producer::connect(&RealNet, &nsqd.tcp)
+            .await
+            .expect("connect");
+        producer
+            .publish(TOPIC, Bytes::from_static(b"now"))
+            .await
+            .expect("PUB");
+        let now = collect(&mut consumer, 1, Duration::from_secs(5)).await;
+        assert_eq!(now.len(), 1, "only the message not deferred: {now:?}");
+        sync_commands(&mut consumer).await;
+    }
+    // The disk loop's next ticks write and sync the segments.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let synced = std::fs::read_dir(dir.path())
+        .expect("data dir")
+        .filter_map(|entry| entry.ok())
+        .filter(|entry| {
+            entry
+                .file_name()
+                .to_string_lossy()
+                .contains(".deferred-synced.")
+        })
+        .count();
+    assert!(synced > 0, "read_past {read_past}: no synced spill segment");
+    nsqd.kill_9();
+
+    let mut nsqd = Nsqd::start(dir.path(), &flags);
+    // `now`, finished before the kill, may come back too (its FIN was not synced).
+    let arrivals = consume(&nsqd.tcp, sent.len() + 1, Duration::from_secs(12)).await;
+    let deferred: Vec<Arrival> = arrivals.into_iter().filter(|a| a.body != "now").collect();
+    assert_on_time(&deferred, &sent);
+    nsqd.stop();
+}
+
 /// Two restarts before the due time: the due times an earlier run left are kept by the
 /// next one, whether the messages stayed on disk (no consumer) or were read into memory
 /// by a subscribed consumer in between.
