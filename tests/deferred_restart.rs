@@ -1043,17 +1043,26 @@ async fn emptied_or_deleted(action: &str) {
     assert_eq!(channel_counts(&nsqd).await, (2, 2), "{action}: before");
     http_ok(&nsqd.http, "POST", action).await;
     assert_eq!(channel_counts(&nsqd).await, (0, 0), "{action}: after");
-    let left: Vec<String> = std::fs::read_dir(dir.path())
-        .expect("data folder")
-        .map(|entry| {
-            entry
-                .expect("entry")
-                .file_name()
-                .to_string_lossy()
-                .into_owned()
-        })
-        .filter(|name| name.ends_with(".deferred.journal"))
-        .collect();
+    let journals_left = || -> Vec<String> {
+        std::fs::read_dir(dir.path())
+            .expect("data folder")
+            .map(|entry| {
+                entry
+                    .expect("entry")
+                    .file_name()
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .filter(|name| name.ends_with(".deferred.journal"))
+            .collect()
+    };
+    // A deleted topic's files are removed by a task of their own, after the reply.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut left = journals_left();
+    while !left.is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        left = journals_left();
+    }
     assert!(left.is_empty(), "{action}: journals left: {left:?}");
     nsqd.stop();
 
