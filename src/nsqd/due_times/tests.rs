@@ -202,11 +202,11 @@ proptest! {
     }
 }
 
-/// The layout's cost for 10 million due times: built from a journal, and inserted one by
-/// one during a run. Run with `--ignored --nocapture` to see the figures.
+/// The layout's memory for 10 million due times: built from a journal, and inserted one
+/// by one during a run. Run with `--ignored --nocapture` to see the figures; lookup and
+/// insert times are in `benches/due_times.rs`.
 #[test]
 #[ignore = "allocates about 300 MB; a measurement, not a check"]
-#[allow(clippy::disallowed_methods)] // real time: a measurement of this machine
 fn bytes_for_ten_million() {
     const COUNT: u64 = 10_000_000;
     // GUID-like ids: a millisecond clock in the high bits, a sequence below.
@@ -221,66 +221,26 @@ fn bytes_for_ten_million() {
         "built: {bytes} bytes, {:.1} per entry",
         bytes as f64 / COUNT as f64
     );
-    let mut probe: Vec<MessageId> = ids().step_by(7).collect();
-    for order in ["in id order", "in random order"] {
-        let started = std::time::Instant::now();
-        let found = probe.iter().filter(|id| built.get(id).is_some()).count();
-        println!(
-            "lookups {order}: {:.0} ns each",
-            started.elapsed().as_nanos() as f64 / probe.len() as f64
-        );
-        assert_eq!(found, probe.len());
-        fastrand::Rng::with_seed(7).shuffle(&mut probe);
-    }
-    println!(
-        "one lookup after another (random order): {:.0} ns each",
-        chained_lookup_ns(&probe, |id| built.get(id).copied())
-    );
+    let probe: Vec<MessageId> = ids().step_by(7).collect();
+    assert!(probe.iter().all(|id| built.get(id).is_some()));
     drop(built);
 
     let mut inserted = DueTimes::new();
-    let started = std::time::Instant::now();
-    let mut worst = std::time::Duration::ZERO;
     let mut peak = 0f64;
     for (n, id) in ids().enumerate() {
-        let one = std::time::Instant::now();
         inserted.insert(id, n as i64);
-        worst = worst.max(one.elapsed());
         if n % 10_000 == 0 && n >= 1_000_000 {
             peak = peak.max(inserted.allocated_bytes() as f64 / (n + 1) as f64);
         }
     }
     let bytes = inserted.allocated_bytes();
     println!(
-        "inserted: {bytes} bytes, {:.1} per entry (at most {peak:.1} on the way past a million); {:.0} ns \
-         per insert, the slowest {worst:?}",
+        "inserted: {bytes} bytes, {:.1} per entry (at most {peak:.1} on the way past a million)",
         bytes as f64 / COUNT as f64,
-        started.elapsed().as_nanos() as f64 / COUNT as f64
     );
     let map: FxHashMap<MessageId, i64> = ids().map(|id| (id, 0)).collect();
-    let started = std::time::Instant::now();
-    let found = probe.iter().filter(|id| map.contains_key(id)).count();
     println!(
-        "FxHashMap<MessageId, i64>: about {} bytes; lookups in random order: {:.0} ns each",
+        "FxHashMap<MessageId, i64>: about {} bytes",
         (map.capacity() * 8 / 7).next_power_of_two() * 25,
-        started.elapsed().as_nanos() as f64 / probe.len() as f64
     );
-    assert_eq!(found, probe.len());
-    println!(
-        "FxHashMap one lookup after another (random order): {:.0} ns each",
-        chained_lookup_ns(&probe, |id| map.get(id).copied())
-    );
-}
-
-/// Nanoseconds per lookup when each lookup waits for the one before (which probe comes
-/// next depends on its answer), so the CPU cannot overlap them.
-#[allow(clippy::disallowed_methods)] // real time: a measurement of this machine
-fn chained_lookup_ns(probe: &[MessageId], get: impl Fn(&MessageId) -> Option<i64>) -> f64 {
-    let started = std::time::Instant::now();
-    let mut at = 0usize;
-    for _ in 0..probe.len() {
-        let due = get(&probe[at]).unwrap_or(0);
-        at = (at + 1 + (due & 1) as usize) % probe.len();
-    }
-    started.elapsed().as_nanos() as f64 / probe.len() as f64
 }
