@@ -160,55 +160,56 @@ fn a_swarm_of_fifty_seeds_passes_second_half() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
-#[test]
-fn a_fin_that_loses_a_message_is_caught_with_a_replay_command() {
-    let file = scenarios_dir().join("smoke.toml");
+/// Runs `scenario` at seed 1 with the planted bugs of `buggify`, and checks that the
+/// first violation is `invariant` (its detail containing `detail`) and that the failure
+/// text gives the replay command.
+fn caught_with_a_replay_command(
+    scenario: &str,
+    buggify: nsq::nsqd::Buggify,
+    invariant: Invariant,
+    detail: &str,
+) {
+    let file = scenarios_dir().join(scenario);
     let options = RunOptions {
         seed: 1,
-        buggify: nsq::nsqd::Buggify {
-            fin_loses_next_message: true,
-            ..nsq::nsqd::Buggify::default()
-        },
+        buggify,
         ..RunOptions::default()
     };
     let report = run(&file, &options);
     assert!(!report.passed(), "the broken build was not caught");
     let first = &report.violations[0];
-    assert_eq!(first.invariant, Invariant::NoLoss, "{first}");
+    assert_eq!(first.invariant, invariant, "{first}");
+    assert!(first.detail.contains(detail), "{first}");
     let text = describe_failure(&file, &report, false);
     assert!(
         text.contains("replay: cargo run -p nsq-sim --bin nsq-sim -- run")
-            && text.contains("smoke.toml --seed 1"),
+            && text.contains(&format!("{scenario} --seed 1")),
         "{text}"
     );
+}
+
+#[test]
+fn a_fin_that_loses_a_message_is_caught_with_a_replay_command() {
+    let buggify = nsq::nsqd::Buggify {
+        fin_loses_next_message: true,
+        ..nsq::nsqd::Buggify::default()
+    };
+    caught_with_a_replay_command("smoke.toml", buggify, Invariant::NoLoss, "");
 }
 
 #[test]
 fn a_due_time_forgotten_at_restart_is_caught_with_a_replay_command() {
     // The planted bug: at startup every loaded due time becomes the restart time, so the
     // deferred messages waiting across the graceful restart arrive at once.
-    let file = scenarios_dir().join("dpub-across-restart.toml");
-    let options = RunOptions {
-        seed: 1,
-        buggify: nsq::nsqd::Buggify {
-            deferred_due_at_restart: true,
-            ..nsq::nsqd::Buggify::default()
-        },
-        ..RunOptions::default()
+    let buggify = nsq::nsqd::Buggify {
+        deferred_due_at_restart: true,
+        ..nsq::nsqd::Buggify::default()
     };
-    let report = run(&file, &options);
-    assert!(!report.passed(), "the broken build was not caught");
-    let first = &report.violations[0];
-    assert_eq!(first.invariant, Invariant::DeferredNotEarly, "{first}");
-    assert!(
-        first.detail.contains("across a graceful stop of nsqd1"),
-        "{first}"
-    );
-    let text = describe_failure(&file, &report, false);
-    assert!(
-        text.contains("replay: cargo run -p nsq-sim --bin nsq-sim -- run")
-            && text.contains("dpub-across-restart.toml --seed 1"),
-        "{text}"
+    caught_with_a_replay_command(
+        "dpub-across-restart.toml",
+        buggify,
+        Invariant::DeferredNotEarly,
+        "across a graceful stop of nsqd1",
     );
 }
 
@@ -217,25 +218,15 @@ fn an_unsynced_spill_of_read_early_messages_is_caught_with_a_replay_command() {
     // The planted bug: deferred messages read early from a disk queue leave it once
     // their spill segment is written, without the fsync, so the power cuts of the
     // scenario lose acknowledged DPUBs on the crash-safe nsqd.
-    let file = scenarios_dir().join("deferred-across-crashes.toml");
-    let options = RunOptions {
-        seed: 1,
-        buggify: nsq::nsqd::Buggify {
-            read_early_spill_unsynced: true,
-            ..nsq::nsqd::Buggify::default()
-        },
-        ..RunOptions::default()
+    let buggify = nsq::nsqd::Buggify {
+        read_early_spill_unsynced: true,
+        ..nsq::nsqd::Buggify::default()
     };
-    let report = run(&file, &options);
-    assert!(!report.passed(), "the broken build was not caught");
-    let first = &report.violations[0];
-    assert_eq!(first.invariant, Invariant::NoLoss, "{first}");
-    assert!(first.detail.contains("nsqd-durable"), "{first}");
-    let text = describe_failure(&file, &report, false);
-    assert!(
-        text.contains("replay: cargo run -p nsq-sim --bin nsq-sim -- run")
-            && text.contains("deferred-across-crashes.toml --seed 1"),
-        "{text}"
+    caught_with_a_replay_command(
+        "deferred-across-crashes.toml",
+        buggify,
+        Invariant::NoLoss,
+        "nsqd-durable",
     );
 }
 

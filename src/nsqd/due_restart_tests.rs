@@ -295,6 +295,15 @@ async fn a_crash_after_a_compaction_keeps_the_future_due_times() {
 /// The bodies a client ready for everything gets at `now_ns` after the disk loop and the
 /// queue scan ran, in order.
 async fn delivered_bodies(channel: &Channel, now_ns: i64) -> Vec<String> {
+    bodies_at(channel, now_ns, false).await
+}
+
+/// [`delivered_bodies`], each message then finished (FIN).
+async fn finished_bodies(channel: &Channel, now_ns: i64) -> Vec<String> {
+    bodies_at(channel, now_ns, true).await
+}
+
+async fn bodies_at(channel: &Channel, now_ns: i64, finish: bool) -> Vec<String> {
     channel.load_due_spill(now_ns).await;
     channel.process_deferred(now_ns);
     let client = test_client();
@@ -308,6 +317,9 @@ async fn delivered_bodies(channel: &Channel, now_ns: i64) -> Vec<String> {
     while let Some((_, data)) = crate::protocol::frame::decode_frame(&mut out, usize::MAX).unwrap()
     {
         let message = crate::protocol::Message::decode(data).unwrap();
+        if finish {
+            channel.finish(client.id, &message.id, || now_ns).unwrap();
+        }
         bodies.push(String::from_utf8(message.body.to_vec()).unwrap());
     }
     bodies
@@ -559,27 +571,6 @@ async fn read_early_messages_survive_a_crash_at_every_step() {
             .collect();
         assert!(missing.is_empty(), "{step}: {missing:?} never arrived");
     }
-}
-
-/// [`delivered_bodies`], each message then finished (FIN).
-async fn finished_bodies(channel: &Channel, now_ns: i64) -> Vec<String> {
-    channel.load_due_spill(now_ns).await;
-    channel.process_deferred(now_ns);
-    let client = test_client();
-    let mut out = BytesMut::new();
-    channel.take_for_client(&client, 1000, now_ns, TIMEOUT, || true, &mut out);
-    channel
-        .take_from_backend(&client, 1000, now_ns, TIMEOUT, || true, &mut out)
-        .await
-        .unwrap();
-    let mut bodies = Vec::new();
-    while let Some((_, data)) = crate::protocol::frame::decode_frame(&mut out, usize::MAX).unwrap()
-    {
-        let message = crate::protocol::Message::decode(data).unwrap();
-        channel.finish(client.id, &message.id, || now_ns).unwrap();
-        bodies.push(String::from_utf8(message.body.to_vec()).unwrap());
-    }
-    bodies
 }
 
 /// A REQ with a delay of a message held on disk, past the budget, journals the new due
