@@ -642,10 +642,7 @@ impl Channel {
             state.held_waiting.clear();
             (pending, due)
         };
-        let journaled = backend
-            .due_journal()
-            .rewrite(|| due.into_iter().collect())
-            .await;
+        let journaled = backend.due_journal().rewrite(|| due).await;
         if let Err(error) = journaled {
             tracing::error!(topic = %self.topic_name, channel = %self.name, %error, "due times of deferred messages lost: they are delivered at once after the restart");
         }

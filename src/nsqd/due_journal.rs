@@ -39,6 +39,9 @@ const REWRITE_SLACK_RECORDS: u64 = 1024;
 /// Records read (or written) at once when the file is streamed: about 1 MiB.
 const CHUNK_RECORDS: usize = (1 << 20) / RECORD_LEN;
 
+/// How much of a rewritten journal is gathered in memory before it is written.
+const REWRITE_CHUNK_BYTES: usize = 1 << 20;
+
 /// The file name suffix after the queue name.
 const SUFFIX: &str = ".deferred.journal";
 
@@ -621,20 +624,23 @@ impl DueJournal {
     /// can run, so none made before is lost), synced and renamed over the old one; an
     /// empty snapshot removes the file. What an earlier run left and the owner has not
     /// claimed yet is kept too.
-    pub async fn rewrite(
-        &self,
-        snapshot: impl FnOnce() -> Vec<(MessageId, i64)>,
-    ) -> Result<(), JournalError> {
+    pub async fn rewrite<I>(&self, snapshot: impl FnOnce() -> I) -> Result<(), JournalError>
+    where
+        I: IntoIterator<Item = (MessageId, i64)>,
+        I::IntoIter: Send,
+    {
         let mut file = self.file.lock().await;
         if !file.loaded {
             let earlier = self.read_locked(&mut file, i64::MIN).await;
             file.unclaimed = Some(earlier);
         }
-        let mut entries = snapshot();
-        if let Some(unclaimed) = &file.unclaimed {
-            entries.extend(unclaimed.iter());
-        }
-        self.write_whole(&mut file, &entries).await
+        let unclaimed = file.unclaimed.take();
+        let entries = snapshot()
+            .into_iter()
+            .chain(unclaimed.iter().flat_map(|u| u.iter()));
+        let written = self.write_whole(&mut file, entries).await;
+        file.unclaimed = unclaimed;
+        written
     }
 
     /// Removes the file and forgets what it held (its queue was deleted or emptied).
@@ -642,16 +648,43 @@ impl DueJournal {
         let mut file = self.file.lock().await;
         file.loaded = true;
         file.unclaimed = Some(DueTimes::default());
-        self.write_whole(&mut file, &[]).await
+        self.write_whole(&mut file, std::iter::empty()).await
     }
 
+    /// Writes the file anew with `entries`, [`REWRITE_CHUNK_BYTES`] at a time (memory
+    /// holds a chunk, not the file), to a tmp file that is synced and renamed over it;
+    /// no entry removes the file.
     async fn write_whole(
         &self,
         file: &mut FileState,
-        entries: &[(MessageId, i64)],
+        entries: impl Iterator<Item = (MessageId, i64)> + Send,
     ) -> Result<(), JournalError> {
-        if entries.is_empty() {
-            return match self.fs.remove(&self.path).await {
+        let tmp = self.tmp_path();
+        let (mut records, mut latest) = (0u64, i64::MIN);
+        let written = async {
+            let mut chunk = Vec::with_capacity(REWRITE_CHUNK_BYTES + RECORD_LEN);
+            chunk.extend_from_slice(&encode_header());
+            let mut started = false;
+            for (id, due) in entries {
+                chunk.extend_from_slice(&encode_record(&id, due));
+                records += 1;
+                latest = latest.max(due);
+                if chunk.len() >= REWRITE_CHUNK_BYTES {
+                    self.write_chunk(&tmp, &chunk, started).await?;
+                    started = true;
+                    chunk.clear();
+                }
+            }
+            if records == 0 {
+                return Ok(());
+            }
+            self.write_chunk(&tmp, &chunk, started).await?;
+            self.fs.sync(&tmp).await?;
+            self.fs.rename(&tmp, &self.path).await
+        }
+        .await;
+        match written {
+            Ok(()) if records == 0 => match self.fs.remove(&self.path).await {
                 Err(source) if source.kind() != std::io::ErrorKind::NotFound => {
                     Err(self.write_error(&self.path, source))
                 }
@@ -659,24 +692,9 @@ impl DueJournal {
                     file.rewritten(0, i64::MIN);
                     Ok(())
                 }
-            };
-        }
-        let mut bytes = Vec::with_capacity(HEADER_LEN + entries.len() * RECORD_LEN);
-        bytes.extend_from_slice(&encode_header());
-        for (id, due) in entries {
-            bytes.extend_from_slice(&encode_record(id, *due));
-        }
-        let tmp = self.tmp_path();
-        let written = async {
-            self.fs.write(&tmp, &bytes).await?;
-            self.fs.sync(&tmp).await?;
-            self.fs.rename(&tmp, &self.path).await
-        }
-        .await;
-        match written {
+            },
             Ok(()) => {
-                let latest = entries.iter().map(|(_, due)| *due).max();
-                file.rewritten(entries.len() as u64, latest.unwrap_or(i64::MIN));
+                file.rewritten(records, latest);
                 Ok(())
             }
             Err(source) => {
@@ -684,6 +702,15 @@ impl DueJournal {
                 // The old file, if any, is still there and still valid to append to.
                 Err(self.write_error(&tmp, source))
             }
+        }
+    }
+
+    /// Writes the first chunk of a rewrite (creating `tmp` anew), or appends a later one.
+    async fn write_chunk(&self, tmp: &Path, chunk: &[u8], started: bool) -> std::io::Result<()> {
+        if started {
+            self.fs.append(tmp, chunk).await
+        } else {
+            self.fs.write(tmp, chunk).await
         }
     }
 

@@ -454,10 +454,7 @@ impl Topic {
             }
         }
         if let Some(backend) = &self.backend {
-            let journaled = backend
-                .due_journal()
-                .rewrite(|| due.into_iter().collect())
-                .await;
+            let journaled = backend.due_journal().rewrite(|| due).await;
             if let Err(error) = journaled {
                 tracing::error!(topic = %self.name, %error, "due times of deferred messages lost: they are delivered at once after the restart");
             }

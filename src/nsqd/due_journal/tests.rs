@@ -231,6 +231,34 @@ async fn a_rewrite_keeps_the_snapshot_and_what_is_unclaimed() {
     );
 }
 
+/// A rewrite larger than one chunk is written chunk by chunk and reads back whole, in
+/// order, after a crash.
+#[tokio::test]
+async fn a_rewrite_of_many_chunks_reads_back_whole() {
+    let fs = data_dir().await;
+    let j = journal(&fs);
+    let count = 3 * REWRITE_CHUNK_BYTES as u64 / RECORD_LEN as u64 + 7;
+    j.rewrite(|| (0..count).map(|n| (id(n), SEC + n as i64)))
+        .await
+        .unwrap();
+    assert_eq!(j.records().await, count);
+    fs.crash(CrashMode::DropUnsynced, 3);
+    let decoded = decode(&fs.read(&path()).await.unwrap());
+    assert!(decoded.problems.is_empty(), "{:?}", decoded.problems);
+    assert_eq!(decoded.records.len() as u64, count);
+    assert!(decoded
+        .records
+        .iter()
+        .enumerate()
+        .all(|(n, (i, due))| *i == id(n as u64) && *due == SEC + n as i64));
+    assert!(
+        !fs.file_names()
+            .iter()
+            .any(|p| p.to_string_lossy().ends_with(".tmp")),
+        "no tmp file left"
+    );
+}
+
 #[tokio::test]
 async fn remove_forgets_everything() {
     let fs = data_dir().await;
