@@ -44,6 +44,7 @@ pub mod in_flight;
 pub mod lookup;
 pub mod metadata;
 pub mod options;
+pub mod replication;
 pub mod runtime_options;
 mod scan;
 pub mod stats;
