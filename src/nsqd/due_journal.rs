@@ -488,10 +488,15 @@ impl DueJournal {
             for (id, due) in entries {
                 bytes.extend_from_slice(&encode_record(id, *due));
             }
-            self.fs
-                .append(&self.path, &bytes)
-                .await
-                .map_err(|source| self.write_error(&self.path, source))?;
+            // Written where the last whole record ends, cutting whatever a failed append
+            // may have left past it, so records never follow a partial one.
+            let end = if file.exists {
+                HEADER_LEN as u64 + file.records * RECORD_LEN as u64
+            } else {
+                0
+            };
+            let (_, written) = self.fs.write_at(&self.path, end, bytes).await;
+            written.map_err(|source| self.write_error(&self.path, source))?;
             file.exists = true;
             file.records += entries.len() as u64;
             let latest = entries.iter().map(|(_, due)| *due).max();

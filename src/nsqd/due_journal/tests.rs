@@ -513,3 +513,20 @@ async fn appends_during_a_compaction_are_kept() {
     let due = journal(&fs).load_once(2 * SEC).await.unwrap();
     assert_eq!(due.len(), 100);
 }
+
+/// A failed append may leave part of its bytes behind; the next append goes where the
+/// last whole record ends, so the file reads back clean.
+#[tokio::test]
+async fn an_append_after_a_partial_one_overwrites_it() {
+    let fs = data_dir().await;
+    let j = journal(&fs);
+    j.append(&[(id(1), 5 * SEC)]).await.unwrap();
+    // What a write cut short by a full disk would leave: part of a record.
+    fs.append(&path(), &encode_record(&id(9), 9 * SEC)[..11])
+        .await
+        .unwrap();
+    j.append(&[(id(2), 6 * SEC)]).await.unwrap();
+    let decoded = decode(&fs.read(&path()).await.unwrap());
+    assert!(decoded.problems.is_empty(), "{:?}", decoded.problems);
+    assert_eq!(decoded.records, [(id(1), 5 * SEC), (id(2), 6 * SEC)]);
+}
