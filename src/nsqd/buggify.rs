@@ -15,4 +15,12 @@ pub struct Buggify {
     /// synced before the queue lets go of the messages: a crash that drops unsynced
     /// writes loses them, as a missing fsync would.
     pub read_early_spill_unsynced: bool,
+    /// A replicated publish is answered `OK` without waiting for the replicas: the loss
+    /// of the owner right after loses it.
+    pub replica_ok_before_ack: bool,
+    /// A peer takes a FIN on one channel as a FIN on every channel, dropping standby
+    /// copies other channels have not finished.
+    pub replica_fin_drops_every_channel: bool,
+    /// A failover delivers only the copies already due: deferred ones are dropped.
+    pub failover_skips_deferred: bool,
 }

@@ -306,7 +306,7 @@ fn tmp_path(path: &Path, n: u64) -> PathBuf {
     PathBuf::from(name)
 }
 
-async fn write_synced_then_rename(
+pub(crate) async fn write_synced_then_rename(
     fs: &dyn Fs,
     tmp: &Path,
     path: &Path,

@@ -95,6 +95,9 @@ pub enum NsqdError {
     /// config").
     #[error("failed to build TLS config - {0}")]
     Tls(#[from] tls::TlsConfigError),
+    /// Replication's files could not be opened.
+    #[error("failed to start replication - {0}")]
+    Replication(#[from] replication::ReplicationStartError),
 }
 
 /// The shared state of one nsqd.
@@ -133,6 +136,8 @@ pub(crate) struct NsqdInner {
     last_metadata: Mutex<Option<Vec<u8>>>,
     /// The registration changes and peer answers shared with the lookupd loop.
     pub(crate) lookup: lookup::LookupShared,
+    /// Replicated topics (None: `--replication-factor` 1).
+    pub(crate) replication: Option<replication::Replication>,
 }
 
 /// Starts a new topic when its channel pre-creation ends, however it ends.
@@ -200,6 +205,8 @@ impl Nsqd {
             }
             _ => (None, None),
         };
+        let replication =
+            replication::Replication::open(&opts, &env, &backends.data_path, tcp_addr).await?;
         let start_time = env.clock.now_ns() / 1_000_000_000;
         tracing::info!(version = options::VERSION, tcp = %tcp_addr, http = ?http_addr, "nsqd starting");
         let nsqd = Nsqd {
@@ -226,6 +233,7 @@ impl Nsqd {
                 health: Mutex::new(None),
                 last_metadata: Mutex::new(None),
                 lookup: lookup::LookupShared::default(),
+                replication,
             }),
         };
         nsqd.inner.load_metadata().await?;
@@ -280,6 +288,14 @@ impl Nsqd {
         }
         inner.tasks.spawn(durability::disk_loop(inner.clone()));
         inner.tasks.spawn(lookup::lookup_loop(inner.clone()));
+        if let Some(replication) = &inner.replication {
+            replication
+                .replicator
+                .start(&inner.env, &inner.tasks, &inner.shutdown);
+            inner
+                .tasks
+                .spawn(replication::node::failover_loop(inner.clone()));
+        }
         inner.shutdown.cancelled().await;
         Ok(())
     }
@@ -392,6 +408,9 @@ impl NsqdInner {
             Some(self.backends.clone()),
         )
         .with_registrations(self.lookup.registrations.clone());
+        if let Some(replication) = &self.replication {
+            topic = topic.with_watcher(replication.replicator.clone());
+        }
         if !lookupd_http.is_empty() {
             topic = topic.hold_until_started();
         }
@@ -456,6 +475,9 @@ impl NsqdInner {
             };
             let channels = topic.delete();
             self.unregister_deleted(&topic, &channels);
+            if let (Some(replication), false) = (&self.replication, topic.ephemeral) {
+                replication.replicator.topic_deleted(&topic.name);
+            }
             (topic, channels)
         };
         self.tasks

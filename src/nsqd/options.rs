@@ -125,6 +125,18 @@ pub struct Options {
     pub max_deflate_level: i64,
     /// `--snappy`: allow clients to negotiate snappy.
     pub snappy: bool,
+    /// `--replication-factor` (ours, not Go's): how many nsqds of the replica set hold
+    /// a published message before it is acknowledged (1: no replication).
+    pub replication_factor: i64,
+    /// `--replica-peer` (cfg `replica_peers`, ours), repeatable: the TCP addresses of
+    /// the other nsqds of this node's replica set.
+    pub replica_peers: Vec<String>,
+    /// `--replica-timeout` (ours): how long a replicated publish waits for its peers'
+    /// acknowledgements before it fails.
+    pub replica_timeout: Duration,
+    /// `--replica-failover-timeout` (ours): how long a peer goes without hearing from
+    /// an owner before it delivers that owner's standby copies itself.
+    pub replica_failover_timeout: Duration,
     /// Deliberate bugs for the simulator's self-tests; never set by flags or config.
     pub buggify: super::Buggify,
 }
@@ -191,6 +203,10 @@ impl Default for Options {
             deflate: true,
             max_deflate_level: 6,
             snappy: true,
+            replication_factor: 1,
+            replica_peers: Vec::new(),
+            replica_timeout: Duration::from_secs(5),
+            replica_failover_timeout: Duration::from_secs(30),
             buggify: super::Buggify::default(),
         }
     }

@@ -28,6 +28,29 @@ pub enum TopicError {
     Backend(String),
 }
 
+/// What learns of every change a peer must repeat, in the order the topic makes them:
+/// replication's owner side. It is told under the topic's lock, so it must only queue.
+pub trait TopicWatcher: Send + Sync + std::fmt::Debug {
+    /// `messages` were just minted, due at `due_ns` (0: now), for the non-ephemeral
+    /// `channels` the topic has (none: for the channels it will have). Returns the
+    /// number the publisher waits for.
+    fn published(&self, topic: &str, messages: &[Message], due_ns: i64, channels: &[String])
+        -> u64;
+    /// A non-ephemeral channel was created (or deleted).
+    fn channel_changed(&self, topic: &str, channel: &str, created: bool);
+}
+
+/// A message taken over from a lost peer, for [`Topic::adopt`].
+#[derive(Debug, Clone)]
+pub struct AdoptedMessage {
+    /// The message as the peer held it.
+    pub message: Message,
+    /// When it is due (ns; 0 or past: now).
+    pub due_ns: i64,
+    /// The channels it is still unfinished on (none: the topic's, whichever they are).
+    pub channels: Vec<String>,
+}
+
 /// Makes the disk queues of a topic and its channels (none for ephemeral names).
 #[derive(Clone)]
 pub struct BackendFactory {
@@ -212,6 +235,8 @@ pub struct Topic {
     /// Where channel creations and deletions are queued for the lookupd loop (None: no
     /// lookupd loop, in tests and benches).
     registrations: Option<Arc<Registrations>>,
+    /// Told of every message minted and channel changed (None: not replicated).
+    watcher: Option<Arc<dyn TopicWatcher>>,
 }
 
 impl Topic {
@@ -249,7 +274,17 @@ impl Topic {
             backends,
             backend,
             registrations: None,
+            watcher: None,
         }
+    }
+
+    /// Tells `watcher` of every message minted and channel changed from now on (a
+    /// replicated topic; never an ephemeral one).
+    pub(crate) fn with_watcher(mut self, watcher: Arc<dyn TopicWatcher>) -> Self {
+        if !self.ephemeral {
+            self.watcher = Some(watcher);
+        }
+        self
     }
 
     /// Queues a REGISTER or UNREGISTER for each channel created or deleted from now on.
@@ -272,8 +307,22 @@ impl Topic {
         now_ns: i64,
         defer_ns: i64,
     ) -> Result<(), TopicError> {
+        self.publish_watched(bodies, now_ns, defer_ns)
+            .await
+            .map(drop)
+    }
+
+    /// [`Topic::publish`], returning the number the watcher gave the messages, if the
+    /// topic has one (what a replicated publish waits for).
+    pub async fn publish_watched(
+        &self,
+        bodies: Vec<Bytes>,
+        now_ns: i64,
+        defer_ns: i64,
+    ) -> Result<Option<u64>, TopicError> {
         let count = bodies.len() as u64;
         let bytes: usize = bodies.iter().map(Bytes::len).sum();
+        let mut ticket = None;
         let writes = {
             let mut state = self.state.lock();
             if state.exiting {
@@ -281,6 +330,15 @@ impl Topic {
             }
             self.flush_pending(&mut state, now_ns);
             let messages = self.new_messages(&mut state, bodies, now_ns);
+            if let Some(watcher) = &self.watcher {
+                let due_ns = if defer_ns > 0 {
+                    now_ns.saturating_add(defer_ns)
+                } else {
+                    0
+                };
+                let channels = durable_channel_names(&state.channels);
+                ticket = Some(watcher.published(&self.name, &messages, due_ns, &channels));
+            }
             let deliver_now =
                 state.pending.is_empty() && state.flows() && !state.channels.is_empty();
             let writes = if deliver_now {
@@ -296,7 +354,56 @@ impl Topic {
         self.message_count.fetch_add(count, Ordering::Relaxed);
         self.message_bytes
             .fetch_add(bytes as u64, Ordering::Relaxed);
-        Ok(())
+        Ok(ticket)
+    }
+
+    /// Takes over messages a lost peer published (a failover): each goes to the
+    /// channels named with it, made if missing, or, with none named, wherever a publish
+    /// would put it. They keep their id, timestamp, attempts and due time, and are not
+    /// told to the watcher: the peers hold them already. Written to disk, as a publish
+    /// is, before this returns.
+    pub async fn adopt(&self, adopted: Vec<AdoptedMessage>, now_ns: i64) -> Result<(), TopicError> {
+        let names: std::collections::BTreeSet<&String> =
+            adopted.iter().flat_map(|a| &a.channels).collect();
+        for name in names {
+            if names::is_valid_channel_name(name) {
+                self.get_or_create_channel(name, now_ns)?;
+            }
+        }
+        let writes = {
+            let mut state = self.state.lock();
+            if state.exiting {
+                return Err(TopicError::Exiting);
+            }
+            let mut writes = Vec::new();
+            for AdoptedMessage {
+                message,
+                due_ns,
+                channels,
+            } in adopted
+            {
+                let defer_ns = due_ns.saturating_sub(now_ns).max(0);
+                if channels.is_empty() {
+                    let deliver_now =
+                        state.pending.is_empty() && state.flows() && !state.channels.is_empty();
+                    writes.extend(if deliver_now {
+                        fan_out(&state.channels, vec![message], defer_ns, now_ns)
+                    } else {
+                        self.hold(&mut state, vec![message], defer_ns, now_ns)
+                    });
+                } else {
+                    let chosen: BTreeMap<String, ChannelRef> = channels
+                        .into_iter()
+                        .filter_map(|name| Some((name.clone(), state.channels.get(&name)?.clone())))
+                        .collect();
+                    writes.extend(fan_out(&chosen, vec![message], defer_ns, now_ns));
+                }
+            }
+            self.has_pending
+                .store(!state.pending.is_empty(), Ordering::Release);
+            writes
+        };
+        write_all(writes).await
     }
 
     /// Keeps messages in the topic (no channel yet, or paused): memory while there is
@@ -554,6 +661,9 @@ impl Topic {
         if let Some(registrations) = &self.registrations {
             registrations.register(&self.name, Some(name));
         }
+        if let (Some(watcher), false) = (&self.watcher, names::is_ephemeral(name)) {
+            watcher.channel_changed(&self.name, name, true);
+        }
         tracing::info!(topic = %self.name, channel = %name, "new channel");
         self.flush_pending(&mut state, now_ns);
         Ok(channel)
@@ -573,6 +683,9 @@ impl Topic {
         channel.delete();
         if let Some(registrations) = &self.registrations {
             registrations.unregister(&self.name, Some(name));
+        }
+        if let (Some(watcher), false) = (&self.watcher, names::is_ephemeral(name)) {
+            watcher.channel_changed(&self.name, name, false);
         }
         tracing::info!(topic = %self.name, channel = %name, "deleted channel");
         if self.ephemeral && state.channels.is_empty() && !state.exiting {
@@ -697,6 +810,15 @@ fn fan_out_from_disk(
     }
     writes.extend(fan_out(&state.channels, now, 0, now_ns));
     writes
+}
+
+/// The names of the channels that keep their messages (not ephemeral).
+fn durable_channel_names(channels: &BTreeMap<String, ChannelRef>) -> Vec<String> {
+    channels
+        .keys()
+        .filter(|name| !names::is_ephemeral(name))
+        .cloned()
+        .collect()
 }
 
 /// Moves messages held in the topic to channels that have room for all of them: the

@@ -27,10 +27,38 @@ impl Nsqd {
     /// Starts nsqd on `data` with `flags` (besides the addresses and the data path) and
     /// waits for the log line with its ports.
     pub fn start(data: &Path, flags: &[&str]) -> Nsqd {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_nsqd"))
-            .arg("--tcp-address=127.0.0.1:0")
-            .arg("--http-address=127.0.0.1:0")
-            .arg(format!("--data-path={}", data.display()))
+        Nsqd::start_on(data, ("127.0.0.1:0", "127.0.0.1:0"), flags)
+    }
+
+    /// [`Nsqd::start`] on the TCP and HTTP addresses given (peers that must know each
+    /// other's address before they start).
+    pub fn start_on(data: &Path, (tcp, http): (&str, &str), flags: &[&str]) -> Nsqd {
+        Nsqd::spawn(
+            env!("CARGO_BIN_EXE_nsqd"),
+            &[
+                format!("--tcp-address={tcp}"),
+                format!("--http-address={http}"),
+                format!("--data-path={}", data.display()),
+            ],
+            flags,
+        )
+    }
+
+    /// Starts `nsqlookupd` on loopback, port 0 (its addresses are read the same way).
+    pub fn start_lookupd() -> Nsqd {
+        Nsqd::spawn(
+            env!("CARGO_BIN_EXE_nsqlookupd"),
+            &[
+                "--tcp-address=127.0.0.1:0".to_string(),
+                "--http-address=127.0.0.1:0".to_string(),
+            ],
+            &[],
+        )
+    }
+
+    fn spawn(binary: &str, addresses: &[String], flags: &[&str]) -> Nsqd {
+        let mut child = Command::new(binary)
+            .args(addresses)
             .args(flags)
             .stderr(Stdio::piped())
             .stdout(Stdio::null())
@@ -60,7 +88,11 @@ impl Nsqd {
                 )
             });
         let tcp = after(&line, "tcp=", |c| c.is_whitespace());
-        let http = after(&line, "http=Some(", |c| c == ')');
+        let http = if line.contains("http=Some(") {
+            after(&line, "http=Some(", |c| c == ')')
+        } else {
+            after(&line, "http=", |c| c.is_whitespace())
+        };
         Nsqd {
             child,
             tcp,

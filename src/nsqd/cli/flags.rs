@@ -281,6 +281,26 @@ pub static FLAGS: &[Flag] = &[
         "max concurrency for checking in-flight and deferred message timeouts"
     ),
     flag!(
+        "replica-failover-timeout", "replica_failover_timeout",
+        Target::Duration(|o| &mut o.replica_failover_timeout),
+        "how long a replica goes without hearing from a peer before it delivers that peer's standby messages itself (nsq-rs only)"
+    ),
+    flag!(
+        "replica-peer", "replica_peers",
+        Target::StrList(|o| &mut o.replica_peers),
+        "TCP address of another nsqd of this replica set (may be given multiple times) (nsq-rs only)"
+    ),
+    flag!(
+        "replica-timeout", "replica_timeout",
+        Target::Duration(|o| &mut o.replica_timeout),
+        "how long a replicated publish waits for its replicas before it fails (nsq-rs only)"
+    ),
+    flag!(
+        "replication-factor", "replication_factor",
+        Target::Int(|o| &mut o.replication_factor),
+        "number of nsqds that hold each published message before it is acknowledged; 1 disables replication (nsq-rs only)"
+    ),
+    flag!(
         "snappy", "snappy",
         Target::Bool(|o| &mut o.snappy),
         "enable snappy feature negotiation (client compression)"
@@ -524,8 +544,9 @@ mod tests {
         assert_eq!(keys.len(), count, "config keys are unique");
         assert_eq!(
             FLAGS.len(),
-            54,
-            "Go nsqd v1.3.0 has 53 flags, and nsq-rs adds --max-deferred-memory"
+            58,
+            "Go nsqd v1.3.0 has 53 flags, and nsq-rs adds --max-deferred-memory and four \
+             replication flags"
         );
     }
 

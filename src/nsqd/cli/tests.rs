@@ -530,7 +530,13 @@ fn help_matches_go_golden_transcript() {
 /// The usage text without the flags nsq-rs has and Go has not (each a name line and a
 /// description line).
 fn without_flags_of_ours(usage: &str) -> Vec<&str> {
-    const OURS: &[&str] = &["  -max-deferred-memory int"];
+    const OURS: &[&str] = &[
+        "  -max-deferred-memory int",
+        "  -replica-failover-timeout duration",
+        "  -replica-peer value",
+        "  -replica-timeout duration",
+        "  -replication-factor int",
+    ];
     let mut lines = Vec::new();
     let mut skip_next = false;
     for line in usage.lines() {

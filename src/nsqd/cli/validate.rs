@@ -26,6 +26,19 @@ pub enum StartupError {
     /// Go v1.3.0 panics at the first statsd push when the interval is 1 s or less.
     #[error("--statsd-interval must be more than 1s when --statsd-address is set")]
     StatsdInterval,
+    /// `--replication-factor` below 1, or above the replica set this node knows.
+    #[error("--replication-factor must be [1,{max}] with {peers} --replica-peer, got {factor}")]
+    ReplicationFactor {
+        /// The factor asked for.
+        factor: i64,
+        /// How many `--replica-peer` were given.
+        peers: usize,
+        /// The largest factor they allow.
+        max: usize,
+    },
+    /// A zero `--replica-timeout` or `--replica-failover-timeout` with replication on.
+    #[error("--replica-timeout and --replica-failover-timeout must be positive")]
+    ReplicaTimeout,
 }
 
 /// Go's startup checks, in Go's order. `--tls-client-auth-policy` turns on
@@ -55,6 +68,24 @@ pub fn startup_checks(options: &mut Options) -> Result<(), StartupError> {
     }
     if !options.statsd_address.is_empty() && options.statsd_interval <= Duration::from_secs(1) {
         return Err(StartupError::StatsdInterval);
+    }
+    check_replication(options)
+}
+
+/// The replica set must be able to hold `--replication-factor` copies: this node and
+/// its peers.
+fn check_replication(options: &Options) -> Result<(), StartupError> {
+    let peers = options.replica_peers.len();
+    let max = peers + 1;
+    let factor = options.replication_factor;
+    if factor < 1 || usize::try_from(factor).map_or(true, |f| f > max) {
+        return Err(StartupError::ReplicationFactor { factor, peers, max });
+    }
+    let replicated = factor > 1;
+    if replicated
+        && (options.replica_timeout.is_zero() || options.replica_failover_timeout.is_zero())
+    {
+        return Err(StartupError::ReplicaTimeout);
     }
     Ok(())
 }
@@ -164,5 +195,38 @@ mod tests {
             o.statsd_address = "127.0.0.1:8125".into();
         })
         .is_ok());
+    }
+
+    #[test]
+    fn replication_factor_fits_the_replica_set() {
+        assert!(checked(|o| o.replication_factor = 1).is_ok());
+        let err = checked(|o| o.replication_factor = 2).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "--replication-factor must be [1,1] with 0 --replica-peer, got 2"
+        );
+        assert!(checked(|o| o.replication_factor = 0).is_err());
+        let two_peers = |o: &mut Options| {
+            o.replica_peers = vec!["b:4150".into(), "c:4150".into()];
+        };
+        for factor in 1..=3 {
+            assert!(checked(|o| {
+                two_peers(o);
+                o.replication_factor = factor;
+            })
+            .is_ok());
+        }
+        assert!(checked(|o| {
+            two_peers(o);
+            o.replication_factor = 4;
+        })
+        .is_err());
+        let err = checked(|o| {
+            two_peers(o);
+            o.replication_factor = 2;
+            o.replica_timeout = Duration::ZERO;
+        })
+        .unwrap_err();
+        assert_eq!(err, StartupError::ReplicaTimeout);
     }
 }

@@ -140,11 +140,13 @@ pub(super) fn finish_many(reader: &mut Reader, ids: &[MessageId]) -> Vec<Protoco
             .collect();
     };
     let nsqd = &reader.nsqd;
+    let mut failed = Vec::new();
     let finished = channel.finish_many(
         reader.client.id,
         ids,
         || nsqd.now_ns(),
         |i, e| {
+            failed.push(i);
             let id = &ids[i];
             errors.push(ProtocolError::new(
                 ErrorCode::FinFailed,
@@ -152,6 +154,9 @@ pub(super) fn finish_many(reader: &mut Reader, ids: &[MessageId]) -> Vec<Protoco
             ));
         },
     );
+    if let (Some(replication), Some((topic, _))) = (&nsqd.replication, &reader.subscription) {
+        replication.finished(topic, channel, ids, &failed);
+    }
     if nsqd.opts.buggify.fin_loses_next_message {
         for _ in 0..finished {
             channel.buggify_drop_next();
@@ -164,7 +169,7 @@ pub(super) fn finish_many(reader: &mut Reader, ids: &[MessageId]) -> Vec<Protoco
 /// REQ. A delayed message held on disk has its new due time journaled (synced) before
 /// the next command is read, so what the client sees next proves it survives a crash.
 async fn requeue(reader: &mut Reader, id: &MessageId, timeout_ms: i64) -> Outcome {
-    let Some((_, channel)) = &reader.subscription else {
+    let Some((topic, channel)) = &reader.subscription else {
         return Err(not_in_flight(ErrorCode::ReqFailed, "REQ", id));
     };
     let now = reader.nsqd.now_ns();
@@ -176,6 +181,10 @@ async fn requeue(reader: &mut Reader, id: &MessageId, timeout_ms: i64) -> Outcom
             timeout_ms.saturating_mul(1_000_000),
         )
         .map_err(|e| ProtocolError::new(ErrorCode::ReqFailed, format!("REQ {id} failed {e}")))?;
+    if let (Some(replication), true) = (&reader.nsqd.replication, timeout_ms > 0) {
+        let due_ns = now.saturating_add(timeout_ms.saturating_mul(1_000_000));
+        replication.requeued(topic, channel, *id, due_ns);
+    }
     match requeued {
         Requeued::Done => {}
         Requeued::JournalDue(due_ns) => {
@@ -243,12 +252,11 @@ async fn publish(
         auth::check(&reader.nsqd, &reader.client, name, topic_name, "").await?;
     }
     let topic = reader.nsqd.topic(topic_name).await;
-    let now = reader.nsqd.now_ns();
     let count = bodies.len() as u64;
-    let published = topic
-        .publish(bodies, now, defer_ms.saturating_mul(1_000_000))
+    let published = reader
+        .nsqd
+        .publish(&topic, bodies, defer_ms.saturating_mul(1_000_000))
         .await;
-    reader.nsqd.note_disk_write(&published);
     published.map_err(|e| {
         let code = match name {
             "MPUB" => ErrorCode::MpubFailed,

@@ -91,6 +91,13 @@ pub(crate) async fn serve(nsqd: Arc<NsqdInner>, mut stream: BoxStream, peer: Soc
     if !matches!(read, Ok(Ok(_))) {
         return;
     }
+    if let (true, Some(replication)) = (
+        &magic == super::replication::frame::MAGIC,
+        &nsqd.replication,
+    ) {
+        nsqd.serve_replica(replication, stream, peer).await;
+        return;
+    }
     if &magic != protocol::frame::MAGIC_V2 {
         tracing::warn!(%peer, magic = ?magic, "bad protocol magic");
         let mut out = BytesMut::new();

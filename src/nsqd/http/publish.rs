@@ -8,6 +8,7 @@ use hyper::{Request, StatusCode};
 
 use super::body::{content_length, read_body};
 use super::respond::{error, plain, HttpResponse};
+use crate::nsqd::replication::PublishError;
 use crate::nsqd::NsqdInner;
 use crate::protocol::{names, ClientState, Command, Decoded, ErrorCode, ParseContext};
 
@@ -51,27 +52,22 @@ pub(super) async fn publish(
             _ => return error(nsqd, StatusCode::BAD_REQUEST, "INVALID_DEFER"),
         },
     };
-    let published = topic
-        .publish(
-            vec![body],
-            nsqd.now_ns(),
-            defer_ms.saturating_mul(1_000_000),
-        )
+    let published = nsqd
+        .publish(&topic, vec![body], defer_ms.saturating_mul(1_000_000))
         .await;
     answer_publish(nsqd, topic_name, published)
 }
 
-/// Go's answer to a publish: `OK`, 503 `EXITING`, or 500 `INTERNAL_ERROR` (logged);
-/// the outcome also sets nsqd's health.
+/// Go's answer to a publish: `OK`, 503 `EXITING`, or 500 `INTERNAL_ERROR` (logged; also
+/// when too few replicas hold a replicated publish).
 fn answer_publish(
     nsqd: &NsqdInner,
     topic_name: &str,
-    published: Result<(), crate::nsqd::topic::TopicError>,
+    published: Result<(), PublishError>,
 ) -> HttpResponse {
-    nsqd.note_disk_write(&published);
     match published {
         Ok(()) => plain(nsqd, StatusCode::OK, "OK", true),
-        Err(crate::nsqd::topic::TopicError::Exiting) => {
+        Err(PublishError::Topic(crate::nsqd::topic::TopicError::Exiting)) => {
             error(nsqd, StatusCode::SERVICE_UNAVAILABLE, "EXITING")
         }
         Err(e) => {
@@ -134,7 +130,7 @@ pub(super) async fn multi_publish(
     if bodies.is_empty() {
         return plain(nsqd, StatusCode::OK, "OK", true);
     }
-    let published = topic.publish(bodies, nsqd.now_ns(), 0).await;
+    let published = nsqd.publish(&topic, bodies, 0).await;
     answer_publish(nsqd, &topic_name, published)
 }
 

@@ -54,8 +54,9 @@ pub struct Hello {
     pub version: u16,
     /// `--node-id` (message ids carry it: two peers must differ).
     pub node_id: u16,
-    /// Random per start: tells a restart from a reconnect.
-    pub incarnation: u64,
+    /// Random per data directory, kept in `replication.dat`: a node that comes back
+    /// with another one lost its disk.
+    pub data_id: u64,
     /// The broadcast TCP address, as peers name it in `--replica-peer`.
     pub address: String,
     /// `--replication-factor`.
@@ -133,13 +134,13 @@ pub enum Frame {
     },
     /// Liveness, both ways.
     Ping {
-        /// The sender's incarnation.
-        incarnation: u64,
+        /// The sender's data directory id.
+        data_id: u64,
     },
     /// The answer to [`Frame::Ping`].
     Pong {
-        /// The sender's incarnation.
-        incarnation: u64,
+        /// The sender's data directory id.
+        data_id: u64,
     },
     /// After a failover: what the peer took over from this owner, and what of it it
     /// finished.
@@ -205,7 +206,7 @@ impl Frame {
             Frame::Hello(hello) | Frame::HelloOk(hello) => {
                 out.put_u16(hello.version);
                 out.put_u16(hello.node_id);
-                out.put_u64(hello.incarnation);
+                out.put_u64(hello.data_id);
                 put_str(out, &hello.address);
                 out.put_u16(hello.replication_factor);
                 out.put_u8(u8::from(hello.tls));
@@ -267,8 +268,8 @@ impl Frame {
                     out.put_i64(*due);
                 }
             }
-            Frame::Ping { incarnation } | Frame::Pong { incarnation } => {
-                out.put_u64(*incarnation);
+            Frame::Ping { data_id } | Frame::Pong { data_id } => {
+                out.put_u64(*data_id);
             }
             Frame::Adopted {
                 topic,
@@ -337,7 +338,7 @@ fn decode_payload(kind: u8, bytes: Bytes) -> Result<Frame, FrameError> {
             let hello = Hello {
                 version: r.u16()?,
                 node_id: r.u16()?,
-                incarnation: r.u64()?,
+                data_id: r.u64()?,
                 address: r.string()?,
                 replication_factor: r.u16()?,
                 tls: r.u8()? != 0,
@@ -412,12 +413,8 @@ fn decode_payload(kind: u8, bytes: Bytes) -> Result<Frame, FrameError> {
                 deferred,
             }
         }
-        PING => Frame::Ping {
-            incarnation: r.u64()?,
-        },
-        PONG => Frame::Pong {
-            incarnation: r.u64()?,
-        },
+        PING => Frame::Ping { data_id: r.u64()? },
+        PONG => Frame::Pong { data_id: r.u64()? },
         _ => Frame::Adopted {
             topic: r.topic()?,
             adopted: r.ids()?,

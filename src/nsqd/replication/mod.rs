@@ -1,6 +1,18 @@
 //! Replicated topics (issue 16; the design is `docs/replication.md`): an acknowledged
-//! publish survives the loss of an nsqd and its disk. Being built piece by piece; so
-//! far the wire format of peer connections and the standby store of a peer.
+//! publish survives the loss of an nsqd and its disk.
+//!
+//! - `frame`: the wire format of peer connections; `link`: frames over a stream.
+//! - `owner`: the publishing side (peer connections, acknowledgements).
+//! - `peer`: the receiving side (standby copies), kept in `standby` stores.
+//! - `identity`: `replication.dat`, which tells a node that lost its disk.
+//! - `node`: how nsqd runs all of it (publish, failover).
 
 pub mod frame;
+pub mod identity;
+pub mod link;
+pub(crate) mod node;
+pub mod owner;
+pub mod peer;
 pub mod standby;
+
+pub use node::{PublishError, Replication, ReplicationStartError};

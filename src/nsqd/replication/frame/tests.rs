@@ -12,7 +12,7 @@ fn hello() -> Hello {
     Hello {
         version: VERSION,
         node_id: 7,
-        incarnation: 0x0102_0304_0506_0708,
+        data_id: 0x0102_0304_0506_0708,
         address: "nsqd-2:4150".to_string(),
         replication_factor: 2,
         tls: true,
@@ -68,8 +68,8 @@ fn every_frame() -> Vec<Frame> {
             finished: vec![id(1), id(2)],
             deferred: vec![(id(3), 42)],
         },
-        Frame::Ping { incarnation: 5 },
-        Frame::Pong { incarnation: 6 },
+        Frame::Ping { data_id: 5 },
+        Frame::Pong { data_id: 6 },
         Frame::Adopted {
             topic: "t".to_string(),
             adopted: vec![id(1), id(2)],
@@ -108,7 +108,7 @@ fn every_frame_round_trips_whole_and_byte_by_byte() {
 #[test]
 fn the_layout_is_size_type_payload_checksum() {
     let mut wire = BytesMut::new();
-    Frame::Ping { incarnation: 1 }.encode(&mut wire);
+    Frame::Ping { data_id: 1 }.encode(&mut wire);
     assert_eq!(&wire[..4], &13u32.to_be_bytes(), "type, 8 bytes, checksum");
     assert_eq!(wire[4], 12, "PING");
     assert_eq!(&wire[5..13], &1u64.to_be_bytes());

@@ -1,0 +1,202 @@
+//! `replication.dat`: the id of this data directory, and the data directory id each
+//! owner had when this node last heard from it. A node whose disk was lost comes back
+//! with a new id, which tells its peers to deliver what they hold of it at once.
+//!
+//! The file is JSON, written to a temporary file, fsynced and renamed over the old one,
+//! as `nsqd.dat` is. Go nsqd never opens it.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::env::{Fs, Rng};
+use crate::nsqd::metadata::{write_synced_then_rename, MetadataError};
+
+/// The file's name in `--data-path`.
+pub const FILE_NAME: &str = "replication.dat";
+const VERSION: u32 = 1;
+
+/// Why `replication.dat` could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum IdentityError {
+    /// Reading failed.
+    #[error("failed to read {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The file is not ours, or damaged.
+    #[error("{} is not a replication.dat: {source}", path.display())]
+    Decode {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        source: serde_json::Error,
+    },
+    /// The file is of a version this nsqd does not know.
+    #[error("{} is of version {found}, not {VERSION}", path.display())]
+    Version {
+        /// The file.
+        path: PathBuf,
+        /// Its version.
+        found: u32,
+    },
+    /// Writing failed.
+    #[error(transparent)]
+    Write(#[from] MetadataError),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Contents {
+    version: u32,
+    data_id: u64,
+    /// Owner node id → the data directory id it had.
+    owners: BTreeMap<u16, u64>,
+}
+
+/// What an owner's HELLO says about its disk, next to what this node knew.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OwnerDisk {
+    /// The same data directory as before.
+    Same,
+    /// First heard of.
+    New,
+    /// Another data directory: the one this node knew was lost.
+    Replaced,
+}
+
+/// This node's `replication.dat`, loaded.
+pub struct Identity {
+    fs: Arc<dyn Fs>,
+    path: PathBuf,
+    contents: tokio::sync::Mutex<Contents>,
+    data_id: u64,
+}
+
+impl std::fmt::Debug for Identity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Identity")
+            .field("path", &self.path)
+            .field("data_id", &self.data_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Identity {
+    /// Reads `replication.dat` in `data_path`, or makes one with a new random id (a new
+    /// or wiped data directory) and writes it before returning.
+    pub async fn load_or_create(
+        fs: Arc<dyn Fs>,
+        data_path: &Path,
+        rng: &dyn Rng,
+    ) -> Result<Identity, IdentityError> {
+        let path = data_path.join(FILE_NAME);
+        let contents = match fs.read(&path).await {
+            Ok(bytes) => decode(&path, &bytes)?,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                let contents = Contents {
+                    version: VERSION,
+                    // 0 means "none" on the wire.
+                    data_id: rng.next_u64().max(1),
+                    owners: BTreeMap::new(),
+                };
+                write(&*fs, &path, &contents).await?;
+                tracing::info!(data_id = contents.data_id, "new replication identity");
+                contents
+            }
+            Err(source) => return Err(IdentityError::Read { path, source }),
+        };
+        Ok(Identity {
+            fs,
+            path,
+            data_id: contents.data_id,
+            contents: tokio::sync::Mutex::new(contents),
+        })
+    }
+
+    /// This data directory's id.
+    pub fn data_id(&self) -> u64 {
+        self.data_id
+    }
+
+    /// Notes that owner `node_id` has data directory `data_id` (written before this
+    /// returns when it changed), and says how that compares with what was known.
+    pub async fn owner_seen(&self, node_id: u16, data_id: u64) -> Result<OwnerDisk, IdentityError> {
+        let mut contents = self.contents.lock().await;
+        let disk = match contents.owners.get(&node_id) {
+            Some(known) if *known == data_id => return Ok(OwnerDisk::Same),
+            Some(_) => OwnerDisk::Replaced,
+            None => OwnerDisk::New,
+        };
+        let mut changed = contents.clone();
+        changed.owners.insert(node_id, data_id);
+        write(&*self.fs, &self.path, &changed).await?;
+        *contents = changed;
+        Ok(disk)
+    }
+}
+
+fn decode(path: &Path, bytes: &[u8]) -> Result<Contents, IdentityError> {
+    let contents: Contents =
+        serde_json::from_slice(bytes).map_err(|source| IdentityError::Decode {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    if contents.version != VERSION {
+        return Err(IdentityError::Version {
+            path: path.to_path_buf(),
+            found: contents.version,
+        });
+    }
+    Ok(contents)
+}
+
+async fn write(fs: &dyn Fs, path: &Path, contents: &Contents) -> Result<(), MetadataError> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    // Serializing a struct of numbers cannot fail.
+    let bytes = serde_json::to_vec(contents).unwrap_or_default();
+    write_synced_then_rename(fs, Path::new(&tmp), path, &bytes).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::env::{CrashMode, MemFs, SeededRng};
+
+    #[tokio::test]
+    async fn the_id_survives_a_restart_and_owners_are_compared() {
+        let fs = Arc::new(MemFs::new());
+        let dir = Path::new("/data");
+        fs.create_dir_all(dir).await.unwrap();
+        let rng = SeededRng::new(7);
+        let first = Identity::load_or_create(fs.clone(), dir, &rng)
+            .await
+            .unwrap();
+        assert_eq!(first.owner_seen(3, 100).await.unwrap(), OwnerDisk::New);
+        assert_eq!(first.owner_seen(3, 100).await.unwrap(), OwnerDisk::Same);
+        fs.crash(CrashMode::DropUnsynced, 0);
+        let again = Identity::load_or_create(fs.clone(), dir, &rng)
+            .await
+            .unwrap();
+        assert_eq!(again.data_id(), first.data_id());
+        assert_eq!(again.owner_seen(3, 100).await.unwrap(), OwnerDisk::Same);
+        assert_eq!(again.owner_seen(3, 200).await.unwrap(), OwnerDisk::Replaced);
+    }
+
+    #[tokio::test]
+    async fn a_damaged_file_is_an_error() {
+        let fs = Arc::new(MemFs::new());
+        let dir = Path::new("/data");
+        fs.create_dir_all(dir).await.unwrap();
+        fs.write(&dir.join(FILE_NAME), b"{not json").await.unwrap();
+        let error = Identity::load_or_create(fs, dir, &SeededRng::new(1))
+            .await
+            .unwrap_err();
+        assert!(matches!(error, IdentityError::Decode { .. }), "{error}");
+    }
+}

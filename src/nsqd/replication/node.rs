@@ -1,0 +1,274 @@
+//! Replication as one nsqd runs it: the owner side ([`Replicator`]), the peer side
+//! ([`StandbyStores`]), the identity of the data directory, the failover loop, and the
+//! publish every TCP and HTTP publish goes through.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use super::frame::{Hello, VERSION};
+use super::identity::{Identity, IdentityError};
+use super::owner::{OwnerConfig, ReplicationError, Replicator, PING_INTERVAL};
+use super::peer::{self, PeerContext, PeerHost, StandbyStores};
+use super::standby::{Adoptable, StandbyError};
+use crate::env::{BoxStream, Env};
+use crate::nsqd::channel::Channel;
+use crate::nsqd::topic::{AdoptedMessage, Topic, TopicError, TopicRef};
+use crate::nsqd::{NsqdInner, Options};
+use crate::protocol::{names, MessageId};
+
+/// Room in a frame beyond `--max-msg-size` (headers, channel names, other records).
+const FRAME_SLACK: usize = 4 << 20;
+
+/// Why replication could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplicationStartError {
+    /// `replication.dat` could not be read or written.
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
+    /// A standby store could not be opened.
+    #[error(transparent)]
+    Standby(#[from] StandbyError),
+}
+
+/// Why a publish was not acknowledged.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    /// The topic refused it (exiting, disk error).
+    #[error(transparent)]
+    Topic(#[from] TopicError),
+    /// Too few replicas hold it.
+    #[error(transparent)]
+    Replication(#[from] ReplicationError),
+}
+
+/// The replication state of an nsqd with `--replication-factor` of 2 or more.
+#[derive(Debug)]
+pub struct Replication {
+    /// The owner side.
+    pub replicator: Arc<Replicator>,
+    /// `replication.dat`.
+    pub identity: Identity,
+    /// The peer side.
+    pub stores: StandbyStores,
+    hello: Hello,
+    max_frame: usize,
+}
+
+impl Replication {
+    /// Opens replication for `opts` (None when the factor is 1): reads or makes
+    /// `replication.dat` and opens every standby store in the data directory.
+    pub async fn open(
+        opts: &Options,
+        env: &Env,
+        data_path: &Path,
+        tcp_addr: SocketAddr,
+    ) -> Result<Option<Replication>, ReplicationStartError> {
+        if opts.replication_factor < 2 {
+            return Ok(None);
+        }
+        let identity = Identity::load_or_create(env.fs.clone(), data_path, &*env.rng).await?;
+        let max_msg_size = usize::try_from(opts.max_msg_size).unwrap_or(0);
+        let stores =
+            StandbyStores::open(env.fs.clone(), data_path.to_path_buf(), max_msg_size).await?;
+        let port = match opts.broadcast_tcp_port {
+            0 => tcp_addr.port(),
+            port => port,
+        };
+        let node_id = u16::try_from(opts.id).unwrap_or(0);
+        let factor = usize::try_from(opts.replication_factor).unwrap_or(1);
+        let hello = Hello {
+            version: VERSION,
+            node_id,
+            data_id: identity.data_id(),
+            address: format!("{}:{port}", opts.broadcast_address),
+            replication_factor: u16::try_from(factor).unwrap_or(u16::MAX),
+            tls: false,
+        };
+        let max_frame = max_msg_size.saturating_add(FRAME_SLACK);
+        let config = OwnerConfig {
+            hello: hello.clone(),
+            factor,
+            peers: opts.replica_peers.clone(),
+            timeout: opts.replica_timeout,
+            max_frame,
+        };
+        let first_seq = u64::try_from(env.clock.now_ns()).unwrap_or(1);
+        Ok(Some(Replication {
+            replicator: Replicator::new(config, first_seq),
+            identity,
+            stores,
+            hello,
+            max_frame,
+        }))
+    }
+}
+
+/// Whether `topic`'s `channel` keeps standby copies on the peers.
+fn replicated(topic: &Topic, channel: &Channel) -> bool {
+    !topic.ephemeral && !names::is_ephemeral(&channel.name)
+}
+
+impl Replication {
+    /// Tells the peers that `ids` (but those at the indexes in `failed`) were finished
+    /// on `topic`'s `channel`, unless either is ephemeral.
+    pub(crate) fn finished(
+        &self,
+        topic: &Topic,
+        channel: &Channel,
+        ids: &[MessageId],
+        failed: &[usize],
+    ) {
+        if !replicated(topic, channel) {
+            return;
+        }
+        let finished: Vec<MessageId> = if failed.is_empty() {
+            ids.to_vec()
+        } else {
+            ids.iter()
+                .enumerate()
+                .filter(|(i, _)| !failed.contains(i))
+                .map(|(_, id)| *id)
+                .collect()
+        };
+        self.replicator
+            .finished(&topic.name, &channel.name, &finished, &[]);
+    }
+
+    /// Tells the peers that `id` was requeued on `topic`'s `channel` to be due at
+    /// `due_ns`, so a failover does not deliver it earlier.
+    pub(crate) fn requeued(&self, topic: &Topic, channel: &Channel, id: MessageId, due_ns: i64) {
+        if replicated(topic, channel) {
+            self.replicator
+                .finished(&topic.name, &channel.name, &[], &[(id, due_ns)]);
+        }
+    }
+}
+
+impl NsqdInner {
+    /// Publishes `bodies` to `topic`, and, when it is replicated, waits until enough
+    /// peers hold them: what every PUB, MPUB, DPUB and HTTP publish answers `OK` after.
+    pub(crate) async fn publish(
+        &self,
+        topic: &TopicRef,
+        bodies: Vec<Bytes>,
+        defer_ns: i64,
+    ) -> Result<(), PublishError> {
+        let ticket = topic.publish_watched(bodies, self.now_ns(), defer_ns).await;
+        self.note_disk_write(&ticket);
+        if let (Some(ticket), Some(replication)) = (ticket?, &self.replication) {
+            if !self.opts.buggify.replica_ok_before_ack {
+                replication.replicator.wait(ticket).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Serves a peer connection that opened with `"  R1"`.
+    pub(crate) async fn serve_replica(
+        &self,
+        replication: &Replication,
+        stream: BoxStream,
+        peer: SocketAddr,
+    ) {
+        let refusal = (self.opts.tls_required != 0 || !self.opts.auth_http_addresses.is_empty())
+            .then(|| {
+                "this nsqd requires TLS or AUTH, which replica connections do not support yet"
+                    .to_string()
+            });
+        let ctx = PeerContext {
+            node_id: replication.hello.node_id,
+            hello: replication.hello.clone(),
+            refusal,
+            stores: &replication.stores,
+            identity: &replication.identity,
+            max_frame: replication.max_frame,
+            silence: self.opts.replica_failover_timeout.max(PING_INTERVAL * 3),
+            sync_every: u64::try_from(self.opts.sync_every).unwrap_or(1).max(1),
+            sync_timeout: self.opts.sync_timeout.max(Duration::from_millis(1)),
+            fin_drops_every_channel: self.opts.buggify.replica_fin_drops_every_channel,
+        };
+        peer::serve(ctx, self, stream, peer).await;
+    }
+
+    /// Delivers, as this node's own, what `owner` left in the standby stores.
+    async fn adopt_from(&self, replication: &Replication, owner: u16) {
+        let mut stores = replication.stores.lock().await;
+        for ((store_owner, topic), store) in stores.iter_mut() {
+            if *store_owner != owner || store.unfinished() == 0 {
+                continue;
+            }
+            let copies = match store.adopt().await {
+                Ok(copies) => copies,
+                Err(error) => {
+                    tracing::error!(owner, %topic, %error, "failover: standby copies could not be read");
+                    continue;
+                }
+            };
+            let count = copies.len();
+            if !self.adopt_copies(topic, copies).await {
+                continue;
+            }
+            tracing::warn!(owner, %topic, count, "failover: delivering a peer's standby copies");
+            if let Err(error) = store.forget_all().await {
+                tracing::error!(owner, %topic, %error, "failover: adopted copies could not be forgotten; they may come again");
+            }
+        }
+    }
+
+    async fn adopt_copies(&self, topic: &str, mut copies: Vec<Adoptable>) -> bool {
+        let topic = self.topic(topic).await;
+        if self.opts.buggify.failover_skips_deferred {
+            let now = self.now_ns();
+            copies.retain(|copy| copy.due_ns <= now);
+        }
+        let messages = copies
+            .into_iter()
+            .map(|copy| AdoptedMessage {
+                message: copy.message,
+                due_ns: copy.due_ns,
+                channels: copy.channels,
+            })
+            .collect();
+        let adopted = topic.adopt(messages, self.now_ns()).await;
+        self.note_disk_write(&adopted);
+        match adopted {
+            Ok(()) => true,
+            Err(error) => {
+                tracing::error!(topic = %topic.name, %error, "failover: standby copies could not be queued");
+                false
+            }
+        }
+    }
+}
+
+impl PeerHost for NsqdInner {
+    async fn adopt_now(&self, owner: u16) {
+        if let Some(replication) = &self.replication {
+            self.adopt_from(replication, owner).await;
+        }
+    }
+}
+
+/// Every [`PING_INTERVAL`], delivers the standby copies of owners silent for
+/// `--replica-failover-timeout`.
+pub(crate) async fn failover_loop(nsqd: Arc<NsqdInner>) {
+    let Some(replication) = &nsqd.replication else {
+        return;
+    };
+    let mut tick = tokio::time::interval(PING_INTERVAL);
+    loop {
+        tokio::select! {
+            _ = nsqd.shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let timeout = nsqd.opts.replica_failover_timeout;
+        for owner in replication.stores.silent_owners(timeout).await {
+            tracing::warn!(owner, ?timeout, "failover: owner silent");
+            nsqd.adopt_from(replication, owner).await;
+        }
+    }
+}

@@ -1,0 +1,396 @@
+//! The peer's side: an owner connects with the magic `"  R1"`, says HELLO, and sends
+//! the messages it publishes, its channel changes and its FINs; this node keeps standby
+//! copies of them (one [`StandbyStore`] per owner and topic) and acknowledges each
+//! MESSAGES and CHANNEL frame once its own sync policy holds it.
+
+use std::collections::btree_map::Entry;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use tokio::io::AsyncWriteExt;
+use tokio::time::Instant;
+
+use super::frame::{Frame, Hello, VERSION};
+use super::identity::{Identity, OwnerDisk};
+use super::link::{write_frame, FrameReader, LinkError};
+use super::standby::{StandbyError, StandbyStore};
+use crate::env::{BoxStream, Fs};
+
+/// The stores, by owner node id and topic.
+pub type StoreMap = BTreeMap<(u16, String), StandbyStore>;
+
+/// Every standby store this node keeps, and when each owner was last heard from.
+pub struct StandbyStores {
+    fs: Arc<dyn Fs>,
+    data_path: PathBuf,
+    max_msg_size: usize,
+    stores: tokio::sync::Mutex<StoreMap>,
+    heard: Mutex<BTreeMap<u16, Instant>>,
+}
+
+impl std::fmt::Debug for StandbyStores {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StandbyStores")
+            .field("data_path", &self.data_path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl StandbyStores {
+    /// Opens every store `data_path` holds; their owners count as heard from now, so
+    /// each has a whole failover timeout to come back.
+    pub async fn open(
+        fs: Arc<dyn Fs>,
+        data_path: PathBuf,
+        max_msg_size: usize,
+    ) -> Result<StandbyStores, StandbyError> {
+        let mut stores = BTreeMap::new();
+        let mut heard = BTreeMap::new();
+        for (topic, owner) in StandbyStore::find_all(&*fs, &data_path).await? {
+            let store =
+                StandbyStore::open(fs.clone(), &data_path, &topic, owner, max_msg_size).await?;
+            tracing::info!(%topic, owner, copies = store.unfinished(), "standby store opened");
+            heard.insert(owner, Instant::now());
+            stores.insert((owner, topic), store);
+        }
+        Ok(StandbyStores {
+            fs,
+            data_path,
+            max_msg_size,
+            stores: tokio::sync::Mutex::new(stores),
+            heard: Mutex::new(heard),
+        })
+    }
+
+    /// Notes a frame from `owner`.
+    pub fn heard(&self, owner: u16) {
+        self.heard.lock().insert(owner, Instant::now());
+    }
+
+    /// The owners not heard from for `timeout` that have unfinished copies here.
+    pub async fn silent_owners(&self, timeout: std::time::Duration) -> Vec<u16> {
+        let silent: BTreeSet<u16> = {
+            let heard = self.heard.lock();
+            heard
+                .iter()
+                .filter(|(_, at)| at.elapsed() >= timeout)
+                .map(|(owner, _)| *owner)
+                .collect()
+        };
+        let stores = self.stores.lock().await;
+        let mut owners: Vec<u16> = stores
+            .iter()
+            .filter(|((owner, _), store)| silent.contains(owner) && store.unfinished() > 0)
+            .map(|((owner, _), _)| *owner)
+            .collect();
+        owners.dedup();
+        owners
+    }
+
+    /// Runs `f` on the store of `owner`'s `topic`, opened (empty) if there is none.
+    async fn with_store<T>(
+        &self,
+        owner: u16,
+        topic: &str,
+        f: impl AsyncFnOnce(&mut StandbyStore) -> Result<T, StandbyError>,
+    ) -> Result<T, StandbyError> {
+        let mut stores = self.stores.lock().await;
+        let store = match stores.entry((owner, topic.to_string())) {
+            Entry::Occupied(entry) => entry.into_mut(),
+            Entry::Vacant(entry) => {
+                let store = StandbyStore::open(
+                    self.fs.clone(),
+                    &self.data_path,
+                    topic,
+                    owner,
+                    self.max_msg_size,
+                )
+                .await?;
+                entry.insert(store)
+            }
+        };
+        f(store).await
+    }
+
+    /// Removes `owner`'s store of `topic` and its file (the owner deleted the topic).
+    async fn delete(&self, owner: u16, topic: &str) -> Result<(), StandbyError> {
+        let removed = self.stores.lock().await.remove(&(owner, topic.to_string()));
+        match removed {
+            Some(store) => store.delete().await,
+            None => Ok(()),
+        }
+    }
+
+    /// Syncs `owner`'s stores of `topics`.
+    async fn sync(&self, owner: u16, topics: &BTreeSet<String>) -> Result<(), StandbyError> {
+        let mut stores = self.stores.lock().await;
+        for topic in topics {
+            if let Some(store) = stores.get_mut(&(owner, topic.clone())) {
+                store.sync().await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Every store, locked: a failover reads and forgets copies under it, so no frame
+    /// of the owner lands in between.
+    pub async fn lock(&self) -> tokio::sync::MutexGuard<'_, StoreMap> {
+        self.stores.lock().await
+    }
+}
+
+/// What [`serve`] needs of this nsqd.
+pub struct PeerContext<'a> {
+    /// `--node-id`.
+    pub node_id: u16,
+    /// This node's HELLO fields.
+    pub hello: Hello,
+    /// Why this node refuses peers, if it does (a TLS or AUTH requirement not yet
+    /// supported on peer connections).
+    pub refusal: Option<String>,
+    /// The stores.
+    pub stores: &'a StandbyStores,
+    /// `replication.dat`.
+    pub identity: &'a Identity,
+    /// The largest frame accepted.
+    pub max_frame: usize,
+    /// How long to wait for HELLO, and for any frame after it.
+    pub silence: std::time::Duration,
+    /// `--sync-every`: records appended between syncs.
+    pub sync_every: u64,
+    /// `--sync-timeout`: the longest an appended record waits for its sync.
+    pub sync_timeout: std::time::Duration,
+    /// The planted bug [`crate::nsqd::Buggify::replica_fin_drops_every_channel`].
+    pub fin_drops_every_channel: bool,
+}
+
+/// What the connection asks of nsqd that this module cannot do itself.
+pub trait PeerHost {
+    /// Delivers everything `owner` left here at once: its disk was lost.
+    fn adopt_now(&self, owner: u16) -> impl std::future::Future<Output = ()> + Send;
+}
+
+/// Serves one owner's connection (the magic was read) until it closes.
+pub async fn serve(
+    ctx: PeerContext<'_>,
+    host: &impl PeerHost,
+    stream: BoxStream,
+    peer: SocketAddr,
+) {
+    let (read, mut write) = tokio::io::split(stream);
+    let mut reader = FrameReader::new(read, ctx.max_frame);
+    let owner = match handshake(&ctx, host, &mut reader, &mut write).await {
+        Ok(owner) => owner,
+        Err(error) => {
+            tracing::warn!(%peer, %error, "replica connection refused");
+            if let LinkError::Refused(reason) = &error {
+                let _ = write_frame(&mut write, &Frame::Error(reason.clone())).await;
+            }
+            let _ = write.shutdown().await;
+            return;
+        }
+    };
+    tracing::info!(%peer, owner, "replica connection from owner");
+    let mut session = Session {
+        ctx: &ctx,
+        owner,
+        unsynced: BTreeSet::new(),
+        records_since_sync: 0,
+    };
+    let error = session.run(&mut reader, &mut write).await;
+    tracing::warn!(%peer, owner, %error, "replica connection closed");
+    let _ = write.shutdown().await;
+}
+
+/// Reads HELLO and answers it; returns the owner's node id.
+async fn handshake<R, W>(
+    ctx: &PeerContext<'_>,
+    host: &impl PeerHost,
+    reader: &mut FrameReader<R>,
+    write: &mut W,
+) -> Result<u16, LinkError>
+where
+    R: tokio::io::AsyncRead + Unpin,
+    W: tokio::io::AsyncWrite + Unpin,
+{
+    let hello = match reader.next_within(ctx.silence).await? {
+        Frame::Hello(hello) => hello,
+        _ => return Err(LinkError::Unexpected("first")),
+    };
+    if let Some(reason) = &ctx.refusal {
+        return Err(LinkError::Refused(reason.clone()));
+    }
+    if hello.version != VERSION {
+        return Err(LinkError::Refused(format!(
+            "replication version {} is not {VERSION}",
+            hello.version
+        )));
+    }
+    if hello.node_id == ctx.node_id {
+        return Err(LinkError::Refused(format!(
+            "node id {} is this node's: peers must have different --node-id",
+            hello.node_id
+        )));
+    }
+    let disk = ctx
+        .identity
+        .owner_seen(hello.node_id, hello.data_id)
+        .await
+        .map_err(|error| LinkError::Refused(format!("replication.dat: {error}")))?;
+    if disk == OwnerDisk::Replaced {
+        tracing::warn!(
+            owner = hello.node_id,
+            "owner came back with another data directory: delivering its standby copies"
+        );
+        host.adopt_now(hello.node_id).await;
+    }
+    ctx.stores.heard(hello.node_id);
+    write_frame(write, &Frame::HelloOk(ctx.hello.clone())).await?;
+    Ok(hello.node_id)
+}
+
+/// One owner's connection after HELLO.
+struct Session<'a> {
+    ctx: &'a PeerContext<'a>,
+    owner: u16,
+    /// Topics with records appended since their last sync.
+    unsynced: BTreeSet<String>,
+    records_since_sync: u64,
+}
+
+impl Session<'_> {
+    async fn run<R, W>(&mut self, reader: &mut FrameReader<R>, write: &mut W) -> LinkError
+    where
+        R: tokio::io::AsyncRead + Unpin,
+        W: tokio::io::AsyncWrite + Unpin,
+    {
+        let mut sync_tick = tokio::time::interval(self.ctx.sync_timeout);
+        loop {
+            let frame = tokio::select! {
+                frame = reader.next_within(self.ctx.silence) => frame,
+                _ = sync_tick.tick() => {
+                    if let Err(error) = self.sync().await {
+                        return store_failed(error);
+                    }
+                    continue;
+                }
+            };
+            let answer = match frame {
+                Ok(frame) => self.on_frame(frame).await,
+                Err(error) => return error,
+            };
+            match answer {
+                Ok(Some(answer)) => {
+                    if let Err(error) = write_frame(write, &answer).await {
+                        return error;
+                    }
+                }
+                Ok(None) => {}
+                Err(error) => return error,
+            }
+        }
+    }
+
+    async fn on_frame(&mut self, frame: Frame) -> Result<Option<Frame>, LinkError> {
+        let stores = self.ctx.stores;
+        stores.heard(self.owner);
+        match frame {
+            Frame::Messages { topic, records } => {
+                let seq = records.last().map_or(0, |r| r.seq);
+                let count = records.len() as u64;
+                stores
+                    .with_store(self.owner, &topic, async |s| s.append(&records).await)
+                    .await
+                    .map_err(store_failed)?;
+                self.appended(&topic, count).await?;
+                Ok(Some(Frame::Ack { topic, seq }))
+            }
+            Frame::Channel {
+                topic,
+                channel,
+                created,
+                seq,
+            } => {
+                stores
+                    .with_store(self.owner, &topic, async |s| {
+                        if created {
+                            s.channel_created(&channel, seq).await
+                        } else {
+                            s.channel_deleted(&channel, seq).await
+                        }
+                    })
+                    .await
+                    .map_err(store_failed)?;
+                self.appended(&topic, 1).await?;
+                Ok(Some(Frame::Ack { topic, seq }))
+            }
+            Frame::Fins {
+                topic,
+                channel,
+                finished,
+                deferred,
+            } => {
+                let every_channel = self.ctx.fin_drops_every_channel;
+                stores
+                    .with_store(self.owner, &topic, async |s| {
+                        if every_channel {
+                            let channels: Vec<String> =
+                                s.channels().into_iter().map(str::to_string).collect();
+                            for channel in channels {
+                                s.finish(&channel, &finished).await?;
+                            }
+                        }
+                        s.finish(&channel, &finished).await?;
+                        for (id, due_ns) in &deferred {
+                            s.requeued(*id, *due_ns).await?;
+                        }
+                        s.compact_if_mostly_dead().await.map(drop)
+                    })
+                    .await
+                    .map_err(store_failed)?;
+                Ok(None)
+            }
+            Frame::TopicDeleted(topic) => {
+                self.unsynced.remove(&topic);
+                stores
+                    .delete(self.owner, &topic)
+                    .await
+                    .map_err(store_failed)?;
+                Ok(None)
+            }
+            Frame::Ping { .. } => Ok(Some(Frame::Pong {
+                data_id: self.ctx.hello.data_id,
+            })),
+            _ => Err(LinkError::Unexpected("owner")),
+        }
+    }
+
+    /// Counts records toward `--sync-every` and syncs when it is reached.
+    async fn appended(&mut self, topic: &str, records: u64) -> Result<(), LinkError> {
+        self.unsynced.insert(topic.to_string());
+        self.records_since_sync += records;
+        if self.records_since_sync >= self.ctx.sync_every {
+            self.sync().await.map_err(store_failed)?;
+        }
+        Ok(())
+    }
+
+    async fn sync(&mut self) -> Result<(), StandbyError> {
+        if self.unsynced.is_empty() {
+            return Ok(());
+        }
+        self.ctx.stores.sync(self.owner, &self.unsynced).await?;
+        self.unsynced.clear();
+        self.records_since_sync = 0;
+        Ok(())
+    }
+}
+
+/// A store that cannot keep what the owner sent ends the connection: the owner sees
+/// no ACK, so nothing is counted as held here.
+fn store_failed(error: StandbyError) -> LinkError {
+    LinkError::Store(error)
+}
