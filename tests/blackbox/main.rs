@@ -31,6 +31,7 @@ mod http_admin;
 mod http_api;
 mod lookup_loop;
 mod metrics;
+mod replication;
 mod restart;
 mod statsd;
 mod support;

@@ -58,8 +58,9 @@ pub(super) async fn publish(
     answer_publish(nsqd, topic_name, published)
 }
 
-/// Go's answer to a publish: `OK`, 503 `EXITING`, or 500 `INTERNAL_ERROR` (logged; also
-/// when too few replicas hold a replicated publish).
+/// Go's answer to a publish: `OK`, 503 `EXITING`, or 500 `INTERNAL_ERROR` (logged); a
+/// replicated publish too few replicas hold is 500 `PUB_FAILED` (ours: Go has no
+/// replication), as the TCP protocol's `E_PUB_FAILED`.
 fn answer_publish(
     nsqd: &NsqdInner,
     topic_name: &str,
@@ -69,6 +70,10 @@ fn answer_publish(
         Ok(()) => plain(nsqd, StatusCode::OK, "OK", true),
         Err(PublishError::Topic(crate::nsqd::topic::TopicError::Exiting)) => {
             error(nsqd, StatusCode::SERVICE_UNAVAILABLE, "EXITING")
+        }
+        Err(e @ PublishError::Replication(_)) => {
+            tracing::error!(topic = %topic_name, error = %e, "HTTP publish failed");
+            error(nsqd, StatusCode::INTERNAL_SERVER_ERROR, "PUB_FAILED")
         }
         Err(e) => {
             tracing::error!(topic = %topic_name, error = %e, "HTTP publish failed");

@@ -449,15 +449,31 @@ impl PeerLink {
         }
         let resend: Vec<Arc<Item>> = self.unacked.iter().cloned().collect();
         write_items(&mut write, &resend).await?;
-        let mut ping = tokio::time::interval(PING_INTERVAL);
         let silent_after = config.timeout.max(PING_INTERVAL * 3);
+        let peer = &replicator.peers[self.index];
+        tokio::select! {
+            read = read_acks(&replicator, peer, &mut reader, silent_after) => read,
+            written = self.write_outbox(peer, &mut write) => written,
+        }
+    }
+
+    /// Writes what the outbox gains, and PINGs, until nsqd exits (`Ok`) or a write
+    /// fails.
+    async fn write_outbox<W: tokio::io::AsyncWrite + Unpin>(
+        &mut self,
+        peer: &PeerShared,
+        write: &mut W,
+    ) -> Result<(), LinkError> {
+        let data_id = self.replicator.config.hello.data_id;
+        let mut ping = tokio::time::interval(PING_INTERVAL);
         loop {
-            let wake = replicator.peers[self.index].wake.notified();
+            let wake = peer.wake.notified();
             tokio::pin!(wake);
             wake.as_mut().enable();
+            self.forget_acked(peer.acked.load(Ordering::Acquire));
             let items = self.replicator.take_outbox(self.index);
             if !items.is_empty() {
-                write_items(&mut write, &items).await?;
+                write_items(write, &items).await?;
                 for item in items {
                     self.unacked_bytes += item.size_hint();
                     self.unacked.push_back(item);
@@ -468,31 +484,17 @@ impl PeerLink {
             tokio::select! {
                 _ = self.shutdown.cancelled() => return Ok(()),
                 _ = wake => {}
-                _ = ping.tick() => {
-                    let frame = Frame::Ping { data_id: config.hello.data_id };
-                    write_frame(&mut write, &frame).await?;
-                }
-                frame = reader.next_within(silent_after) => self.on_frame(frame?)?,
+                _ = ping.tick() => write_frame(write, &Frame::Ping { data_id }).await?,
             }
         }
     }
 
-    fn on_frame(&mut self, frame: Frame) -> Result<(), LinkError> {
-        match frame {
-            Frame::Ack { seq, .. } => {
-                while self.unacked.front().is_some_and(|item| item.seq <= seq) {
-                    if let Some(item) = self.unacked.pop_front() {
-                        self.unacked_bytes = self.unacked_bytes.saturating_sub(item.size_hint());
-                    }
-                }
-                let peer = self.peer();
-                peer.acked.fetch_max(seq, Ordering::AcqRel);
-                self.replicator.acked.notify_waiters();
-                Ok(())
+    /// Drops the frames the peer acknowledged: they are not written again.
+    fn forget_acked(&mut self, acked: u64) {
+        while self.unacked.front().is_some_and(|item| item.seq <= acked) {
+            if let Some(item) = self.unacked.pop_front() {
+                self.unacked_bytes = self.unacked_bytes.saturating_sub(item.size_hint());
             }
-            Frame::Pong { .. } => Ok(()),
-            Frame::Error(reason) => Err(LinkError::Refused(reason)),
-            _ => Err(LinkError::Unexpected("peer")),
         }
     }
 
@@ -504,6 +506,28 @@ impl PeerLink {
                 }
                 None => break,
             }
+        }
+    }
+}
+
+/// Reads the peer's answers: each ACK raises its acknowledged number and wakes the
+/// publishers waiting. Fails when the peer says nothing for `silent_after` (it PONGs
+/// every PING).
+async fn read_acks<R: tokio::io::AsyncRead + Unpin>(
+    replicator: &Replicator,
+    peer: &PeerShared,
+    reader: &mut FrameReader<R>,
+    silent_after: Duration,
+) -> Result<(), LinkError> {
+    loop {
+        match reader.next_within(silent_after).await? {
+            Frame::Ack { seq, .. } => {
+                peer.acked.fetch_max(seq, Ordering::AcqRel);
+                replicator.acked.notify_waiters();
+            }
+            Frame::Pong { .. } => {}
+            Frame::Error(reason) => return Err(LinkError::Refused(reason)),
+            _ => return Err(LinkError::Unexpected("peer")),
         }
     }
 }

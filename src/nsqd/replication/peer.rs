@@ -268,9 +268,14 @@ impl Session<'_> {
         W: tokio::io::AsyncWrite + Unpin,
     {
         let mut sync_tick = tokio::time::interval(self.ctx.sync_timeout);
+        let mut last_frame = Instant::now();
         loop {
+            let silent_at = last_frame + self.ctx.silence;
             let frame = tokio::select! {
-                frame = reader.next_within(self.ctx.silence) => frame,
+                frame = tokio::time::timeout_at(silent_at, reader.next()) => {
+                    last_frame = Instant::now();
+                    frame.unwrap_or(Err(LinkError::Silent(self.ctx.silence)))
+                }
                 _ = sync_tick.tick() => {
                     if let Err(error) = self.sync().await {
                         return store_failed(error);

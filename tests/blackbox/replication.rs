@@ -1,0 +1,206 @@
+//! Replication's peer connections as a stranger sees them (issue 16): the `"  R1"`
+//! magic, bad peers (garbage, lying lengths, a node id clash, silence) cut off without
+//! harm to client traffic, and publishes that fail when replicas do not answer.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use bytes::Bytes;
+use nsq::nsqd::replication::frame::{Frame, Hello, Replicated, MAGIC, VERSION};
+use nsq::nsqd::replication::link::{write_frame, FrameReader, LinkError};
+use nsq::nsqd::Options;
+use nsq::protocol::{Message, MessageId};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use super::support::{golden_options, start, start_with, Server};
+
+/// The largest frame these tests read back.
+const MAX_FRAME: usize = 1 << 20;
+
+/// Options of a replicated nsqd (factor 2) whose one peer is `peer`.
+fn replicated(peer: &str) -> Options {
+    Options {
+        id: 7,
+        replication_factor: 2,
+        replica_peers: vec![peer.to_string()],
+        replica_timeout: Duration::from_millis(500),
+        replica_failover_timeout: Duration::from_secs(1),
+        ..golden_options()
+    }
+}
+
+/// A port nothing listens on (bound, then released).
+fn dead_address() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("addr").to_string()
+}
+
+fn hello(node_id: u16) -> Hello {
+    Hello {
+        version: VERSION,
+        node_id,
+        data_id: 42,
+        address: "127.0.0.1:1".into(),
+        replication_factor: 2,
+        tls: false,
+    }
+}
+
+/// A connection that sent `"  R1"`, read as replication frames.
+async fn peer_conn(
+    server: &Server,
+) -> (
+    FrameReader<tokio::net::tcp::OwnedReadHalf>,
+    tokio::net::tcp::OwnedWriteHalf,
+) {
+    let stream = TcpStream::connect(server.tcp).await.expect("connect");
+    let (read, mut write) = stream.into_split();
+    write.write_all(MAGIC).await.expect("magic");
+    (FrameReader::new(read, MAX_FRAME), write)
+}
+
+/// The connection is closed by nsqd (after whatever frames it sent) within 5 s.
+async fn expect_closed<R: tokio::io::AsyncRead + Unpin>(reader: &mut FrameReader<R>) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match reader.next_within(left).await {
+            Err(LinkError::Closed) | Err(LinkError::Io(_)) => return,
+            Err(LinkError::Silent(_)) => panic!("nsqd did not close the connection"),
+            Err(other) => panic!("unexpected error {other}"),
+            Ok(_) => continue,
+        }
+    }
+}
+
+/// Client traffic still works: an ephemeral topic is never replicated, so its PUB is
+/// answered at once whatever the replicas do.
+async fn expect_clients_served(server: &Server) {
+    let mut conn = server.conn().await;
+    conn.send(b"PUB fine#ephemeral\n\x00\x00\x00\x02hi").await;
+    conn.expect_ok().await;
+}
+
+#[tokio::test]
+async fn the_replication_magic_is_a_bad_protocol_when_replication_is_off() {
+    let server = start().await;
+    let mut conn = server.raw_conn().await;
+    conn.send(MAGIC).await;
+    conn.expect_raw(b"\x00\x00\x00\x12\x00\x00\x00\x01E_BAD_PROTOCOL")
+        .await;
+    conn.expect_closed().await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn garbage_and_lying_lengths_close_the_peer_connection_only() {
+    let server = start_with(replicated(&dead_address())).await;
+    let (mut reader, mut write) = peer_conn(&server).await;
+    write
+        .write_all(b"\x00\x00\x00\x10garbage-garbage!")
+        .await
+        .expect("write");
+    expect_closed(&mut reader).await;
+    let (mut reader, mut write) = peer_conn(&server).await;
+    // A frame of 4 GiB: refused before anything is allocated.
+    write
+        .write_all(&[0xff, 0xff, 0xff, 0xff, 1])
+        .await
+        .expect("write");
+    expect_closed(&mut reader).await;
+    expect_clients_served(&server).await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_peer_with_this_nodes_id_is_refused() {
+    let server = start_with(replicated(&dead_address())).await;
+    let (mut reader, mut write) = peer_conn(&server).await;
+    write_frame(&mut write, &Frame::Hello(hello(7)))
+        .await
+        .expect("hello");
+    match reader.next_within(Duration::from_secs(5)).await {
+        Ok(Frame::Error(reason)) => assert!(reason.contains("node id 7"), "{reason}"),
+        other => panic!("expected ERROR, got {other:?}"),
+    }
+    expect_closed(&mut reader).await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn an_owners_messages_are_acknowledged_and_kept_on_disk() {
+    let server = start_with(replicated(&dead_address())).await;
+    let (mut reader, mut write) = peer_conn(&server).await;
+    write_frame(&mut write, &Frame::Hello(hello(3)))
+        .await
+        .expect("hello");
+    match reader.next_within(Duration::from_secs(5)).await {
+        Ok(Frame::HelloOk(theirs)) => assert_eq!(theirs.node_id, 7),
+        other => panic!("expected HELLO_OK, got {other:?}"),
+    }
+    let records = (1..=3)
+        .map(|seq| Replicated {
+            seq,
+            message: Message::new(MessageId::from_u64(seq), 1, Bytes::from("body")),
+            due_ns: 0,
+            channels: vec!["ch".into()],
+        })
+        .collect();
+    let frame = Frame::Messages {
+        topic: "orders".into(),
+        records,
+    };
+    write_frame(&mut write, &frame).await.expect("messages");
+    match reader.next_within(Duration::from_secs(5)).await {
+        Ok(Frame::Ack { topic, seq }) => assert_eq!((topic.as_str(), seq), ("orders", 3)),
+        other => panic!("expected ACK, got {other:?}"),
+    }
+    let data = server.data_dir.as_ref().expect("temp dir").path();
+    #[allow(clippy::disallowed_methods)]
+    let store = tokio::fs::metadata(data.join("orders.standby.3.dat")).await;
+    assert!(store.is_ok(), "the standby store is on disk: {store:?}");
+    // A silent owner is cut off once it has said nothing for the failover timeout
+    // (at least three PING intervals).
+    let started = Instant::now();
+    expect_closed(&mut reader).await;
+    assert!(started.elapsed() >= Duration::from_secs(2));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_publish_fails_when_its_replica_never_acknowledges() {
+    // A peer that answers HELLO and then reads everything without a word.
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let peer = listener.local_addr().expect("addr").to_string();
+    let mute_peer = tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.expect("accept");
+        let mut magic = [0u8; 4];
+        stream.read_exact(&mut magic).await.expect("magic");
+        assert_eq!(&magic, MAGIC);
+        let (read, mut write) = stream.into_split();
+        let mut reader = FrameReader::new(read, MAX_FRAME);
+        while let Ok(frame) = reader.next().await {
+            if let Frame::Hello(_) = frame {
+                let ok = Frame::HelloOk(hello(9));
+                write_frame(&mut write, &ok).await.expect("hello ok");
+            }
+        }
+    });
+    let server = start_with(replicated(&peer)).await;
+    let mut conn = server.conn().await;
+    let started = Instant::now();
+    conn.send(b"PUB orders\n\x00\x00\x00\x02hi").await;
+    let frame = conn.frame_within(Duration::from_secs(5)).await;
+    assert!(
+        frame
+            .text()
+            .starts_with("E_PUB_FAILED PUB failed only 0 of 1 replicas"),
+        "{frame:?}"
+    );
+    assert!(started.elapsed() >= Duration::from_millis(500));
+    expect_clients_served(&server).await;
+    server.stop().await;
+    mute_peer.abort();
+}
