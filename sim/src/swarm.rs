@@ -1,13 +1,14 @@
 //! Swarm testing: per seed, switch whole fault classes off at random and draw the rest's
 //! rates from the scenario's `[swarm]` ranges, then draw a concrete fault schedule
 //! (Groce et al., "Swarm Testing"; TigerBeetle's VOPR). Faults never flap faster than
-//! `min_fault_stability_ms`, never overlap on one host, and all end before the heal.
+//! `min_fault_stability_ms`, never overlap on one host, and all end before the heal, except
+//! the loss of a host for good (`lose_forever_share`), which never ends.
 
 use nsq::env::{Rng, SeededRng};
 
 use crate::scenario::{
     DiskFault, Fault, GracefulRestartFault, HostKind, HostsFault, LatencyFault, LinkFault,
-    Scenario, Swarm,
+    LoseFault, Scenario, Swarm,
 };
 use crate::workload::draw;
 
@@ -29,6 +30,7 @@ enum ClassKind {
     GracefulRestart,
     Disk,
     Latency,
+    Lose,
 }
 
 /// The faults a swarm run of `scenario` adds for `seed`, plus a one-line summary of the
@@ -54,6 +56,7 @@ pub fn draw_faults(scenario: &Scenario, swarm: &Swarm, seed: u64) -> (Vec<Fault>
         .collect();
     let mut faults = Vec::new();
     let mut busy_until = vec![0u64; hosts.len()];
+    let mut lost_forever = 0;
     let step = swarm.min_fault_stability_ms;
     let last_start = scenario.heal_at_ms.saturating_sub(step);
     let mut t = step;
@@ -117,6 +120,19 @@ pub fn draw_faults(scenario: &Scenario, swarm: &Swarm, seed: u64) -> (Vec<Fault>
                     faults.push(Fault::Disk(disk(t, true)));
                     faults.push(Fault::Disk(disk(end, false)));
                 }
+                ClassKind::Lose => {
+                    let forever = lost_forever < swarm.lose_forever_max_hosts
+                        && (rng.below(1_000_000) as f64) < swarm.lose_forever_share * 1_000_000.0;
+                    if forever {
+                        lost_forever += 1;
+                        busy_until[index] = u64::MAX;
+                    }
+                    faults.push(Fault::Lose(LoseFault {
+                        at_ms: t,
+                        hosts: vec![host.clone()],
+                        down_ms: (!forever).then_some(end - t),
+                    }));
+                }
                 ClassKind::Latency => {
                     let ms = draw(&rng, swarm.latency_ms);
                     let latency = |at_ms, ms| LatencyFault {
@@ -150,7 +166,12 @@ fn draw_classes(swarm: &Swarm, rng: &dyn Rng) -> Vec<Class> {
         (ClassKind::Latency, swarm.latency_probability_per_s),
     ];
     let mut classes = Vec::new();
-    for (kind, [lo, hi]) in ranges {
+    // Classes added later draw only when their range is not `[0, 0]`, so the schedules
+    // of scenarios written before them stay what they were.
+    let later = [(ClassKind::Lose, swarm.lose_probability_per_s)]
+        .into_iter()
+        .filter(|(_, [_, hi])| *hi > 0.0);
+    for (kind, [lo, hi]) in ranges.into_iter().chain(later) {
         let on = rng.below(2) == 1;
         let unit = rng.below(1_000_001) as f64 / 1_000_000.0;
         if on && hi > 0.0 {

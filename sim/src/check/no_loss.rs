@@ -4,8 +4,11 @@
 //! A channel counts when a SUB on it was answered `OK` before the publish was written
 //! (nsqd created it before answering, and the publish arrives after it is written) and the
 //! nsqd did not crash in between (a crash may lose `nsqd.dat`). Exempt: a publish to an
-//! nsqd that is not crash durable and crashed after it; a publish to an nsqd that is down
-//! at the end (kept, but nobody can read it); a DPUB not due before the history ends.
+//! nsqd that is not crash durable and crashed after it; a publish to an nsqd lost with its
+//! disk after it (the `lose` fault: nothing a single nsqd does can keep it; whether a
+//! replicated topic kept it is `replicated_no_loss`'s business); a publish to an nsqd that
+//! is down at the end (kept, but nobody can read it); a DPUB not due before the history
+//! ends.
 
 use std::collections::BTreeSet;
 
@@ -45,11 +48,13 @@ fn exempt(view: &View<'_>, ctx: &CheckContext, publish: &Publish<'_>) -> bool {
         .get(publish.nsqd)
         .is_some_and(|facts| facts.crash_durable);
     let crashed = view.crash_after(publish.nsqd, publish.seq).is_some();
+    let lost = view.lost_after(publish.nsqd, publish.seq).is_some();
     let due_at = publish
         .at
         .saturating_add(ms_to_micros(publish.defer_ms.unwrap_or(0)));
     is_ephemeral(publish.topic)
         || (crashed && !durable)
+        || lost
         || !view.running_at_end(publish.nsqd)
         || due_at > view.end
 }
@@ -138,6 +143,33 @@ mod tests {
             facts.crash_durable = true;
         }
         assert_eq!(run(NoLoss, &s, &durable).len(), 2);
+    }
+
+    #[test]
+    fn a_loss_after_the_publish_excuses_it_even_on_a_durable_nsqd() {
+        let mut durable = ctx();
+        if let Some(facts) = durable.nsqds.get_mut("nsqd1") {
+            facts.crash_durable = true;
+        }
+        let mut s = subscribed();
+        s.at(5).publish(1, "nsqd1", &["a"], true);
+        s.at(6).lose("nsqd1").at(7).restart("nsqd1");
+        assert_eq!(run(NoLoss, &s, &durable), vec![]);
+        // A loss before the publish excuses nothing: the blank nsqd took it and owes it to
+        // the channels subscribed since.
+        s.at(8).consumer(3, "nsqd1", "c", 10);
+        s.at(9).publish(2, "nsqd1", &["b"], true);
+        let v = run(NoLoss, &s, &durable);
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert!(v[0].detail.contains("\"b\"") && v[0].detail.contains("\"c\""));
+    }
+
+    #[test]
+    fn a_loss_of_another_nsqd_excuses_nothing() {
+        let mut s = subscribed();
+        s.at(5).publish(1, "nsqd1", &["a"], true);
+        s.at(6).lose("nsqd2").at(7).restart("nsqd2");
+        assert_eq!(run(NoLoss, &s, &ctx()).len(), 2);
     }
 
     #[test]
