@@ -183,3 +183,84 @@ fn draw_classes(swarm: &Swarm, rng: &dyn Rng) -> Vec<Class> {
     }
     classes
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scenario(swarm: &str) -> Scenario {
+        let text = format!(
+            "name = \"t\"\ndescription = \"d\"\nheal_at_ms = 60_000\nsettle_ms = 1_000\n\
+             [[host]]\nname = \"nsqd1\"\nkind = \"nsqd\"\n\
+             [[host]]\nname = \"nsqd2\"\nkind = \"nsqd\"\n\
+             [[host]]\nname = \"nsqd3\"\nkind = \"nsqd\"\n[swarm]\n{swarm}\n"
+        );
+        Scenario::parse(&text, "t.toml").unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn draw(scenario: &Scenario, seed: u64) -> Vec<Fault> {
+        let swarm = scenario.swarm.as_ref().expect("a swarm section");
+        draw_faults(scenario, swarm, seed).0
+    }
+
+    fn losses(faults: &[Fault]) -> Vec<&LoseFault> {
+        faults
+            .iter()
+            .filter_map(|f| match f {
+                Fault::Lose(l) => Some(l),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn losses_are_drawn_blank_or_for_good_within_the_cap() {
+        let s = scenario(
+            "lose_probability_per_s = [0.2, 0.5]\nlose_forever_share = 0.5\n\
+             crash_probability_per_s = [0.1, 0.2]\nmin_fault_stability_ms = 1_000",
+        );
+        let (mut blank, mut forever) = (0, 0);
+        for seed in 1..=40 {
+            let faults = draw(&s, seed);
+            let lost = losses(&faults);
+            let for_good: Vec<_> = lost.iter().filter(|l| l.down_ms.is_none()).collect();
+            assert!(for_good.len() <= 1, "seed {seed}: {for_good:?}");
+            if let Some(gone) = for_good.first() {
+                // Nothing else happens to a host lost for good.
+                let later = faults.iter().any(|f| {
+                    f.at_ms() > gone.at_ms
+                        && match f {
+                            Fault::Crash(h) | Fault::Restart(h) => h.hosts == gone.hosts,
+                            Fault::Lose(l) => l.hosts == gone.hosts,
+                            _ => false,
+                        }
+                });
+                assert!(!later, "seed {seed}: a fault after {gone:?}");
+            }
+            for l in &lost {
+                let down = l.down_ms.unwrap_or(0);
+                assert!(l.at_ms + down < s.heal_at_ms, "seed {seed}: {l:?}");
+            }
+            forever += for_good.len();
+            blank += lost.len() - for_good.len();
+        }
+        assert!(blank > 5 && forever > 5, "blank {blank}, forever {forever}");
+    }
+
+    #[test]
+    fn a_swarm_without_losses_draws_as_before() {
+        // The lose class draws nothing when its range is [0, 0], so the schedules of
+        // scenarios written before it are unchanged: the same draws with or without the
+        // (zero) lose keys.
+        let before = scenario("crash_probability_per_s = [0.1, 0.5]");
+        let after = scenario(
+            "crash_probability_per_s = [0.1, 0.5]\nlose_probability_per_s = [0.0, 0.0]\n\
+             lose_forever_share = 0.5",
+        );
+        for seed in 1..=20 {
+            let faults = draw(&before, seed);
+            assert!(losses(&faults).is_empty());
+            assert_eq!(faults, draw(&after, seed), "seed {seed}");
+        }
+    }
+}

@@ -22,7 +22,7 @@ fn scenario(fault: &str) -> Scenario {
 name = "lose-test"
 description = "nsqd1 lost with its disk while holding a backlog"
 heal_at_ms = 8_000
-settle_ms = 12_000
+settle_ms = 40_000
 
 [[host]]
 name = "lookupd1"
@@ -87,7 +87,8 @@ fn assert_passed(report: &Report) {
     let failures: Vec<String> = report.violations.iter().map(|v| v.to_string()).collect();
     assert!(
         report.passed(),
-        "failure: {:?}\n{}",
+        "seed {}: failure: {:?}\n{}",
+        report.seed,
         report.failure,
         failures.join("\n")
     );
@@ -194,6 +195,35 @@ fn a_plain_crash_of_the_crash_safe_node_excuses_nothing() {
         "at_ms = 3_000\naction = \"crash\"\nhosts = [\"nsqd1\"]\n\n[[fault]]\nat_ms = 3_500\naction = \"restart\"\nhosts = [\"nsqd1\"]\n",
     );
     assert_passed(&run(&scenario));
+}
+
+#[test]
+fn a_swarm_drawing_losses_passes_every_checker() {
+    let fault = "at_ms = 7_000\naction = \"latency\"\na = [\"nsqd1\"]\nb = [\"nsqd2\"]\nms = 0\n\n\
+                 [swarm]\nlose_probability_per_s = [0.2, 0.6]\nlose_forever_share = 0.3\n\
+                 crash_probability_per_s = [0.0, 0.2]\ndown_ms = [300, 2_000]\n\
+                 min_fault_stability_ms = 1_000\n";
+    let scenario = scenario(fault);
+    let mut seeds_with_losses = 0;
+    for seed in 1..=8 {
+        let options = RunOptions {
+            seed,
+            swarm: true,
+            ..RunOptions::default()
+        };
+        let report = runner::run(&scenario, &options).unwrap_or_else(|e| panic!("{e}"));
+        assert_passed(&report);
+        let lost = report
+            .history
+            .entries()
+            .iter()
+            .any(|e| matches!(e.event, Event::HostLost { .. }));
+        seeds_with_losses += usize::from(lost);
+    }
+    assert!(
+        seeds_with_losses >= 2,
+        "only {seeds_with_losses} seeds lost a host"
+    );
 }
 
 #[test]

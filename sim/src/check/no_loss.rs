@@ -9,11 +9,15 @@
 //! replicated topic kept it is `replicated_no_loss`'s business); a publish to an nsqd that
 //! is down at the end (kept, but nobody can read it); a DPUB not due before the history
 //! ends.
+//!
+//! A publish to a replicated topic (its nsqd has `replication_factor >= 2`) may be
+//! delivered by another nsqd, a peer that adopted it in a failover: a delivery on a
+//! channel of the same topic and channel names on any nsqd counts for it.
 
 use std::collections::BTreeSet;
 
 use super::view::{is_ephemeral, ms, ms_to_micros, show, ChannelKey, Publish, View};
-use super::{CheckContext, Invariant, Violation};
+use super::{replicated, CheckContext, Invariant, Violation};
 
 /// Every missing delivery, one violation per body and channel.
 pub(crate) fn check(view: &View<'_>, ctx: &CheckContext) -> Vec<Violation> {
@@ -21,6 +25,10 @@ pub(crate) fn check(view: &View<'_>, ctx: &CheckContext) -> Vec<Violation> {
         .deliveries
         .iter()
         .filter_map(|d| Some((view.channel_of(d.conn)?, d.body.as_ref())))
+        .collect();
+    let by_name: BTreeSet<(&str, &str, &[u8])> = delivered
+        .iter()
+        .map(|((_, topic, channel), body)| (*topic, *channel, *body))
         .collect();
     let mut violations = Vec::new();
     for publish in view.publishes.values() {
@@ -32,8 +40,12 @@ pub(crate) fn check(view: &View<'_>, ctx: &CheckContext) -> Vec<Violation> {
             if is_ephemeral(channel) || !view.channel_existed(key, publish.seq) {
                 continue;
             }
+            let anywhere = replicated(ctx, publish.nsqd);
             for body in publish.bodies {
-                if !delivered.contains(&(key, body.as_ref())) {
+                let body = body.as_ref();
+                let got = delivered.contains(&(key, body))
+                    || (anywhere && by_name.contains(&(publish.topic, channel, body)));
+                if !got {
                     violations.push(lost(publish, channel, body));
                 }
             }
@@ -79,7 +91,7 @@ fn lost(publish: &Publish<'_>, channel: &str, body: &[u8]) -> Violation {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testkit::{ctx, run, Script};
+    use super::super::testkit::{ctx, replicated_ctx, run, Script};
     use super::super::Invariant::NoLoss;
 
     fn subscribed() -> Script {
@@ -162,6 +174,18 @@ mod tests {
         let v = run(NoLoss, &s, &durable);
         assert_eq!(v.len(), 1, "{v:?}");
         assert!(v[0].detail.contains("\"b\"") && v[0].detail.contains("\"c\""));
+    }
+
+    #[test]
+    fn a_replicated_publish_may_be_delivered_by_another_nsqd() {
+        let mut s = subscribed();
+        s.at(2)
+            .consumer(3, "nsqd2", "c", 10)
+            .consumer(4, "nsqd2", "d", 10);
+        s.at(5).publish(1, "nsqd1", &["a"], true);
+        s.at(8).deliver(3, 1, 1, "a").deliver(4, 1, 1, "a");
+        assert_eq!(run(NoLoss, &s, &replicated_ctx(2)), vec![]);
+        assert_eq!(run(NoLoss, &s, &ctx()).len(), 2);
     }
 
     #[test]
