@@ -523,8 +523,9 @@ pub struct Swarm {
     /// Graceful restarts of one host, per second.
     #[serde(default)]
     pub graceful_restart_probability_per_s: [f64; 2],
-    /// Losses of one host with its disk, per second; the host starts again blank after
-    /// `down_ms`, or, for a share `lose_forever_share` of them, never.
+    /// Losses of one nsqd with its disk, per second; the nsqd starts again blank after
+    /// `down_ms`, or, for a share `lose_forever_share` of them, never. (A lookupd keeps
+    /// nothing on disk: its loss would be a crash, which `crash_probability_per_s` draws.)
     #[serde(default)]
     pub lose_probability_per_s: [f64; 2],
     /// The share of drawn losses whose host never starts again.

@@ -72,7 +72,8 @@ pub fn draw_faults(scenario: &Scenario, swarm: &Swarm, seed: u64) -> (Vec<Fault>
             }
             let host = &hosts[index];
             let is_nsqd = scenario.host(host).map(|h| h.kind) == Some(HostKind::Nsqd);
-            if class.kind == ClassKind::Disk && !is_nsqd {
+            // Only nsqds have disks to fault or lose (a lookupd's loss is a crash).
+            if matches!(class.kind, ClassKind::Disk | ClassKind::Lose) && !is_nsqd {
                 continue;
             }
             let end = (t + draw(&rng, swarm.down_ms)).min(scenario.heal_at_ms - 1);
@@ -191,6 +192,7 @@ mod tests {
     fn scenario(swarm: &str) -> Scenario {
         let text = format!(
             "name = \"t\"\ndescription = \"d\"\nheal_at_ms = 60_000\nsettle_ms = 1_000\n\
+             [[host]]\nname = \"lookupd1\"\nkind = \"nsqlookupd\"\n\
              [[host]]\nname = \"nsqd1\"\nkind = \"nsqd\"\n\
              [[host]]\nname = \"nsqd2\"\nkind = \"nsqd\"\n\
              [[host]]\nname = \"nsqd3\"\nkind = \"nsqd\"\n[swarm]\n{swarm}\n"
@@ -238,6 +240,7 @@ mod tests {
                 assert!(!later, "seed {seed}: a fault after {gone:?}");
             }
             for l in &lost {
+                assert_ne!(l.hosts, ["lookupd1"], "seed {seed}: only nsqds lose disks");
                 let down = l.down_ms.unwrap_or(0);
                 assert!(l.at_ms + down < s.heal_at_ms, "seed {seed}: {l:?}");
             }
