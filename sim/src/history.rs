@@ -142,6 +142,13 @@ pub enum Event {
         /// The host.
         host: String,
     },
+    /// A crashed host's disk was wiped (the `lose` fault; recorded right after its
+    /// [`Event::HostCrashed`]): whatever it held is gone, and if it starts again it starts
+    /// blank. Checkers excuse what only that disk held, and nothing else.
+    HostLost {
+        /// The host.
+        host: String,
+    },
     /// A host was stopped gracefully (the daemon's own shutdown ran).
     HostStopped {
         /// The host.

@@ -1,7 +1,7 @@
 //! Runs one scenario from one seed: builds the turmoil simulation (network, daemon hosts,
 //! client hosts, control host), steps it, applies the fault schedule as its times come,
-//! heals everything at `heal_at_ms`, ends at `heal_at_ms + settle_ms`, and judges the
-//! history with the scenario's checkers.
+//! heals everything at `heal_at_ms` (but a host lost for good stays down), ends at
+//! `heal_at_ms + settle_ms`, and judges the history with the scenario's checkers.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -143,6 +143,7 @@ fn run_once(scenario: &Scenario, options: &RunOptions) -> Result<Report, String>
             next_fault += 1;
         }
         injector.restart_stopped(&mut sim, now_ms);
+        injector.restart_crashed(&mut sim, now_ms);
         if !healed && now_ms >= scenario.heal_at_ms {
             injector.heal(&mut sim);
             healed = true;
@@ -214,6 +215,10 @@ struct FaultState {
     held: BTreeSet<(String, String)>,
     slowed: BTreeSet<(String, String)>,
     crashed: BTreeSet<String>,
+    /// Crashed hosts that start again by themselves (lost ones, blank), and when.
+    restart_at: BTreeMap<String, u64>,
+    /// Hosts lost for good: never started again, not even by the heal.
+    lost_forever: BTreeSet<String>,
     /// Gracefully stopping hosts and when they start again.
     stopping: BTreeMap<String, u64>,
     disk_faulty: BTreeSet<String>,
@@ -306,6 +311,7 @@ impl Injector<'_> {
             }
             Fault::Restart(f) => {
                 for host in &f.hosts {
+                    self.state.restart_at.remove(host);
                     if self.state.crashed.remove(host) {
                         sim.bounce(host.as_str());
                         self.record(sim, Event::HostRestarted { host: host.clone() });
@@ -314,7 +320,7 @@ impl Injector<'_> {
             }
             Fault::GracefulRestart(f) => {
                 for host in &f.hosts {
-                    if self.state.crashed.contains(host) || self.state.stopping.contains_key(host) {
+                    if self.is_down(host) || self.state.stopping.contains_key(host) {
                         continue;
                     }
                     if let Some(control) = self.controls.get(host) {
@@ -323,6 +329,11 @@ impl Injector<'_> {
                         self.state.stopping.insert(host.clone(), start_at);
                         self.note(sim, format!("graceful stop of {host}"));
                     }
+                }
+            }
+            Fault::Lose(f) => {
+                for host in &f.hosts {
+                    self.lose(sim, host, f.down_ms);
                 }
             }
             Fault::Disk(f) => {
@@ -352,8 +363,13 @@ impl Injector<'_> {
         }
     }
 
+    /// Whether `host` is crashed or lost for good.
+    fn is_down(&self, host: &str) -> bool {
+        self.state.crashed.contains(host) || self.state.lost_forever.contains(host)
+    }
+
     fn crash(&mut self, sim: &mut turmoil::Sim<'_>, host: &str) {
-        if self.state.crashed.contains(host) {
+        if self.is_down(host) {
             return;
         }
         sim.crash(host);
@@ -370,6 +386,54 @@ impl Injector<'_> {
                 host: host.to_string(),
             },
         );
+    }
+
+    /// Crashes `host` (unless it is down already) and wipes its disk; it starts again blank
+    /// `down_ms` later, or never.
+    fn lose(&mut self, sim: &mut turmoil::Sim<'_>, host: &str, down_ms: Option<u64>) {
+        if self.state.lost_forever.contains(host) {
+            return;
+        }
+        self.crash(sim, host);
+        if let Some(control) = self.controls.get(host) {
+            control.fs.wipe();
+        }
+        self.state.disk_faulty.remove(host);
+        self.record(
+            sim,
+            Event::HostLost {
+                host: host.to_string(),
+            },
+        );
+        match down_ms {
+            Some(down_ms) => {
+                let at = sim.elapsed().as_millis() as u64 + down_ms;
+                self.state.restart_at.insert(host.to_string(), at);
+            }
+            None => {
+                self.state.crashed.remove(host);
+                self.state.restart_at.remove(host);
+                self.state.lost_forever.insert(host.to_string());
+            }
+        }
+    }
+
+    /// Starts crashed hosts whose time to start again by themselves has come.
+    fn restart_crashed(&mut self, sim: &mut turmoil::Sim<'_>, now_ms: u64) {
+        let due: Vec<String> = self
+            .state
+            .restart_at
+            .iter()
+            .filter(|(_, at)| **at <= now_ms)
+            .map(|(host, _)| host.clone())
+            .collect();
+        for host in due {
+            self.state.restart_at.remove(&host);
+            if self.state.crashed.remove(&host) {
+                sim.bounce(host.as_str());
+                self.record(sim, Event::HostRestarted { host });
+            }
+        }
     }
 
     /// Starts gracefully stopped hosts whose down time is over (once their shutdown ended).
@@ -406,7 +470,7 @@ impl Injector<'_> {
         }
     }
 
-    /// Undoes every fault in effect.
+    /// Undoes every fault in effect; a host lost for good stays down.
     fn heal(&mut self, sim: &mut turmoil::Sim<'_>) {
         let now = sim.elapsed().as_micros() as u64;
         for (a, b) in std::mem::take(&mut self.state.partitioned) {
@@ -428,6 +492,7 @@ impl Injector<'_> {
                 control.fs.set_capacity_bytes(None);
             }
         }
+        self.state.restart_at.clear();
         for host in std::mem::take(&mut self.state.crashed) {
             sim.bounce(host.as_str());
             self.record(sim, Event::HostRestarted { host });
@@ -467,6 +532,7 @@ fn check_context(scenario: &Scenario, state: &FaultState) -> Result<CheckContext
                     crash_durable: options.mem_queue_size == 0 && options.sync_every == 1,
                     broadcast_address: options.broadcast_address.clone(),
                     lookupds: Some(host.lookupd.clone()),
+                    replication_factor: host.replication_factor(),
                 },
             );
         }

@@ -110,6 +110,21 @@ pub struct Host {
     pub disk: Disk,
 }
 
+impl Host {
+    /// The `replication_factor` of the host's opts (1, unreplicated, when absent or not a
+    /// positive integer): the checkers need it to know which topics promise to survive
+    /// the loss of a node. Read from the table rather than the parsed options so the
+    /// simulator does not depend on the daemon having the option.
+    pub fn replication_factor(&self) -> u32 {
+        self.opts
+            .get("replication_factor")
+            .and_then(toml::Value::as_integer)
+            .and_then(|n| u32::try_from(n).ok())
+            .filter(|n| *n >= 1)
+            .unwrap_or(1)
+    }
+}
+
 /// A host's disk.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -338,6 +353,10 @@ pub enum Fault {
     /// Stops hosts with the daemon's own graceful shutdown and starts them again after
     /// `down_ms`.
     GracefulRestart(GracefulRestartFault),
+    /// Loses hosts with their disks, as when a machine dies and is replaced: a crash, then
+    /// every file of the host's disk is gone. The host starts again blank after `down_ms`,
+    /// or never (not even at the heal) when `down_ms` is left out.
+    Lose(LoseFault),
     /// Turns disk faults of one host on or off.
     Disk(DiskFault),
     /// Tombstones a topic of one nsqd on lookupds (`POST /topic/tombstone`).
@@ -352,6 +371,7 @@ impl Fault {
             Fault::Latency(f) => f.at_ms,
             Fault::Crash(f) | Fault::Restart(f) => f.at_ms,
             Fault::GracefulRestart(f) => f.at_ms,
+            Fault::Lose(f) => f.at_ms,
             Fault::Disk(f) => f.at_ms,
             Fault::Tombstone(f) => f.at_ms,
         }
@@ -412,6 +432,19 @@ pub struct GracefulRestartFault {
 
 fn default_down() -> u64 {
     1_000
+}
+
+/// The loss of hosts with their disks (`action = "lose"`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoseFault {
+    /// When the hosts crash and their disks are wiped.
+    pub at_ms: u64,
+    /// Which daemon hosts.
+    pub hosts: Vec<String>,
+    /// How long after the loss the host starts again, on a blank disk; left out, it stays
+    /// down to the end of the run. A time past `heal_at_ms` means the heal.
+    pub down_ms: Option<u64>,
 }
 
 /// Disk faults of one host; keys left out are unchanged.
@@ -490,6 +523,18 @@ pub struct Swarm {
     /// Graceful restarts of one host, per second.
     #[serde(default)]
     pub graceful_restart_probability_per_s: [f64; 2],
+    /// Losses of one nsqd with its disk, per second; the nsqd starts again blank after
+    /// `down_ms`, or, for a share `lose_forever_share` of them, never. (A lookupd keeps
+    /// nothing on disk: its loss would be a crash, which `crash_probability_per_s` draws.)
+    #[serde(default)]
+    pub lose_probability_per_s: [f64; 2],
+    /// The share of drawn losses whose host never starts again.
+    #[serde(default)]
+    pub lose_forever_share: f64,
+    /// At most this many hosts are lost for good in one run (a replica set of factor `N`
+    /// promises to survive `N - 1` losses, no more).
+    #[serde(default = "one_usize")]
+    pub lose_forever_max_hosts: usize,
     /// Disk faults (write errors, fsync errors or full) on one nsqd, per second.
     #[serde(default)]
     pub disk_fault_probability_per_s: [f64; 2],
@@ -508,6 +553,10 @@ pub struct Swarm {
     /// The hosts faults may hit; every daemon host when left out.
     #[serde(default)]
     pub hosts: Vec<String>,
+}
+
+fn one_usize() -> usize {
+    1
 }
 
 fn default_swarm_down() -> [u64; 2] {
@@ -778,6 +827,7 @@ impl Scenario {
             }
             Fault::Crash(f) | Fault::Restart(f) => self.expect_any(&key("hosts"), &f.hosts)?,
             Fault::GracefulRestart(f) => daemons("hosts", &f.hosts)?,
+            Fault::Lose(f) => daemons("hosts", &f.hosts)?,
             Fault::Disk(f) => self.expect_host(&key("host"), &f.host, Some(HostKind::Nsqd))?,
             Fault::Tombstone(f) => {
                 self.expect_host(&key("nsqd"), &f.nsqd, Some(HostKind::Nsqd))?;
@@ -810,6 +860,7 @@ impl Scenario {
                 swarm.disk_fault_probability_per_s,
             ),
             ("latency_probability_per_s", swarm.latency_probability_per_s),
+            ("lose_probability_per_s", swarm.lose_probability_per_s),
         ] {
             let key = format!("swarm.{name}");
             if !(0.0..=1.0).contains(&range[0]) || !(0.0..=1.0).contains(&range[1]) {
@@ -819,6 +870,7 @@ impl Scenario {
                 return Err((key, "the first bound is larger than the second".into()));
             }
         }
+        check_share("swarm.lose_forever_share", swarm.lose_forever_share)?;
         check_range("swarm.down_ms", swarm.down_ms)?;
         check_range("swarm.latency_ms", swarm.latency_ms)?;
         if swarm.min_fault_stability_ms < 100 {

@@ -1,13 +1,14 @@
 //! Swarm testing: per seed, switch whole fault classes off at random and draw the rest's
 //! rates from the scenario's `[swarm]` ranges, then draw a concrete fault schedule
 //! (Groce et al., "Swarm Testing"; TigerBeetle's VOPR). Faults never flap faster than
-//! `min_fault_stability_ms`, never overlap on one host, and all end before the heal.
+//! `min_fault_stability_ms`, never overlap on one host, and all end before the heal, except
+//! the loss of a host for good (`lose_forever_share`), which never ends.
 
 use nsq::env::{Rng, SeededRng};
 
 use crate::scenario::{
     DiskFault, Fault, GracefulRestartFault, HostKind, HostsFault, LatencyFault, LinkFault,
-    Scenario, Swarm,
+    LoseFault, Scenario, Swarm,
 };
 use crate::workload::draw;
 
@@ -29,6 +30,7 @@ enum ClassKind {
     GracefulRestart,
     Disk,
     Latency,
+    Lose,
 }
 
 /// The faults a swarm run of `scenario` adds for `seed`, plus a one-line summary of the
@@ -54,6 +56,7 @@ pub fn draw_faults(scenario: &Scenario, swarm: &Swarm, seed: u64) -> (Vec<Fault>
         .collect();
     let mut faults = Vec::new();
     let mut busy_until = vec![0u64; hosts.len()];
+    let mut lost_forever = 0;
     let step = swarm.min_fault_stability_ms;
     let last_start = scenario.heal_at_ms.saturating_sub(step);
     let mut t = step;
@@ -69,7 +72,8 @@ pub fn draw_faults(scenario: &Scenario, swarm: &Swarm, seed: u64) -> (Vec<Fault>
             }
             let host = &hosts[index];
             let is_nsqd = scenario.host(host).map(|h| h.kind) == Some(HostKind::Nsqd);
-            if class.kind == ClassKind::Disk && !is_nsqd {
+            // Only nsqds have disks to fault or lose (a lookupd's loss is a crash).
+            if matches!(class.kind, ClassKind::Disk | ClassKind::Lose) && !is_nsqd {
                 continue;
             }
             let end = (t + draw(&rng, swarm.down_ms)).min(scenario.heal_at_ms - 1);
@@ -117,6 +121,19 @@ pub fn draw_faults(scenario: &Scenario, swarm: &Swarm, seed: u64) -> (Vec<Fault>
                     faults.push(Fault::Disk(disk(t, true)));
                     faults.push(Fault::Disk(disk(end, false)));
                 }
+                ClassKind::Lose => {
+                    let forever = lost_forever < swarm.lose_forever_max_hosts
+                        && (rng.below(1_000_000) as f64) < swarm.lose_forever_share * 1_000_000.0;
+                    if forever {
+                        lost_forever += 1;
+                        busy_until[index] = u64::MAX;
+                    }
+                    faults.push(Fault::Lose(LoseFault {
+                        at_ms: t,
+                        hosts: vec![host.clone()],
+                        down_ms: (!forever).then_some(end - t),
+                    }));
+                }
                 ClassKind::Latency => {
                     let ms = draw(&rng, swarm.latency_ms);
                     let latency = |at_ms, ms| LatencyFault {
@@ -150,7 +167,12 @@ fn draw_classes(swarm: &Swarm, rng: &dyn Rng) -> Vec<Class> {
         (ClassKind::Latency, swarm.latency_probability_per_s),
     ];
     let mut classes = Vec::new();
-    for (kind, [lo, hi]) in ranges {
+    // Classes added later draw only when their range is not `[0, 0]`, so the schedules
+    // of scenarios written before them stay what they were.
+    let later = [(ClassKind::Lose, swarm.lose_probability_per_s)]
+        .into_iter()
+        .filter(|(_, [_, hi])| *hi > 0.0);
+    for (kind, [lo, hi]) in ranges.into_iter().chain(later) {
         let on = rng.below(2) == 1;
         let unit = rng.below(1_000_001) as f64 / 1_000_000.0;
         if on && hi > 0.0 {
@@ -161,4 +183,87 @@ fn draw_classes(swarm: &Swarm, rng: &dyn Rng) -> Vec<Class> {
         }
     }
     classes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scenario(swarm: &str) -> Scenario {
+        let text = format!(
+            "name = \"t\"\ndescription = \"d\"\nheal_at_ms = 60_000\nsettle_ms = 1_000\n\
+             [[host]]\nname = \"lookupd1\"\nkind = \"nsqlookupd\"\n\
+             [[host]]\nname = \"nsqd1\"\nkind = \"nsqd\"\n\
+             [[host]]\nname = \"nsqd2\"\nkind = \"nsqd\"\n\
+             [[host]]\nname = \"nsqd3\"\nkind = \"nsqd\"\n[swarm]\n{swarm}\n"
+        );
+        Scenario::parse(&text, "t.toml").unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn draw(scenario: &Scenario, seed: u64) -> Vec<Fault> {
+        let swarm = scenario.swarm.as_ref().expect("a swarm section");
+        draw_faults(scenario, swarm, seed).0
+    }
+
+    fn losses(faults: &[Fault]) -> Vec<&LoseFault> {
+        faults
+            .iter()
+            .filter_map(|f| match f {
+                Fault::Lose(l) => Some(l),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn losses_are_drawn_blank_or_for_good_within_the_cap() {
+        let s = scenario(
+            "lose_probability_per_s = [0.2, 0.5]\nlose_forever_share = 0.5\n\
+             crash_probability_per_s = [0.1, 0.2]\nmin_fault_stability_ms = 1_000",
+        );
+        let (mut blank, mut forever) = (0, 0);
+        for seed in 1..=40 {
+            let faults = draw(&s, seed);
+            let lost = losses(&faults);
+            let for_good: Vec<_> = lost.iter().filter(|l| l.down_ms.is_none()).collect();
+            assert!(for_good.len() <= 1, "seed {seed}: {for_good:?}");
+            if let Some(gone) = for_good.first() {
+                // Nothing else happens to a host lost for good.
+                let later = faults.iter().any(|f| {
+                    f.at_ms() > gone.at_ms
+                        && match f {
+                            Fault::Crash(h) | Fault::Restart(h) => h.hosts == gone.hosts,
+                            Fault::Lose(l) => l.hosts == gone.hosts,
+                            _ => false,
+                        }
+                });
+                assert!(!later, "seed {seed}: a fault after {gone:?}");
+            }
+            for l in &lost {
+                assert_ne!(l.hosts, ["lookupd1"], "seed {seed}: only nsqds lose disks");
+                let down = l.down_ms.unwrap_or(0);
+                assert!(l.at_ms + down < s.heal_at_ms, "seed {seed}: {l:?}");
+            }
+            forever += for_good.len();
+            blank += lost.len() - for_good.len();
+        }
+        assert!(blank > 5 && forever > 5, "blank {blank}, forever {forever}");
+    }
+
+    #[test]
+    fn a_swarm_without_losses_draws_as_before() {
+        // The lose class draws nothing when its range is [0, 0], so the schedules of
+        // scenarios written before it are unchanged: the same draws with or without the
+        // (zero) lose keys.
+        let before = scenario("crash_probability_per_s = [0.1, 0.5]");
+        let after = scenario(
+            "crash_probability_per_s = [0.1, 0.5]\nlose_probability_per_s = [0.0, 0.0]\n\
+             lose_forever_share = 0.5",
+        );
+        for seed in 1..=20 {
+            let faults = draw(&before, seed);
+            assert!(losses(&faults).is_empty());
+            assert_eq!(faults, draw(&after, seed), "seed {seed}");
+        }
+    }
 }

@@ -2,7 +2,8 @@
 //!
 //! Each file keeps two images: `pending`, what reads see, and `durable`, what a power cut
 //! would leave. `sync` copies the first to the second; [`MemFs::crash`] throws away (some
-//! of) the difference. The namespace model is deliberately simple:
+//! of) the difference. [`MemFs::wipe`] throws away everything: the disk itself is
+//! lost. The namespace model is deliberately simple:
 //!
 //! - Directories are a set of paths (`create_dir_all`); they are durable at once.
 //! - A file's creation becomes durable with its first `sync`, or with a `sync` of its
@@ -116,6 +117,21 @@ impl MemFs {
             }
         }
         tracing::debug!(?mode, files = state.files.len(), "memfs crash");
+    }
+
+    /// Simulates the loss of the disk itself (a host replaced, its disk with it): every
+    /// file and directory is gone, synced or not, every directory lock is released, and the
+    /// injected faults are cleared, as the new disk is a healthy one. Clones see the blank
+    /// disk, so the simulator can start a lost host again on it. A lock guard taken before
+    /// the wipe cannot release a lock taken after it.
+    pub fn wipe(&self) {
+        let mut state = self.state.lock();
+        let next_lock_id = state.next_lock_id;
+        *state = State {
+            next_lock_id,
+            ..State::default()
+        };
+        tracing::debug!("memfs wiped");
     }
 
     /// Makes every later `write` and `append` fail (`true`) or succeed again (`false`).
@@ -758,6 +774,35 @@ mod tests {
         assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
         drop(after_crash);
         fs.lock_dir(&p("/data")).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_wipe_leaves_a_blank_healthy_disk_and_stale_guards_release_nothing() {
+        let fs = with_file(b"abc", &[b"def"]).await;
+        fs.create_dir_all(&p("/data/sub")).await.unwrap();
+        fs.set_fail_syncs(true);
+        fs.set_capacity_bytes(Some(0));
+        let before_wipe = fs.lock_dir(&p("/data")).await.unwrap();
+        let clone = fs.clone();
+        clone.wipe();
+        assert!(fs.file_names().is_empty());
+        let gone = fs.read(&p("/data/q.dat")).await.unwrap_err();
+        assert_eq!(gone.kind(), io::ErrorKind::NotFound);
+        assert_eq!(
+            fs.lock_dir(&p("/data")).await.unwrap_err().kind(),
+            io::ErrorKind::NotFound
+        );
+        // The new disk is healthy: writes and syncs work, and a crash keeps what was synced.
+        fs.create_dir_all(&p("/data")).await.unwrap();
+        fs.append(&p("/data/new.dat"), b"xyz").await.unwrap();
+        fs.sync(&p("/data/new.dat")).await.unwrap();
+        let after_wipe = fs.lock_dir(&p("/data")).await.unwrap();
+        drop(before_wipe);
+        let err = fs.lock_dir(&p("/data")).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
+        drop(after_wipe);
+        fs.crash(CrashMode::DropUnsynced, 0);
+        assert_eq!(fs.file_names(), vec![p("/data/new.dat")]);
     }
 
     #[tokio::test]

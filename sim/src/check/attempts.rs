@@ -1,6 +1,7 @@
-//! `attempts_monotonic`: within one incarnation of an nsqd (a crash starts a new one; a
-//! graceful restart keeps attempts), every send of a message on a channel carries a larger
-//! `attempts` than every earlier send of it there, and attempts is at least 1.
+//! `attempts_monotonic`: within one incarnation of an nsqd (a crash, or a loss with the
+//! disk, starts a new one; a graceful restart keeps attempts), every send of a message on
+//! a channel carries a larger `attempts` than every earlier send of it there, and attempts
+//! is at least 1.
 //!
 //! The checker sees arrivals, not sends. Arrivals on one connection are in send order (TCP
 //! keeps order), and every send has its own attempts value, so equal values are always
@@ -134,6 +135,15 @@ mod tests {
         let mut ctx = ctx();
         ctx.unreliable_timing = vec![(150_000, 250_000)];
         assert_eq!(run(AttemptsMonotonic, &s, &ctx), vec![]);
+    }
+
+    #[test]
+    fn a_loss_starts_over() {
+        let mut s = setup();
+        s.at(10).deliver(1, 1, 3, "a");
+        s.at(20).lose("nsqd1").at(30).restart("nsqd1");
+        s.at(40).consumer(3, "nsqd1", "c", 10).deliver(3, 1, 1, "a");
+        assert_eq!(run(AttemptsMonotonic, &s, &ctx()), vec![]);
     }
 
     #[test]

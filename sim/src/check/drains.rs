@@ -1,6 +1,8 @@
 //! `drains`: at the end, every durable channel of every running nsqd is empty: nothing
 //! waiting, in flight or deferred. Judged on each nsqd's last observation; an nsqd that is
-//! running but was never observed is a violation too. Ephemeral channels are skipped.
+//! running but was never observed is a violation too. Ephemeral channels are skipped. An
+//! nsqd lost with its disk and never started again is not judged; one started again blank
+//! is, like any other.
 
 use super::view::{is_ephemeral, ms, View};
 use super::{CheckContext, Invariant, Violation};
@@ -88,6 +90,19 @@ mod tests {
         s.at(100).nsqd_seen("nsqd1", &[]);
         assert_eq!(run(Drains, &s, &ctx()), vec![]);
         s.at(150).restart("nsqd2");
+        assert_eq!(run(Drains, &s, &ctx()).len(), 1);
+    }
+
+    #[test]
+    fn an_nsqd_lost_for_good_is_not_judged_but_a_blank_one_is() {
+        let mut s = Script::new();
+        s.at(50).lose("nsqd2");
+        s.at(100).nsqd_seen("nsqd1", &[]);
+        assert_eq!(run(Drains, &s, &ctx()), vec![]);
+        s.at(150)
+            .restart("nsqd2")
+            .at(200)
+            .nsqd_seen("nsqd2", &[("t", "c", 1, 0, 0)]);
         assert_eq!(run(Drains, &s, &ctx()).len(), 1);
     }
 }

@@ -1,6 +1,6 @@
 //! `fin_final`: once nsqd accepted a FIN, the message never comes back on that channel
-//! in the same incarnation of the nsqd (a crash may resurrect it; a graceful restart may
-//! not).
+//! in the same incarnation of the nsqd (a crash, or a loss with the disk, may resurrect
+//! it; a graceful restart may not).
 //!
 //! A FIN is known to be accepted when its connection later closed with `CLOSE_WAIT` (or
 //! answered a marker TOUCHed after it) and no `E_FIN_FAILED` named the id there. It removed the copy with attempts `a` from flight
@@ -139,6 +139,20 @@ mod tests {
             .restart("nsqd1");
         s.at(50).consumer(3, "nsqd1", "c", 10).deliver(3, 1, 2, "a");
         assert_eq!(run(FinFinal, &s, &ctx()).len(), 1);
+    }
+
+    #[test]
+    fn after_a_loss_a_finished_message_may_come_again() {
+        // The blank nsqd may take it back from a replica whose FIN batch was not sent.
+        let mut s = finned();
+        s.at(30)
+            .close(1, true)
+            .at(40)
+            .lose("nsqd1")
+            .at(50)
+            .restart("nsqd1");
+        s.at(60).consumer(3, "nsqd1", "c", 10).deliver(3, 1, 2, "a");
+        assert_eq!(run(FinFinal, &s, &ctx()), vec![]);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! `lookupd_converges`: at the end every running lookupd lists exactly the running nsqds
 //! that register with it, each under every durable topic it reported, and lists no nsqd
-//! that is down. Judged on each host's last observation.
+//! that is down (an nsqd lost with its disk for good included). Judged on each host's last
+//! observation.
 //!
 //! Nodes are compared as sets: after a restart lookupd may hold the old registration of
 //! the same address beside the new one until it goes inactive, and that is no harm.
@@ -150,6 +151,17 @@ mod tests {
         let v = run(LookupdConverges, &s, &ctx());
         assert_eq!(v.len(), 1, "{v:?}");
         assert!(v[0].detail.contains("not running"));
+    }
+
+    #[test]
+    fn an_nsqd_lost_for_good_must_not_be_listed() {
+        let mut s = nsqds_seen();
+        s.at(150).lose("nsqd2");
+        s.lookupd_seen("lookupd1", &["nsqd1.addr"], &[("t", &["nsqd1.addr"])]);
+        assert_eq!(run(LookupdConverges, &s, &ctx()), vec![]);
+        let both: &[&str] = &["nsqd1.addr", "nsqd2.addr"];
+        s.lookupd_seen("lookupd1", both, &[("t", &["nsqd1.addr"])]);
+        assert_eq!(run(LookupdConverges, &s, &ctx()).len(), 1);
     }
 
     #[test]

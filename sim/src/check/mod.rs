@@ -11,7 +11,12 @@
 //! # Layout
 //! - `view`: the history indexed once (connections, publishes, deliveries, host lives).
 //! - one module per invariant: `no_loss`, `no_unexpected`, `attempts`, `fin_final`,
-//!   `deferred`, `rdy`, `drains`, `lookupd`.
+//!   `deferred`, `rdy`, `drains`, `lookupd`, `replicated_no_loss`.
+//!
+//! A host lost with its disk (the `lose` fault, [`crate::history::Event::HostLost`]) is a
+//! crash that also forgets everything the disk held: each checker excuses what only that
+//! disk could have kept (see each module), except `replicated_no_loss`, whose whole point
+//! is that a replicated topic survives it.
 
 use std::collections::BTreeMap;
 
@@ -27,6 +32,7 @@ mod lookupd;
 mod no_loss;
 mod no_unexpected;
 mod rdy;
+mod replicated_no_loss;
 #[cfg(test)]
 mod testkit;
 mod view;
@@ -59,11 +65,15 @@ pub enum Invariant {
     /// `lookupd_converges`: at the end every lookupd lists exactly the live nsqds, each under
     /// the topics it has.
     LookupdConverges,
+    /// `replicated_no_loss`: every acknowledged publish to a replicated topic is delivered
+    /// and FINished, by any nsqd, on every channel that existed when it was sent, whatever
+    /// crashed or was lost with its disk.
+    ReplicatedNoLoss,
 }
 
 impl Invariant {
     /// Every invariant, in the order they are checked and reported.
-    pub const ALL: [Invariant; 8] = [
+    pub const ALL: [Invariant; 9] = [
         Invariant::NoLoss,
         Invariant::NoUnexpected,
         Invariant::AttemptsMonotonic,
@@ -72,6 +82,7 @@ impl Invariant {
         Invariant::RdyRespected,
         Invariant::Drains,
         Invariant::LookupdConverges,
+        Invariant::ReplicatedNoLoss,
     ];
 
     /// The name scenario files and reports use.
@@ -85,6 +96,7 @@ impl Invariant {
             Invariant::RdyRespected => "rdy_respected",
             Invariant::Drains => "drains",
             Invariant::LookupdConverges => "lookupd_converges",
+            Invariant::ReplicatedNoLoss => "replicated_no_loss",
         }
     }
 
@@ -121,6 +133,21 @@ pub struct NsqdFacts {
     /// The lookupd hosts it registers with (`--lookupd-tcp-address`); `None` for every
     /// lookupd of the cluster.
     pub lookupds: Option<Vec<String>>,
+    /// `--replication-factor`: at 2 or more its topics are replicated, so a publish it
+    /// acknowledged must survive its loss and may be delivered by another nsqd.
+    pub replication_factor: u32,
+}
+
+impl NsqdFacts {
+    /// Whether this nsqd's (durable) topics are replicated.
+    pub fn replicated(&self) -> bool {
+        self.replication_factor >= 2
+    }
+}
+
+/// Whether `nsqd` replicates its topics, by the facts of `ctx`.
+pub(crate) fn replicated(ctx: &CheckContext, nsqd: &str) -> bool {
+    ctx.nsqds.get(nsqd).is_some_and(NsqdFacts::replicated)
 }
 
 /// One broken guarantee.
@@ -166,12 +193,13 @@ pub fn check(enabled: &[Invariant], history: &History, ctx: &CheckContext) -> Ve
 fn check_one(invariant: Invariant, view: &View<'_>, ctx: &CheckContext) -> Vec<Violation> {
     match invariant {
         Invariant::NoLoss => no_loss::check(view, ctx),
-        Invariant::NoUnexpected => no_unexpected::check(view),
+        Invariant::NoUnexpected => no_unexpected::check(view, ctx),
         Invariant::AttemptsMonotonic => attempts::check(view, ctx),
         Invariant::FinFinal => fin_final::check(view, ctx),
         Invariant::DeferredNotEarly => deferred::check(view, ctx),
         Invariant::RdyRespected => rdy::check(view, ctx),
         Invariant::Drains => drains::check(view, ctx),
         Invariant::LookupdConverges => lookupd::check(view, ctx),
+        Invariant::ReplicatedNoLoss => replicated_no_loss::check(view, ctx),
     }
 }

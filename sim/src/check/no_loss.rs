@@ -4,13 +4,20 @@
 //! A channel counts when a SUB on it was answered `OK` before the publish was written
 //! (nsqd created it before answering, and the publish arrives after it is written) and the
 //! nsqd did not crash in between (a crash may lose `nsqd.dat`). Exempt: a publish to an
-//! nsqd that is not crash durable and crashed after it; a publish to an nsqd that is down
-//! at the end (kept, but nobody can read it); a DPUB not due before the history ends.
+//! nsqd that is not crash durable and crashed after it; a publish to an nsqd lost with its
+//! disk after it (the `lose` fault: nothing a single nsqd does can keep it; whether a
+//! replicated topic kept it is `replicated_no_loss`'s business); a publish to an nsqd that
+//! is down at the end (kept, but nobody can read it); a DPUB not due before the history
+//! ends.
+//!
+//! A publish to a replicated topic (its nsqd has `replication_factor >= 2`) may be
+//! delivered by another nsqd, a peer that adopted it in a failover: a delivery on a
+//! channel of the same topic and channel names on any nsqd counts for it.
 
 use std::collections::BTreeSet;
 
 use super::view::{is_ephemeral, ms, ms_to_micros, show, ChannelKey, Publish, View};
-use super::{CheckContext, Invariant, Violation};
+use super::{replicated, CheckContext, Invariant, Violation};
 
 /// Every missing delivery, one violation per body and channel.
 pub(crate) fn check(view: &View<'_>, ctx: &CheckContext) -> Vec<Violation> {
@@ -18,6 +25,10 @@ pub(crate) fn check(view: &View<'_>, ctx: &CheckContext) -> Vec<Violation> {
         .deliveries
         .iter()
         .filter_map(|d| Some((view.channel_of(d.conn)?, d.body.as_ref())))
+        .collect();
+    let by_name: BTreeSet<(&str, &str, &[u8])> = delivered
+        .iter()
+        .map(|((_, topic, channel), body)| (*topic, *channel, *body))
         .collect();
     let mut violations = Vec::new();
     for publish in view.publishes.values() {
@@ -29,8 +40,12 @@ pub(crate) fn check(view: &View<'_>, ctx: &CheckContext) -> Vec<Violation> {
             if is_ephemeral(channel) || !view.channel_existed(key, publish.seq) {
                 continue;
             }
+            let anywhere = replicated(ctx, publish.nsqd);
             for body in publish.bodies {
-                if !delivered.contains(&(key, body.as_ref())) {
+                let body = body.as_ref();
+                let got = delivered.contains(&(key, body))
+                    || (anywhere && by_name.contains(&(publish.topic, channel, body)));
+                if !got {
                     violations.push(lost(publish, channel, body));
                 }
             }
@@ -45,11 +60,13 @@ fn exempt(view: &View<'_>, ctx: &CheckContext, publish: &Publish<'_>) -> bool {
         .get(publish.nsqd)
         .is_some_and(|facts| facts.crash_durable);
     let crashed = view.crash_after(publish.nsqd, publish.seq).is_some();
+    let lost = view.lost_after(publish.nsqd, publish.seq).is_some();
     let due_at = publish
         .at
         .saturating_add(ms_to_micros(publish.defer_ms.unwrap_or(0)));
     is_ephemeral(publish.topic)
         || (crashed && !durable)
+        || lost
         || !view.running_at_end(publish.nsqd)
         || due_at > view.end
 }
@@ -74,7 +91,7 @@ fn lost(publish: &Publish<'_>, channel: &str, body: &[u8]) -> Violation {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testkit::{ctx, run, Script};
+    use super::super::testkit::{ctx, replicated_ctx, run, Script};
     use super::super::Invariant::NoLoss;
 
     fn subscribed() -> Script {
@@ -138,6 +155,45 @@ mod tests {
             facts.crash_durable = true;
         }
         assert_eq!(run(NoLoss, &s, &durable).len(), 2);
+    }
+
+    #[test]
+    fn a_loss_after_the_publish_excuses_it_even_on_a_durable_nsqd() {
+        let mut durable = ctx();
+        if let Some(facts) = durable.nsqds.get_mut("nsqd1") {
+            facts.crash_durable = true;
+        }
+        let mut s = subscribed();
+        s.at(5).publish(1, "nsqd1", &["a"], true);
+        s.at(6).lose("nsqd1").at(7).restart("nsqd1");
+        assert_eq!(run(NoLoss, &s, &durable), vec![]);
+        // A loss before the publish excuses nothing: the blank nsqd took it and owes it to
+        // the channels subscribed since.
+        s.at(8).consumer(3, "nsqd1", "c", 10);
+        s.at(9).publish(2, "nsqd1", &["b"], true);
+        let v = run(NoLoss, &s, &durable);
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert!(v[0].detail.contains("\"b\"") && v[0].detail.contains("\"c\""));
+    }
+
+    #[test]
+    fn a_replicated_publish_may_be_delivered_by_another_nsqd() {
+        let mut s = subscribed();
+        s.at(2)
+            .consumer(3, "nsqd2", "c", 10)
+            .consumer(4, "nsqd2", "d", 10);
+        s.at(5).publish(1, "nsqd1", &["a"], true);
+        s.at(8).deliver(3, 1, 1, "a").deliver(4, 1, 1, "a");
+        assert_eq!(run(NoLoss, &s, &replicated_ctx(2)), vec![]);
+        assert_eq!(run(NoLoss, &s, &ctx()).len(), 2);
+    }
+
+    #[test]
+    fn a_loss_of_another_nsqd_excuses_nothing() {
+        let mut s = subscribed();
+        s.at(5).publish(1, "nsqd1", &["a"], true);
+        s.at(6).lose("nsqd2").at(7).restart("nsqd2");
+        assert_eq!(run(NoLoss, &s, &ctx()).len(), 2);
     }
 
     #[test]

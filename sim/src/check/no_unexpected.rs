@@ -1,8 +1,13 @@
 //! `no_unexpected`: every delivered body was published to that nsqd's topic; an id always
 //! carries the same body; a body keeps one id on a channel.
 //!
+//! A body published to a replicated topic (its nsqd has `replication_factor >= 2`) may
+//! come from the topic of that name on any nsqd: a peer adopts the copies of an owner it
+//! lost and delivers them as its own.
+//!
 //! Ids are unique per topic, not per nsqd (each topic has its own id generator), so ids are
-//! keyed by `(nsqd, topic)`. A message keeps its id across restarts and crashes (the id is
+//! keyed by `(nsqd, topic)`, and per disk: an nsqd lost with its disk starts blank, and
+//! may mint again an id it minted before. A message keeps its id across restarts and crashes (the id is
 //! stored with it on disk), so a body under a second id on one channel means it was copied
 //! or re-published inside nsqd. A body a workload published more than once is exempt from
 //! that last rule.
@@ -13,11 +18,11 @@ use std::collections::BTreeMap;
 use nsq::protocol::message::MessageId;
 
 use super::view::{ms, show, Delivery, View};
-use super::{Invariant, Violation};
+use super::{replicated, CheckContext, Invariant, Violation};
 
 /// Every delivery that breaks one of the three rules.
-pub(crate) fn check(view: &View<'_>) -> Vec<Violation> {
-    let mut bodies_by_id: BTreeMap<(&str, &str, MessageId), &[u8]> = BTreeMap::new();
+pub(crate) fn check(view: &View<'_>, ctx: &CheckContext) -> Vec<Violation> {
+    let mut bodies_by_id: BTreeMap<(&str, usize, &str, MessageId), &[u8]> = BTreeMap::new();
     let mut ids_by_body: BTreeMap<(&str, &str, &str, &[u8]), MessageId> = BTreeMap::new();
     let mut violations = Vec::new();
     for delivery in &view.deliveries {
@@ -27,10 +32,11 @@ pub(crate) fn check(view: &View<'_>) -> Vec<Violation> {
             }
             continue;
         };
-        if let Some(why) = unpublished(view, delivery.body, nsqd, topic) {
+        if let Some(why) = unpublished(view, ctx, delivery.body, nsqd, topic) {
             violations.push(unexpected(delivery, why));
         }
-        match bodies_by_id.entry((nsqd, topic, delivery.id)) {
+        let disk = view.conns.get(&delivery.conn).map_or(0, |c| c.disk);
+        match bodies_by_id.entry((nsqd, disk, topic, delivery.id)) {
             Entry::Vacant(slot) => {
                 slot.insert(delivery.body);
             }
@@ -60,7 +66,13 @@ pub(crate) fn check(view: &View<'_>) -> Vec<Violation> {
 }
 
 /// Why `body` could not have come from `nsqd`'s `topic`, if it could not.
-fn unpublished(view: &View<'_>, body: &[u8], nsqd: &str, topic: &str) -> Option<String> {
+fn unpublished(
+    view: &View<'_>,
+    ctx: &CheckContext,
+    body: &[u8],
+    nsqd: &str,
+    topic: &str,
+) -> Option<String> {
     let publishes: Vec<_> = view
         .publishes_of(body)
         .iter()
@@ -69,7 +81,8 @@ fn unpublished(view: &View<'_>, body: &[u8], nsqd: &str, topic: &str) -> Option<
     if publishes.is_empty() {
         return Some("was never published".into());
     }
-    if publishes.iter().any(|p| p.nsqd == nsqd && p.topic == topic) {
+    let adoptable = |p: &&super::view::Publish<'_>| p.nsqd == nsqd || replicated(ctx, p.nsqd);
+    if publishes.iter().any(|p| p.topic == topic && adoptable(p)) {
         return None;
     }
     let p = publishes[0];
@@ -95,7 +108,7 @@ fn unexpected(delivery: &Delivery<'_>, why: String) -> Violation {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testkit::{ctx, run, Script};
+    use super::super::testkit::{ctx, replicated_ctx, run, Script};
     use super::super::Invariant::NoUnexpected;
 
     fn setup() -> Script {
@@ -138,6 +151,36 @@ mod tests {
         let v = run(NoUnexpected, &s, &ctx());
         assert_eq!(v.len(), 1, "{v:?}");
         assert!(v[0].detail.contains("published to nsqd1"));
+    }
+
+    #[test]
+    fn a_replicated_body_may_come_from_another_nsqd_but_not_another_topic() {
+        let mut s = setup();
+        s.at(3).consumer(3, "nsqd2", "c", 10).deliver(3, 1, 1, "a");
+        assert_eq!(run(NoUnexpected, &s, &replicated_ctx(2)), vec![]);
+        s.connect(4, "nsqd2").sub(4, "u", "c").deliver(4, 2, 1, "b");
+        let v = run(NoUnexpected, &s, &replicated_ctx(2));
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert!(v[0].detail.contains("topic \"u\""), "{}", v[0]);
+    }
+
+    #[test]
+    fn a_blank_nsqd_may_mint_an_id_again_but_a_crashed_one_may_not() {
+        let mut s = setup();
+        s.at(3).deliver(1, 1, 1, "a");
+        s.at(4).lose("nsqd1").restart("nsqd1");
+        s.at(5).consumer(3, "nsqd1", "c", 10);
+        s.publish(2, "nsqd1", &["new"], true);
+        s.at(6).deliver(3, 1, 1, "new");
+        assert_eq!(run(NoUnexpected, &s, &ctx()), vec![]);
+
+        let mut s = setup();
+        s.at(3).deliver(1, 1, 1, "a");
+        s.at(4).crash("nsqd1").restart("nsqd1");
+        s.at(5).consumer(3, "nsqd1", "c", 10);
+        s.publish(2, "nsqd1", &["new"], true);
+        s.at(6).deliver(3, 1, 1, "new");
+        assert_eq!(run(NoUnexpected, &s, &ctx()).len(), 1);
     }
 
     #[test]

@@ -9,13 +9,15 @@ use nsq::protocol::message::MessageId;
 use super::{check, CheckContext, Invariant, NsqdFacts, Violation};
 use crate::history::{ChannelDepths, ConnId, Event, History, PublishId};
 
-/// `nsqd1` and `nsqd2` (msg timeout 5 s, not crash durable), `lookupd1`, 25 ms latency.
+/// `nsqd1` and `nsqd2` (msg timeout 5 s, not crash durable, unreplicated), `lookupd1`,
+/// 25 ms latency.
 pub fn ctx() -> CheckContext {
     let facts = |name: &str| NsqdFacts {
         msg_timeout_ms: 5_000,
         crash_durable: false,
         broadcast_address: format!("{name}.addr"),
         lookupds: None,
+        replication_factor: 1,
     };
     CheckContext {
         nsqds: BTreeMap::from([
@@ -26,6 +28,15 @@ pub fn ctx() -> CheckContext {
         max_latency_ms: 25,
         unreliable_timing: Vec::new(),
     }
+}
+
+/// [`ctx`] with `nsqd1` and `nsqd2` replicating with `factor`.
+pub fn replicated_ctx(factor: u32) -> CheckContext {
+    let mut ctx = ctx();
+    for facts in ctx.nsqds.values_mut() {
+        facts.replication_factor = factor;
+    }
+    ctx
 }
 
 /// The id nsqd would give GUID `n`.
@@ -173,6 +184,12 @@ impl Script {
 
     pub fn crash(&mut self, host: &str) -> &mut Self {
         self.push(Event::HostCrashed { host: host.into() })
+    }
+
+    /// A crash of `host` and the loss of its disk, as the `lose` fault records them.
+    pub fn lose(&mut self, host: &str) -> &mut Self {
+        self.crash(host);
+        self.push(Event::HostLost { host: host.into() })
     }
 
     pub fn stop(&mut self, host: &str) -> &mut Self {

@@ -1,6 +1,6 @@
 //! One pass over a [`History`] that every checker shares: who each connection talks to and
 //! what it subscribed, each publish and where its bodies went, every delivery, and when
-//! each host crashed, stopped or restarted.
+//! each host crashed, lost its disk, stopped or restarted.
 //!
 //! Order between events is the history's order (an entry's index, [`Seq`]); times are
 //! only used where a checker reasons about latency.
@@ -51,6 +51,9 @@ pub(crate) struct Conn<'h> {
     /// How many times the nsqd had crashed before this connection was opened: a
     /// connection only ever talks to the incarnation it was opened to.
     pub incarnation: usize,
+    /// How many times the nsqd had lost its disk before this connection was opened: a
+    /// blank nsqd starts its message ids over.
+    pub disk: usize,
     /// `(topic, channel)` once SUB was answered `OK`.
     pub sub: Option<(&'h str, &'h str)>,
     /// Where it ended with `CLOSE_WAIT`: every answer to the commands sent before that
@@ -62,6 +65,8 @@ pub(crate) struct Conn<'h> {
     pub answers: Vec<Answer>,
     /// The ids named by `E_FIN_FAILED`, `E_REQ_FAILED` and `E_TOUCH_FAILED` on it.
     pub failed: BTreeSet<(Command, MessageId)>,
+    /// How many such errors named each id.
+    pub failures: BTreeMap<(Command, MessageId), usize>,
     /// Every marker TOUCHed ([`Event::Marked`]), in order.
     pub markers: Vec<(Seq, MessageId)>,
     /// Indexes into [`View::deliveries`], in order of arrival.
@@ -97,6 +102,8 @@ pub(crate) struct Delivery<'h> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Life {
     Crashed,
+    /// The disk was wiped after a crash (always preceded by `Crashed`).
+    Lost,
     Stopped,
     Restarted,
 }
@@ -142,7 +149,9 @@ impl<'h> View<'h> {
         match event {
             Event::Connected { conn, nsqd, .. } => {
                 let incarnation = self.incarnation(nsqd, seq);
-                self.conns.insert(*conn, Conn::new(nsqd, seq, incarnation));
+                let disk = self.disk(nsqd, seq);
+                self.conns
+                    .insert(*conn, Conn::new(nsqd, seq, incarnation, disk));
             }
             Event::PublishSent {
                 publish,
@@ -219,6 +228,7 @@ impl<'h> View<'h> {
             Event::ServerError { conn, text } => {
                 if let (Some(c), Some(failed)) = (self.conns.get_mut(conn), parse_failed(text)) {
                     c.failed.insert(failed);
+                    *c.failures.entry(failed).or_default() += 1;
                 }
             }
             Event::Closed { conn, clean } => {
@@ -227,6 +237,7 @@ impl<'h> View<'h> {
                 }
             }
             Event::HostCrashed { host } => self.life(host, seq, at, Life::Crashed),
+            Event::HostLost { host } => self.life(host, seq, at, Life::Lost),
             Event::HostStopped { host } => self.life(host, seq, at, Life::Stopped),
             Event::HostRestarted { host } => self.life(host, seq, at, Life::Restarted),
             Event::NsqdObserved { nsqd, channels } => {
@@ -275,7 +286,24 @@ impl<'h> View<'h> {
             .count()
     }
 
-    /// The first crash, stop or restart of `host` strictly between `after` and `before`.
+    /// How many times `host` lost its disk before `seq`.
+    pub fn disk(&self, host: &str, seq: Seq) -> usize {
+        self.lives(host)
+            .iter()
+            .filter(|(s, _, life)| *s < seq && *life == Life::Lost)
+            .count()
+    }
+
+    /// The first loss of `host`'s disk after `after`.
+    pub fn lost_after(&self, host: &str, after: Seq) -> Option<Micros> {
+        self.lives(host)
+            .iter()
+            .find(|(s, _, life)| *s > after && *life == Life::Lost)
+            .map(|(_, at, _)| *at)
+    }
+
+    /// The first crash, loss, stop or restart of `host` strictly between `after` and
+    /// `before`.
     pub fn life_between(&self, host: &str, after: Seq, before: Seq) -> Option<(Micros, Life)> {
         self.lives(host)
             .iter()
@@ -447,16 +475,18 @@ impl<'h> View<'h> {
 }
 
 impl<'h> Conn<'h> {
-    fn new(nsqd: &'h str, opened: Seq, incarnation: usize) -> Self {
+    fn new(nsqd: &'h str, opened: Seq, incarnation: usize, disk: usize) -> Self {
         Conn {
             nsqd,
             opened,
             incarnation,
+            disk,
             sub: None,
             closed_clean: None,
             rdy: Vec::new(),
             answers: Vec::new(),
             failed: BTreeSet::new(),
+            failures: BTreeMap::new(),
             markers: Vec::new(),
             deliveries: Vec::new(),
         }
