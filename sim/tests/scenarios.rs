@@ -230,6 +230,53 @@ fn an_unsynced_spill_of_read_early_messages_is_caught_with_a_replay_command() {
     );
 }
 
+#[test]
+fn an_ok_before_the_replicas_hold_the_message_is_caught_with_a_replay_command() {
+    // The planted bug: a replicated publish is answered OK without waiting for the
+    // replicas. Cut off from them and then lost, the owner takes those publishes along.
+    let buggify = nsq::nsqd::Buggify {
+        replica_ok_before_ack: true,
+        ..nsq::nsqd::Buggify::default()
+    };
+    caught_with_a_replay_command(
+        "replicated-owner-cut-off-then-lost.toml",
+        buggify,
+        Invariant::ReplicatedNoLoss,
+        "never delivered",
+    );
+}
+
+#[test]
+fn a_fin_that_drops_copies_other_channels_need_is_caught_with_a_replay_command() {
+    // The planted bug: a replica takes a FIN on one channel for a FIN on every channel,
+    // so what the other channel had not finished is gone when the owner is lost.
+    let buggify = nsq::nsqd::Buggify {
+        replica_fin_drops_every_channel: true,
+        ..nsq::nsqd::Buggify::default()
+    };
+    caught_with_a_replay_command(
+        "replicated-owner-lost.toml",
+        buggify,
+        Invariant::ReplicatedNoLoss,
+        "never delivered on channel",
+    );
+}
+
+#[test]
+fn a_failover_that_skips_deferred_messages_is_caught_with_a_replay_command() {
+    // The planted bug: the failover delivers only the copies already due.
+    let buggify = nsq::nsqd::Buggify {
+        failover_skips_deferred: true,
+        ..nsq::nsqd::Buggify::default()
+    };
+    caught_with_a_replay_command(
+        "replicated-owner-lost.toml",
+        buggify,
+        Invariant::ReplicatedNoLoss,
+        "never delivered",
+    );
+}
+
 fn refused(text: &str) -> String {
     match Scenario::parse(text, "bad.toml") {
         Ok(_) => panic!("accepted:\n{text}"),
