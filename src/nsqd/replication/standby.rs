@@ -95,8 +95,9 @@ pub enum StandbyError {
         /// The limit.
         max: usize,
     },
-    /// A channel name NSQ would refuse (it could not be read back).
-    #[error("invalid channel name {0:?}")]
+    /// A topic or channel name NSQ would refuse (a channel's could not be read back,
+    /// a topic's could name a path outside the data directory).
+    #[error("invalid topic or channel name {0:?}")]
     BadName(String),
     /// A compaction found fewer copies in the file than memory holds: the file was
     /// damaged since it was opened. The old file is kept.
@@ -176,7 +177,7 @@ impl StandbyStore {
     /// chunk at a time. A record longer than `max_msg_size` plus the room for channel
     /// names is corrupt. A torn or corrupt tail is logged and cut by the next write; a
     /// leftover `.tmp` of a compaction is removed; a file with a foreign header is an
-    /// error.
+    /// error, and so is an invalid topic name.
     pub async fn open(
         fs: Arc<dyn Fs>,
         data_path: &Path,
@@ -184,6 +185,9 @@ impl StandbyStore {
         owner_node_id: u16,
         max_msg_size: usize,
     ) -> Result<StandbyStore, StandbyError> {
+        if !names::is_valid_topic_name(topic) {
+            return Err(StandbyError::BadName(topic.to_string()));
+        }
         let path = file_path(data_path, topic, owner_node_id);
         let mut tmp = path.clone().into_os_string();
         tmp.push(".tmp");
@@ -342,12 +346,13 @@ impl StandbyStore {
     /// The owner finished `ids` on `channel`. Ids with no copy unfinished on that
     /// channel are ignored (and not written).
     pub async fn finish(&mut self, channel: &str, ids: &[MessageId]) -> Result<(), StandbyError> {
-        let mut unfinished: Vec<MessageId> = Vec::new();
-        for id in ids {
-            if self.index.is_unfinished_on(id, channel) && !unfinished.contains(id) {
-                unfinished.push(*id);
-            }
-        }
+        let mut unfinished: Vec<MessageId> = ids
+            .iter()
+            .filter(|id| self.index.is_unfinished_on(id, channel))
+            .copied()
+            .collect();
+        unfinished.sort_unstable();
+        unfinished.dedup();
         let records: Vec<Record<'_>> = unfinished
             .chunks(FINISHED_IDS_PER_RECORD)
             .map(|ids| Record::Finished {

@@ -603,6 +603,8 @@ async fn a_foreign_file_is_refused_and_left_alone() {
         "{opened:?}"
     );
     assert_eq!(fs.read(&path()).await.unwrap(), foreign);
+    let escaping = StandbyStore::open(Arc::new(fs), Path::new("data"), "../x", OWNER, MAX_MSG);
+    assert!(matches!(escaping.await, Err(StandbyError::BadName(_))));
 }
 
 #[tokio::test]
