@@ -533,6 +533,7 @@ fn check_context(scenario: &Scenario, state: &FaultState) -> Result<CheckContext
                     broadcast_address: options.broadcast_address.clone(),
                     lookupds: Some(host.lookupd.clone()),
                     replication_factor: host.replication_factor(),
+                    node_id: u16::try_from(options.id).unwrap_or(0),
                 },
             );
         }

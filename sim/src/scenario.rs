@@ -535,6 +535,10 @@ pub struct Swarm {
     /// promises to survive `N - 1` losses, no more).
     #[serde(default = "one_usize")]
     pub lose_forever_max_hosts: usize,
+    /// At most this many losses, for good or not, in one run (none: no limit). A
+    /// replica set of factor `N` promises to survive `N - 1` losses, not more.
+    #[serde(default)]
+    pub lose_max: Option<usize>,
     /// Disk faults (write errors, fsync errors or full) on one nsqd, per second.
     #[serde(default)]
     pub disk_fault_probability_per_s: [f64; 2],

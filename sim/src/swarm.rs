@@ -57,6 +57,7 @@ pub fn draw_faults(scenario: &Scenario, swarm: &Swarm, seed: u64) -> (Vec<Fault>
     let mut faults = Vec::new();
     let mut busy_until = vec![0u64; hosts.len()];
     let mut lost_forever = 0;
+    let mut losses = 0;
     let step = swarm.min_fault_stability_ms;
     let last_start = scenario.heal_at_ms.saturating_sub(step);
     let mut t = step;
@@ -75,6 +76,12 @@ pub fn draw_faults(scenario: &Scenario, swarm: &Swarm, seed: u64) -> (Vec<Fault>
             // Only nsqds have disks to fault or lose (a lookupd's loss is a crash).
             if matches!(class.kind, ClassKind::Disk | ClassKind::Lose) && !is_nsqd {
                 continue;
+            }
+            if class.kind == ClassKind::Lose {
+                if swarm.lose_max.is_some_and(|max| losses >= max) {
+                    continue;
+                }
+                losses += 1;
             }
             let end = (t + draw(&rng, swarm.down_ms)).min(scenario.heal_at_ms - 1);
             busy_until[index] = end + step;

@@ -53,9 +53,25 @@ impl GuidFactory {
     }
 }
 
+/// The node id (`--node-id`) of the nsqd that minted `id`, if `id` is a GUID of this
+/// layout (16 hex digits): replication tells an adopted message from its own by it.
+pub fn node_id_of(id: &MessageId) -> Option<u16> {
+    let text = std::str::from_utf8(id.as_bytes()).ok()?;
+    let value = u64::from_str_radix(text, 16).ok()?;
+    u16::try_from((value >> NODE_ID_SHIFT) & NODE_ID_MASK as u64).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_node_id_is_read_back_from_an_id() {
+        let mut factory = GuidFactory::new(517);
+        let id = factory.next_id(1_700_000_000_000_000_000);
+        assert_eq!(node_id_of(&id), Some(517));
+        assert_eq!(node_id_of(&MessageId(*b"not-hex-at-all!!")), None);
+    }
 
     fn as_u64(id: MessageId) -> u64 {
         u64::from_str_radix(&id.to_string(), 16).unwrap()

@@ -170,6 +170,32 @@ async fn an_owners_messages_are_acknowledged_and_kept_on_disk() {
 }
 
 #[tokio::test]
+async fn nsqd_exits_while_an_owner_is_connected() {
+    // An owner that keeps its connection open (it PINGs) must not hold the exit up.
+    let server = start_with(replicated(&dead_address())).await;
+    let (mut reader, mut write) = peer_conn(&server).await;
+    write_frame(&mut write, &Frame::Hello(hello(3)))
+        .await
+        .expect("hello");
+    assert!(matches!(
+        reader.next_within(Duration::from_secs(5)).await,
+        Ok(Frame::HelloOk(_))
+    ));
+    let pinging = tokio::spawn(async move {
+        loop {
+            let ping = Frame::Ping { data_id: 42 };
+            if write_frame(&mut write, &ping).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    server.stop().await;
+    expect_closed(&mut reader).await;
+    pinging.abort();
+}
+
+#[tokio::test]
 async fn a_publish_fails_when_its_replica_never_acknowledges() {
     // A peer that answers HELLO and then reads everything without a word.
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");

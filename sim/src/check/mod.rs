@@ -136,12 +136,21 @@ pub struct NsqdFacts {
     /// `--replication-factor`: at 2 or more its topics are replicated, so a publish it
     /// acknowledged must survive its loss and may be delivered by another nsqd.
     pub replication_factor: u32,
+    /// `--node-id`: the node bits of the message ids it mints.
+    pub node_id: u16,
 }
 
 impl NsqdFacts {
     /// Whether this nsqd's (durable) topics are replicated.
     pub fn replicated(&self) -> bool {
         self.replication_factor >= 2
+    }
+
+    /// Whether message `id`, delivered by this nsqd, was taken over from a peer (a
+    /// failover): another node minted it.
+    pub fn adopted(&self, id: &nsq::protocol::MessageId) -> bool {
+        self.replicated()
+            && nsq::protocol::guid::node_id_of(id).is_some_and(|node| node != self.node_id)
     }
 }
 

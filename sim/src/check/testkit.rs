@@ -18,6 +18,7 @@ pub fn ctx() -> CheckContext {
         broadcast_address: format!("{name}.addr"),
         lookupds: None,
         replication_factor: 1,
+        node_id: if name == "nsqd1" { 1 } else { 2 },
     };
     CheckContext {
         nsqds: BTreeMap::from([

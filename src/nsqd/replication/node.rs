@@ -190,6 +190,7 @@ impl NsqdInner {
             sync_every: u64::try_from(self.opts.sync_every).unwrap_or(1).max(1),
             sync_timeout: self.opts.sync_timeout.max(Duration::from_millis(1)),
             fin_drops_every_channel: self.opts.buggify.replica_fin_drops_every_channel,
+            shutdown: self.shutdown.clone(),
         };
         peer::serve(ctx, self, stream, peer).await;
     }

@@ -413,7 +413,12 @@ impl PeerLink {
         let mut backoff = MIN_BACKOFF;
         while !self.shutdown.is_cancelled() {
             let address = self.peer().address.clone();
-            match self.connect_and_serve().await {
+            let shutdown = self.shutdown.clone();
+            let served = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                served = self.connect_and_serve() => served,
+            };
+            match served {
                 Ok(()) => return,
                 Err(error) => {
                     tracing::warn!(peer = %address, %error, "replica connection lost; reconnecting");

@@ -165,6 +165,8 @@ pub struct PeerContext<'a> {
     pub sync_timeout: std::time::Duration,
     /// The planted bug [`crate::nsqd::Buggify::replica_fin_drops_every_channel`].
     pub fin_drops_every_channel: bool,
+    /// Cancelled when nsqd exits: the connection closes.
+    pub shutdown: tokio_util::sync::CancellationToken,
 }
 
 /// What the connection asks of nsqd that this module cannot do itself.
@@ -272,6 +274,7 @@ impl Session<'_> {
         loop {
             let silent_at = last_frame + self.ctx.silence;
             let frame = tokio::select! {
+                _ = self.ctx.shutdown.cancelled() => return LinkError::Closed,
                 frame = tokio::time::timeout_at(silent_at, reader.next()) => {
                     last_frame = Instant::now();
                     frame.unwrap_or(Err(LinkError::Silent(self.ctx.silence)))
