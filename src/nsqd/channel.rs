@@ -17,6 +17,7 @@ use super::diskqueue::DiskQueueError;
 use super::due_journal::JournalError;
 use super::due_times::DueTimes;
 use super::e2e::{E2eConfig, LatencyWindow};
+use super::finished_elsewhere::FinishedElsewhere;
 use super::in_flight::{InFlight, InFlightError, InFlightQueue};
 use super::stats::E2eLatency;
 use crate::protocol::{frame, names, Message, MessageId};
@@ -62,6 +63,9 @@ struct ChannelState {
     /// they are in flight as held. Usually empty, so messages that never touched the
     /// disk pay one emptiness check and no hold book lookup.
     held_waiting: rustc_hash::FxHashSet<MessageId>,
+    /// Messages another nsqd of the replica set finished here: dropped when they come
+    /// up instead of delivered.
+    finished_elsewhere: FinishedElsewhere,
 }
 
 impl ChannelState {
@@ -223,6 +227,13 @@ impl Channel {
             due_restored: AtomicBool::new(backend.is_none()),
             backend,
         }
+    }
+
+    /// Notes that another nsqd of the replica set finished `ids` on this channel: each
+    /// is dropped instead of delivered when it comes up here (messages already in
+    /// flight are not recalled).
+    pub fn finished_elsewhere(&self, ids: impl IntoIterator<Item = MessageId>) {
+        self.state.lock().finished_elsewhere.add(ids);
     }
 
     /// Reads, once, the due times an earlier run journaled for messages on this
@@ -529,7 +540,7 @@ impl Channel {
                     break;
                 };
                 let held = state.take_held(&message.id);
-                if !keep() {
+                if state.finished_elsewhere.take(&message.id) || !keep() {
                     if held {
                         self.release(&message.id);
                     }
@@ -598,7 +609,7 @@ impl Channel {
                         }
                         None => {}
                     }
-                    if keep() {
+                    if !state.finished_elsewhere.take(&message.id) && keep() {
                         let id = client.id;
                         if self
                             .start_in_flight(&mut state, message, id, now_ns, deadline, true, out)

@@ -16,6 +16,7 @@
 //! - `http`: the HTTP API; `stats`: the `/stats` shapes.
 //! - `statsd`: the statsd push loop (runs only with `--statsd-address`).
 //! - `e2e`: end-to-end latency quantiles over a sliding window (per channel, per topic).
+//! - `replication`: replicated topics; `finished_elsewhere`: what peers finished.
 //! - `runtime_options`: the options `PUT /config/:opt` changes while nsqd runs.
 //! - `metadata`: `nsqd.dat` (load and persist, Go's bytes) and the `--data-path` lock.
 //! - `lookup`: the lookupd loop (registrations, PING, re-sync) and channel pre-creation.
@@ -38,6 +39,7 @@ mod due_restart_tests;
 pub mod due_times;
 mod durability;
 pub mod e2e;
+pub mod finished_elsewhere;
 pub(crate) mod group_commit;
 mod http;
 pub mod in_flight;

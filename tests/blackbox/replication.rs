@@ -230,3 +230,103 @@ async fn a_publish_fails_when_its_replica_never_acknowledges() {
     server.stop().await;
     mute_peer.abort();
 }
+
+/// A replica that answers HELLO and acknowledges everything; it hands every MESSAGES
+/// record it gets to `records`.
+async fn acking_replica(
+    listener: TcpListener,
+    records: tokio::sync::mpsc::UnboundedSender<Replicated>,
+) {
+    let Ok((mut stream, _)) = listener.accept().await else {
+        return;
+    };
+    let mut magic = [0u8; 4];
+    if stream.read_exact(&mut magic).await.is_err() {
+        return;
+    }
+    let (read, mut write) = stream.into_split();
+    let mut reader = FrameReader::new(read, MAX_FRAME);
+    while let Ok(frame) = reader.next().await {
+        let answer = match frame {
+            Frame::Hello(_) => Frame::HelloOk(hello(9)),
+            Frame::Messages {
+                topic,
+                records: got,
+            } => {
+                let seq = got.last().map_or(0, |r| r.seq);
+                for record in got {
+                    let _ = records.send(record);
+                }
+                Frame::Ack { topic, seq }
+            }
+            Frame::Channel { topic, seq, .. } => Frame::Ack { topic, seq },
+            Frame::Ping { .. } => Frame::Pong { data_id: 1 },
+            _ => continue,
+        };
+        if write_frame(&mut write, &answer).await.is_err() {
+            return;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_message_a_peer_finished_after_a_failover_is_not_delivered_again() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let replica = listener.local_addr().expect("addr").to_string();
+    let (records_tx, mut records) = tokio::sync::mpsc::unbounded_channel();
+    let replica_task = tokio::spawn(acking_replica(listener, records_tx));
+    let server = start_with(replicated(&replica)).await;
+    let mut publisher = server.conn().await;
+    let mut consumer_setup = server.conn().await;
+    consumer_setup.sub("orders", "work").await;
+    drop(consumer_setup);
+    for body in [&b"first"[..], b"second"] {
+        let mut command = b"PUB orders\n".to_vec();
+        command.extend_from_slice(&(body.len() as u32).to_be_bytes());
+        command.extend_from_slice(body);
+        publisher.send(&command).await;
+        publisher.expect_ok().await;
+    }
+    let mut ids = Vec::new();
+    while ids.len() < 2 {
+        let record = tokio::time::timeout(Duration::from_secs(5), records.recv())
+            .await
+            .expect("the replica got the messages")
+            .expect("replica running");
+        ids.push((record.message.id, record.message.body));
+    }
+    // Another node of the set took "first" over and finished it on "work": its FIN
+    // reaches this nsqd, which minted the message, on that node's own connection.
+    let (mut reader, mut write) = peer_conn(&server).await;
+    write_frame(&mut write, &Frame::Hello(hello(4)))
+        .await
+        .expect("hello");
+    assert!(matches!(
+        reader.next_within(Duration::from_secs(5)).await,
+        Ok(Frame::HelloOk(_))
+    ));
+    let first = ids
+        .iter()
+        .find(|(_, body)| body.as_ref() == b"first")
+        .expect("first");
+    let fins = Frame::Fins {
+        topic: "orders".into(),
+        channel: "work".into(),
+        finished: vec![first.0],
+        deferred: Vec::new(),
+    };
+    write_frame(&mut write, &fins).await.expect("fins");
+    write_frame(&mut write, &Frame::Ping { data_id: 42 })
+        .await
+        .expect("ping");
+    assert!(matches!(
+        reader.next_within(Duration::from_secs(5)).await,
+        Ok(Frame::Pong { .. })
+    ));
+    let mut consumer = server.subscriber("orders", "work", 10).await;
+    let message = consumer.message().await;
+    assert_eq!(message.body.as_ref(), b"second");
+    consumer.expect_quiet_for(Duration::from_millis(300)).await;
+    server.stop().await;
+    replica_task.abort();
+}

@@ -18,7 +18,7 @@ use crate::env::{BoxStream, Env};
 use crate::nsqd::channel::Channel;
 use crate::nsqd::topic::{AdoptedMessage, Topic, TopicError, TopicRef};
 use crate::nsqd::{NsqdInner, Options};
-use crate::protocol::{names, MessageId};
+use crate::protocol::{guid, names, MessageId};
 
 /// Room in a frame beyond `--max-msg-size` (headers, channel names, other records).
 const FRAME_SLACK: usize = 4 << 20;
@@ -56,6 +56,9 @@ pub struct Replication {
     pub stores: StandbyStores,
     hello: Hello,
     max_frame: usize,
+    /// The owners whose standby copies this node took over in this run: FINs of their
+    /// messages elsewhere concern copies here too.
+    adopted_from: parking_lot::Mutex<std::collections::BTreeSet<u16>>,
 }
 
 impl Replication {
@@ -103,6 +106,7 @@ impl Replication {
             stores,
             hello,
             max_frame,
+            adopted_from: parking_lot::Mutex::default(),
         }))
     }
 }
@@ -214,6 +218,7 @@ impl NsqdInner {
                 continue;
             }
             tracing::warn!(owner, %topic, count, "failover: delivering a peer's standby copies");
+            replication.adopted_from.lock().insert(owner);
             if let Err(error) = store.forget_all().await {
                 tracing::error!(owner, %topic, %error, "failover: adopted copies could not be forgotten; they may come again");
             }
@@ -251,6 +256,21 @@ impl PeerHost for NsqdInner {
         if let Some(replication) = &self.replication {
             self.adopt_from(replication, owner).await;
         }
+    }
+
+    fn finished_elsewhere(&self, topic: &str, channel: &str, ids: &[MessageId]) {
+        let Some(replication) = &self.replication else {
+            return;
+        };
+        let Some(channel) = self.existing_topic(topic).and_then(|t| t.channel(channel)) else {
+            return;
+        };
+        let mine = replication.hello.node_id;
+        let adopted_from = replication.adopted_from.lock().clone();
+        let here = ids.iter().copied().filter(|id| {
+            guid::node_id_of(id).is_some_and(|node| node == mine || adopted_from.contains(&node))
+        });
+        channel.finished_elsewhere(here);
     }
 }
 

@@ -18,6 +18,7 @@ use super::identity::{Identity, OwnerDisk};
 use super::link::{write_frame, FrameReader, LinkError};
 use super::standby::{StandbyError, StandbyStore};
 use crate::env::{BoxStream, Fs};
+use crate::protocol::MessageId;
 
 /// The stores, by owner node id and topic.
 pub type StoreMap = BTreeMap<(u16, String), StandbyStore>;
@@ -173,6 +174,9 @@ pub struct PeerContext<'a> {
 pub trait PeerHost {
     /// Delivers everything `owner` left here at once: its disk was lost.
     fn adopt_now(&self, owner: u16) -> impl std::future::Future<Output = ()> + Send;
+    /// `ids` were finished on `topic`'s `channel` by the peer this connection is from:
+    /// those this node may also hold (its own, or taken over) are not delivered again.
+    fn finished_elsewhere(&self, topic: &str, channel: &str, ids: &[MessageId]);
 }
 
 /// Serves one owner's connection (the magic was read) until it closes.
@@ -198,6 +202,7 @@ pub async fn serve(
     tracing::info!(%peer, owner, "replica connection from owner");
     let mut session = Session {
         ctx: &ctx,
+        host,
         owner,
         unsynced: BTreeSet::new(),
         records_since_sync: 0,
@@ -255,15 +260,16 @@ where
 }
 
 /// One owner's connection after HELLO.
-struct Session<'a> {
+struct Session<'a, H> {
     ctx: &'a PeerContext<'a>,
+    host: &'a H,
     owner: u16,
     /// Topics with records appended since their last sync.
     unsynced: BTreeSet<String>,
     records_since_sync: u64,
 }
 
-impl Session<'_> {
+impl<H: PeerHost> Session<'_, H> {
     async fn run<R, W>(&mut self, reader: &mut FrameReader<R>, write: &mut W) -> LinkError
     where
         R: tokio::io::AsyncRead + Unpin,
@@ -359,6 +365,7 @@ impl Session<'_> {
                     })
                     .await
                     .map_err(store_failed)?;
+                self.host.finished_elsewhere(&topic, &channel, &finished);
                 Ok(None)
             }
             Frame::TopicDeleted(topic) => {
