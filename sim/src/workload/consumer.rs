@@ -135,7 +135,8 @@ impl Connection {
         }
     }
 
-    async fn serve(&mut self, client: &mut Client, conn: ConnId) -> Result<(), ()> {
+    /// IDENTIFY, SUB and RDY.
+    async fn handshake(&mut self, client: &mut Client, conn: ConnId) -> Result<(), ()> {
         identify(
             client.connection_mut(),
             &self.spec.name,
@@ -159,6 +160,16 @@ impl Connection {
             .await
             .map_err(drop)?;
         self.record(Event::Ready { conn, count });
+        Ok(())
+    }
+
+    async fn serve(&mut self, client: &mut Client, conn: ConnId) -> Result<(), ()> {
+        // go-nsq's read deadline covers the handshake too: an nsqd cut off in the middle
+        // of it is given up, and found again at the next poll.
+        let deadline = Duration::from_millis(2 * self.spec.heartbeat_ms);
+        tokio::time::timeout(deadline, self.handshake(client, conn))
+            .await
+            .map_err(drop)??;
         // go-nsq's read deadline: a connection silent for two heartbeats is dead.
         let silence = 2 * self.spec.heartbeat_ms * 1000;
         let mut last_frame = now_micros();

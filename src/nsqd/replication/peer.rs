@@ -301,6 +301,9 @@ impl<H: PeerHost> Session<'_, H> {
                     if let Err(error) = write_frame(write, &answer).await {
                         return error;
                     }
+                    if let Err(error) = self.sync_if_due().await {
+                        return store_failed(error);
+                    }
                 }
                 Ok(None) => {}
                 Err(error) => return error,
@@ -383,12 +386,22 @@ impl<H: PeerHost> Session<'_, H> {
         }
     }
 
-    /// Counts records toward `--sync-every` and syncs when it is reached.
+    /// Counts records toward `--sync-every`. With `--sync-every=1` (crash-safe) they
+    /// are synced before the ACK; past a larger count, right after it, as the disk
+    /// queue's policy lets a publish be answered before the sync its count starts.
     async fn appended(&mut self, topic: &str, records: u64) -> Result<(), LinkError> {
         self.unsynced.insert(topic.to_string());
         self.records_since_sync += records;
-        if self.records_since_sync >= self.ctx.sync_every {
+        if self.ctx.sync_every <= 1 {
             self.sync().await.map_err(store_failed)?;
+        }
+        Ok(())
+    }
+
+    /// Syncs once `--sync-every` records were appended since the last sync.
+    async fn sync_if_due(&mut self) -> Result<(), StandbyError> {
+        if self.records_since_sync >= self.ctx.sync_every {
+            self.sync().await?;
         }
         Ok(())
     }

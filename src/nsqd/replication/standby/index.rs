@@ -3,7 +3,9 @@
 //! operations change it only through [`Index::apply`], record by record, so a reopened
 //! store rebuilds exactly the state its records made.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
+
+use rustc_hash::FxHashMap as HashMap;
 
 use super::record::{MessageRecord, Record};
 use crate::protocol::MessageId;
