@@ -73,12 +73,6 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             .await
             .unwrap_or(Err(LinkError::Silent(within)))
     }
-
-    /// Gives the read half back (for a TLS upgrade); bytes already buffered are
-    /// returned with it.
-    pub fn into_parts(self) -> (R, BytesMut) {
-        (self.read, self.buf)
-    }
 }
 
 /// Writes one frame and flushes.
