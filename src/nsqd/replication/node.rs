@@ -226,7 +226,9 @@ impl NsqdInner {
     }
 
     async fn adopt_copies(&self, topic: &str, mut copies: Vec<Adoptable>) -> bool {
-        let topic = self.topic(topic).await;
+        // Not `topic()`: asking lookupd for channels to pre-create could wait seconds
+        // with the stores locked. The copies name the channels they need.
+        let topic = self.get_or_create_topic(topic);
         if self.opts.buggify.failover_skips_deferred {
             let now = self.now_ns();
             copies.retain(|copy| copy.due_ns <= now);
