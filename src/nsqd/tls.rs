@@ -157,6 +157,50 @@ pub async fn system_client_config(env: &Env) -> Result<Arc<rustls::ClientConfig>
     Ok(Arc::new(config))
 }
 
+/// The client configuration an owner opens TLS to its replica peers with: it trusts
+/// `--tls-root-ca-file` (the system's roots without one) and presents `--tls-cert` and
+/// `--tls-key` when set, so a peer's `--tls-client-auth-policy` holds for it too.
+pub async fn peer_client_config(
+    opts: &Options,
+    env: &Env,
+) -> Result<Arc<rustls::ClientConfig>, TlsConfigError> {
+    let roots = client_roots(opts, env).await?;
+    let provider = Arc::new(rustls_graviola::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(rustls_error)?
+        .with_root_certificates(roots);
+    let config = if opts.tls_cert.is_empty() || opts.tls_key.is_empty() {
+        builder.with_no_client_auth()
+    } else {
+        let certs = CertificateDer::pem_slice_iter(&read(env, &opts.tls_cert).await?)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| pem_error(&opts.tls_cert, "not a PEM certificate"))?;
+        let key = PrivateKeyDer::from_pem_slice(&read(env, &opts.tls_key).await?)
+            .map_err(|_| pem_error(&opts.tls_key, "no private key found"))?;
+        builder
+            .with_client_auth_cert(certs, key)
+            .map_err(rustls_error)?
+    };
+    Ok(Arc::new(config))
+}
+
+/// The client side of a handshake over `stream` with the server `host` (a DNS name or
+/// an IP address), within [`HANDSHAKE_TIMEOUT`].
+pub async fn connect(
+    config: Arc<rustls::ClientConfig>,
+    host: &str,
+    stream: BoxStream,
+) -> io::Result<BoxStream> {
+    let name = rustls::pki_types::ServerName::try_from(host.to_string())
+        .map_err(|error| io::Error::new(io::ErrorKind::InvalidInput, error))?;
+    let connector = tokio_rustls::TlsConnector::from(config);
+    let tls = tokio::time::timeout(HANDSHAKE_TIMEOUT, connector.connect(name, stream))
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out"))??;
+    Ok(Box::new(tls))
+}
+
 /// The system's trusted roots, read (through `env.fs`) from the first of Go's Linux
 /// bundle files that exists. None found is an error.
 async fn system_roots(env: &Env) -> Result<RootCertStore, TlsConfigError> {

@@ -330,3 +330,83 @@ async fn a_message_a_peer_finished_after_a_failover_is_not_delivered_again() {
     server.stop().await;
     replica_task.abort();
 }
+
+/// A replica (node 7) that requires TLS on TCP, with `policy` for client certificates.
+async fn tls_replica(pki: &super::tls::Pki, policy: &str) -> Server {
+    start_with(Options {
+        tls_required: 1,
+        tls_client_auth_policy: policy.into(),
+        tls_root_ca_file: pki.path("ca.pem"),
+        ..Options {
+            id: 7,
+            replication_factor: 2,
+            replica_peers: vec![dead_address()],
+            replica_timeout: Duration::from_millis(500),
+            ..pki.options()
+        }
+    })
+    .await
+}
+
+/// An owner (node 3) whose one replica is `replica`, named `localhost` as its
+/// certificate says, with the TLS files `tls` sets.
+async fn owner_of(replica: &Server, tls: impl FnOnce(&mut Options)) -> Server {
+    let mut opts = Options {
+        id: 3,
+        replica_peers: vec![format!("localhost:{}", replica.tcp.port())],
+        ..replicated("")
+    };
+    tls(&mut opts);
+    start_with(opts).await
+}
+
+async fn publish_answer(server: &Server) -> String {
+    let mut conn = server.conn().await;
+    conn.send(b"PUB orders\n\x00\x00\x00\x02hi").await;
+    conn.frame_within(Duration::from_secs(5)).await.text()
+}
+
+#[tokio::test]
+async fn a_replica_that_requires_tls_is_reached_over_tls_and_only_so() {
+    let pki = super::tls::Pki::new();
+    let replica = tls_replica(&pki, "").await;
+    let without_ca = owner_of(&replica, |_| {}).await;
+    let answer = publish_answer(&without_ca).await;
+    assert!(answer.starts_with("E_PUB_FAILED"), "{answer}");
+    without_ca.stop().await;
+    let owner = owner_of(&replica, |o| o.tls_root_ca_file = pki.path("ca.pem")).await;
+    assert_eq!(publish_answer(&owner).await, "OK");
+    let data = replica.data_dir.as_ref().expect("temp dir").path();
+    #[allow(clippy::disallowed_methods)]
+    let store = tokio::fs::metadata(data.join("orders.standby.3.dat")).await;
+    assert!(store.is_ok(), "the replica keeps the copy: {store:?}");
+    owner.stop().await;
+    replica.stop().await;
+}
+
+#[tokio::test]
+async fn a_replica_that_verifies_client_certificates_needs_one_from_the_owner() {
+    let pki = super::tls::Pki::new();
+    let replica = tls_replica(&pki, "require-verify").await;
+    let no_cert = owner_of(&replica, |o| o.tls_root_ca_file = pki.path("ca.pem")).await;
+    let answer = publish_answer(&no_cert).await;
+    assert!(answer.starts_with("E_PUB_FAILED"), "{answer}");
+    no_cert.stop().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cert = dir.path().join("client.pem");
+    let key = dir.path().join("client.key");
+    #[allow(clippy::disallowed_methods)]
+    {
+        std::fs::write(&cert, &pki.client_pem).expect("write cert");
+        std::fs::write(&key, &pki.client_key_pem).expect("write key");
+    }
+    let owner = owner_of(&replica, |o| {
+        o.tls_root_ca_file = pki.path("ca.pem");
+        o.tls_cert = cert.to_string_lossy().into_owned();
+        o.tls_key = key.to_string_lossy().into_owned();
+    })
+    .await;
+    assert_eq!(publish_answer(&owner).await, "OK");
+    owner.stop().await;
+    replica.stop().await;
+}

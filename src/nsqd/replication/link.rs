@@ -67,6 +67,12 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         }
     }
 
+    /// Gives the read half back for a TLS upgrade, or `None` if bytes past the last
+    /// frame arrived already (the other side spoke out of turn).
+    pub fn into_inner(self) -> Option<R> {
+        self.buf.is_empty().then_some(self.read)
+    }
+
     /// The next frame, or [`LinkError::Silent`] after `within`.
     pub async fn next_within(&mut self, within: Duration) -> Result<Frame, LinkError> {
         tokio::time::timeout(within, self.next())

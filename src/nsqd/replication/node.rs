@@ -92,12 +92,18 @@ impl Replication {
             tls: false,
         };
         let max_frame = max_msg_size.saturating_add(FRAME_SLACK);
+        let tls = peer_tls(opts, env).await;
+        let hello = Hello {
+            tls: tls.is_some(),
+            ..hello
+        };
         let config = OwnerConfig {
             hello: hello.clone(),
             factor,
             peers: opts.replica_peers.clone(),
             timeout: opts.replica_timeout,
             max_frame,
+            tls,
         };
         let first_seq = u64::try_from(env.clock.now_ns()).unwrap_or(1);
         Ok(Some(Replication {
@@ -152,6 +158,22 @@ impl Replication {
     }
 }
 
+/// The TLS client configuration for peers that require TLS, when this node was given a
+/// CA (`--tls-root-ca-file`) or a certificate of its own; without either it cannot
+/// reach such peers, and says so when one asks.
+async fn peer_tls(opts: &Options, env: &Env) -> Option<Arc<rustls::ClientConfig>> {
+    if opts.tls_root_ca_file.is_empty() && opts.tls_cert.is_empty() {
+        return None;
+    }
+    match crate::nsqd::tls::peer_client_config(opts, env).await {
+        Ok(config) => Some(config),
+        Err(error) => {
+            tracing::warn!(%error, "no TLS for replica peers");
+            None
+        }
+    }
+}
+
 impl NsqdInner {
     /// Publishes `bodies` to `topic`, and, when it is replicated, waits until enough
     /// peers hold them: what every PUB, MPUB, DPUB and HTTP publish answers `OK` after.
@@ -178,15 +200,15 @@ impl NsqdInner {
         stream: BoxStream,
         peer: SocketAddr,
     ) {
-        let refusal = (self.opts.tls_required != 0 || !self.opts.auth_http_addresses.is_empty())
-            .then(|| {
-                "this nsqd requires TLS or AUTH, which replica connections do not support yet"
-                    .to_string()
-            });
+        let refusal = (!self.opts.auth_http_addresses.is_empty()).then(|| {
+            "this nsqd requires AUTH, which replica connections do not support yet".to_string()
+        });
+        let tls_required = self.tls.clone().filter(|_| self.opts.tls_required != 0);
         let ctx = PeerContext {
             node_id: replication.hello.node_id,
             hello: replication.hello.clone(),
             refusal,
+            tls_required,
             stores: &replication.stores,
             identity: &replication.identity,
             max_frame: replication.max_frame,

@@ -67,6 +67,8 @@ pub struct OwnerConfig {
     pub timeout: Duration,
     /// The largest frame a peer may send back.
     pub max_frame: usize,
+    /// How to open TLS to a peer that requires it (None: no CA or certificate given).
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 /// One replicated change, shared by every peer's outbox and encoded once.
@@ -445,13 +447,26 @@ impl PeerLink {
         let mut reader = FrameReader::new(read, config.max_frame);
         write.write_all(MAGIC).await?;
         write_frame(&mut write, &Frame::Hello(config.hello.clone())).await?;
-        match reader.next_within(config.timeout).await? {
-            Frame::HelloOk(theirs) => {
-                tracing::info!(peer = %address, node_id = theirs.node_id, "replica connected");
-            }
+        let theirs = match reader.next_within(config.timeout).await? {
+            Frame::HelloOk(theirs) => theirs,
             Frame::Error(reason) => return Err(LinkError::Refused(reason)),
             _ => return Err(LinkError::Unexpected("HELLO answer")),
+        };
+        if theirs.tls {
+            // The peer requires TLS: the rest of the connection is encrypted.
+            let tls_config = config.tls.clone().ok_or_else(|| {
+                LinkError::Refused(
+                    "the peer requires TLS; give this nsqd --tls-root-ca-file".into(),
+                )
+            })?;
+            let read = reader.into_inner().ok_or(LinkError::Unexpected("early"))?;
+            let stream = read.unsplit(write);
+            let stream = crate::nsqd::tls::connect(tls_config, host_of(&address), stream).await?;
+            let (read, upgraded) = tokio::io::split(stream);
+            reader = FrameReader::new(read, config.max_frame);
+            write = upgraded;
         }
+        tracing::info!(peer = %address, node_id = theirs.node_id, tls = theirs.tls, "replica connected");
         let resend: Vec<Arc<Item>> = self.unacked.iter().cloned().collect();
         write_items(&mut write, &resend).await?;
         let silent_after = config.timeout.max(PING_INTERVAL * 3);
@@ -535,6 +550,13 @@ async fn read_acks<R: tokio::io::AsyncRead + Unpin>(
             _ => return Err(LinkError::Unexpected("peer")),
         }
     }
+}
+
+/// The host part of a `host:port` address (brackets of an IPv6 address removed): the
+/// name a peer's TLS certificate must carry.
+fn host_of(address: &str) -> &str {
+    let host = address.rsplit_once(':').map_or(address, |(host, _)| host);
+    host.trim_start_matches('[').trim_end_matches(']')
 }
 
 /// Writes `items` in order with one flush.

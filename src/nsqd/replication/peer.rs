@@ -149,9 +149,13 @@ pub struct PeerContext<'a> {
     pub node_id: u16,
     /// This node's HELLO fields.
     pub hello: Hello,
-    /// Why this node refuses peers, if it does (a TLS or AUTH requirement not yet
-    /// supported on peer connections).
+    /// Why this node refuses peers, if it does (an AUTH requirement, not yet supported
+    /// on peer connections).
     pub refusal: Option<String>,
+    /// The TLS server configuration, when `--tls-required` asks every TCP connection
+    /// for TLS: peers too switch to it after `HELLO_OK`, under the same client
+    /// certificate policy as clients.
+    pub tls_required: Option<Arc<rustls::ServerConfig>>,
     /// The stores.
     pub stores: &'a StandbyStores,
     /// `replication.dat`.
@@ -199,6 +203,23 @@ pub async fn serve(
             return;
         }
     };
+    if let Some(tls) = &ctx.tls_required {
+        let Some(read) = reader.into_inner() else {
+            tracing::warn!(%peer, owner, "replica connection closed: bytes before the TLS handshake");
+            return;
+        };
+        match crate::nsqd::tls::accept(tls.clone(), read.unsplit(write)).await {
+            Ok((stream, _)) => {
+                let (read, upgraded) = tokio::io::split(stream);
+                reader = FrameReader::new(read, ctx.max_frame);
+                write = upgraded;
+            }
+            Err(error) => {
+                tracing::warn!(%peer, owner, %error, "replica connection closed: TLS handshake failed");
+                return;
+            }
+        }
+    }
     tracing::info!(%peer, owner, "replica connection from owner");
     let mut session = Session {
         ctx: &ctx,
@@ -236,6 +257,13 @@ where
             hello.version
         )));
     }
+    if ctx.tls_required.is_some() && !hello.tls {
+        return Err(LinkError::Refused(
+            "this nsqd requires TLS: give the owner --tls-root-ca-file (and a client \
+             certificate if --tls-client-auth-policy asks for one)"
+                .into(),
+        ));
+    }
     if hello.node_id == ctx.node_id {
         return Err(LinkError::Refused(format!(
             "node id {} is this node's: peers must have different --node-id",
@@ -255,7 +283,11 @@ where
         host.adopt_now(hello.node_id).await;
     }
     ctx.stores.heard(hello.node_id);
-    write_frame(write, &Frame::HelloOk(ctx.hello.clone())).await?;
+    let answer = Hello {
+        tls: ctx.tls_required.is_some(),
+        ..ctx.hello.clone()
+    };
+    write_frame(write, &Frame::HelloOk(answer)).await?;
     Ok(hello.node_id)
 }
 
