@@ -137,6 +137,9 @@ pub struct Options {
     /// `--replica-failover-timeout` (ours): how long a peer goes without hearing from
     /// an owner before it delivers that owner's standby copies itself.
     pub replica_failover_timeout: Duration,
+    /// `--replica-auth-secret` (ours): the secret sent with AUTH to replica peers that
+    /// have `--auth-http-address`; their auth server must grant it publish.
+    pub replica_auth_secret: String,
     /// Deliberate bugs for the simulator's self-tests; never set by flags or config.
     pub buggify: super::Buggify,
 }
@@ -207,6 +210,7 @@ impl Default for Options {
             replica_peers: Vec::new(),
             replica_timeout: Duration::from_secs(5),
             replica_failover_timeout: Duration::from_secs(30),
+            replica_auth_secret: String::new(),
             buggify: super::Buggify::default(),
         }
     }

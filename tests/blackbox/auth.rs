@@ -18,7 +18,7 @@ use crate::support::{golden_options, start_with, start_with_env, Conn, Server, W
 
 /// What the fake answers.
 #[derive(Debug, Clone)]
-enum Answer {
+pub(crate) enum Answer {
     /// `200 OK` with this JSON body.
     Json(String),
     /// `200 OK` with a body that is not JSON.
@@ -30,14 +30,14 @@ enum Answer {
 }
 
 /// A fake auth server on loopback.
-struct FakeAuth {
+pub(crate) struct FakeAuth {
     addr: SocketAddr,
     answer: Arc<Mutex<Answer>>,
     targets: Arc<Mutex<Vec<String>>>,
 }
 
 impl FakeAuth {
-    async fn start(answer: Answer) -> FakeAuth {
+    pub(crate) async fn start(answer: Answer) -> FakeAuth {
         FakeAuth::start_with_tls(answer, None).await
     }
 
@@ -56,7 +56,7 @@ impl FakeAuth {
     }
 
     /// `host:port`, as `--auth-http-address` takes it.
-    fn address(&self) -> String {
+    pub(crate) fn address(&self) -> String {
         self.addr.to_string()
     }
 
@@ -127,7 +127,7 @@ async fn serve(
 
 /// Grants for identity `alice`: publish to topics starting `pub`, subscribe to topic
 /// `orders` on channels matching `^bill`.
-fn alice(ttl: i64) -> Answer {
+pub(crate) fn alice(ttl: i64) -> Answer {
     Answer::Json(format!(
         r#"{{"ttl":{ttl},"identity":"alice","identity_url":"http://auth.example/alice",
             "authorizations":[
@@ -140,7 +140,7 @@ const ALICE_ANSWER: &[u8] =
     br#"{"identity":"alice","identity_url":"http://auth.example/alice","permission_count":2}"#;
 
 /// Loopback options asking `servers`, with timeouts short enough for failure tests.
-fn auth_options(servers: Vec<String>) -> Options {
+pub(crate) fn auth_options(servers: Vec<String>) -> Options {
     Options {
         auth_http_addresses: servers,
         http_client_connect_timeout: Duration::from_millis(300),

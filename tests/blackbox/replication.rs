@@ -410,3 +410,54 @@ async fn a_replica_that_verifies_client_certificates_needs_one_from_the_owner() 
     owner.stop().await;
     replica.stop().await;
 }
+
+#[tokio::test]
+async fn a_replica_with_an_auth_server_takes_only_what_the_owners_secret_may_publish() {
+    // The fake grants publish on topics starting with "pub" (identity alice).
+    let fake = super::auth::FakeAuth::start(super::auth::alice(3600)).await;
+    let replica = start_with(Options {
+        id: 7,
+        replication_factor: 2,
+        replica_peers: vec![dead_address()],
+        replica_timeout: Duration::from_millis(500),
+        ..super::auth::auth_options(vec![fake.address()])
+    })
+    .await;
+    let peer = replica.tcp.to_string();
+    let no_secret = start_with(Options {
+        id: 3,
+        ..replicated(&peer)
+    })
+    .await;
+    let answer = publish_to(&no_secret, "pubs").await;
+    assert!(answer.starts_with("E_PUB_FAILED"), "{answer}");
+    no_secret.stop().await;
+    let owner = start_with(Options {
+        id: 3,
+        replica_auth_secret: "alice-secret".into(),
+        ..replicated(&peer)
+    })
+    .await;
+    assert_eq!(publish_to(&owner, "pubs").await, "OK");
+    let answer = publish_to(&owner, "orders").await;
+    assert!(answer.starts_with("E_PUB_FAILED"), "not granted: {answer}");
+    // The refused message is not written again to hold up what comes after it.
+    let mut answer = String::new();
+    for _ in 0..20 {
+        answer = publish_to(&owner, "pubs").await;
+        if answer == "OK" {
+            break;
+        }
+    }
+    assert_eq!(answer, "OK");
+    owner.stop().await;
+    replica.stop().await;
+}
+
+async fn publish_to(server: &Server, topic: &str) -> String {
+    let mut conn = server.conn().await;
+    let mut command = format!("PUB {topic}\n").into_bytes();
+    command.extend_from_slice(b"\x00\x00\x00\x02hi");
+    conn.send(&command).await;
+    conn.frame_within(Duration::from_secs(5)).await.text()
+}

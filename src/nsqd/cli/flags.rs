@@ -281,6 +281,11 @@ pub static FLAGS: &[Flag] = &[
         "max concurrency for checking in-flight and deferred message timeouts"
     ),
     flag!(
+        "replica-auth-secret", "replica_auth_secret",
+        Target::Str(|o| &mut o.replica_auth_secret),
+        "secret sent with AUTH to replica peers that require it (nsq-rs only)"
+    ),
+    flag!(
         "replica-failover-timeout", "replica_failover_timeout",
         Target::Duration(|o| &mut o.replica_failover_timeout),
         "how long a replica goes without hearing from a peer before it delivers that peer's standby messages itself (nsq-rs only)"
@@ -544,8 +549,8 @@ mod tests {
         assert_eq!(keys.len(), count, "config keys are unique");
         assert_eq!(
             FLAGS.len(),
-            58,
-            "Go nsqd v1.3.0 has 53 flags, and nsq-rs adds --max-deferred-memory and four \
+            59,
+            "Go nsqd v1.3.0 has 53 flags, and nsq-rs adds --max-deferred-memory and five \
              replication flags"
         );
     }

@@ -532,6 +532,7 @@ fn help_matches_go_golden_transcript() {
 fn without_flags_of_ours(usage: &str) -> Vec<&str> {
     const OURS: &[&str] = &[
         "  -max-deferred-memory int",
+        "  -replica-auth-secret string",
         "  -replica-failover-timeout duration",
         "  -replica-peer value",
         "  -replica-timeout duration",

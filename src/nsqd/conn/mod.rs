@@ -149,7 +149,8 @@ fn unsubscribe(nsqd: &NsqdInner, client: &ClientShared, topic: &TopicRef, channe
 }
 
 /// The settings a client has before (or without) IDENTIFY.
-fn default_settings(nsqd: &NsqdInner, peer: SocketAddr) -> ClientSettings {
+/// The settings of a connection before IDENTIFY (also a replica peer's, for AUTH).
+pub(crate) fn default_settings(nsqd: &NsqdInner, peer: SocketAddr) -> ClientSettings {
     let opts = &nsqd.opts;
     ClientSettings {
         client_id: peer.ip().to_string(),

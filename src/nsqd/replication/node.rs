@@ -104,6 +104,8 @@ impl Replication {
             timeout: opts.replica_timeout,
             max_frame,
             tls,
+            auth_secret: (!opts.replica_auth_secret.is_empty())
+                .then(|| Bytes::from(opts.replica_auth_secret.clone().into_bytes())),
         };
         let first_seq = u64::try_from(env.clock.now_ns()).unwrap_or(1);
         Ok(Some(Replication {
@@ -200,14 +202,11 @@ impl NsqdInner {
         stream: BoxStream,
         peer: SocketAddr,
     ) {
-        let refusal = (!self.opts.auth_http_addresses.is_empty()).then(|| {
-            "this nsqd requires AUTH, which replica connections do not support yet".to_string()
-        });
         let tls_required = self.tls.clone().filter(|_| self.opts.tls_required != 0);
         let ctx = PeerContext {
             node_id: replication.hello.node_id,
             hello: replication.hello.clone(),
-            refusal,
+            auth_required: self.auth_enabled(),
             tls_required,
             stores: &replication.stores,
             identity: &replication.identity,
@@ -276,6 +275,28 @@ impl NsqdInner {
 }
 
 impl PeerHost for NsqdInner {
+    type Grant = Arc<crate::nsqd::client::ClientShared>;
+
+    async fn authenticate(&self, secret: &[u8], peer: SocketAddr) -> Result<Self::Grant, String> {
+        let settings = crate::nsqd::conn::default_settings(self, peer);
+        let client = Arc::new(crate::nsqd::client::ClientShared::new(
+            self.next_client_id(),
+            peer,
+            self.now_ns() / 1_000_000_000,
+            settings,
+        ));
+        crate::nsqd::auth::authenticate(self, &client, secret)
+            .await
+            .map_err(|error| error.to_string())?;
+        Ok(client)
+    }
+
+    async fn may_publish(&self, grant: &Self::Grant, topic: &str) -> Result<(), String> {
+        crate::nsqd::auth::check(self, grant, "PUB", topic, "")
+            .await
+            .map_err(|error| error.to_string())
+    }
+
     async fn adopt_now(&self, owner: u16) {
         if let Some(replication) = &self.replication {
             self.adopt_from(replication, owner).await;

@@ -69,6 +69,8 @@ pub struct OwnerConfig {
     pub max_frame: usize,
     /// How to open TLS to a peer that requires it (None: no CA or certificate given).
     pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// `--replica-auth-secret`, sent with AUTH right after HELLO (and TLS) when set.
+    pub auth_secret: Option<Bytes>,
 }
 
 /// One replicated change, shared by every peer's outbox and encoded once.
@@ -424,6 +426,12 @@ impl PeerLink {
                 Ok(()) => return,
                 Err(error) => {
                     tracing::warn!(peer = %address, %error, "replica connection lost; reconnecting");
+                    if let LinkError::Refused(_) = error {
+                        // Written again, what the peer refused would be refused again
+                        // and hold up everything after it; those publishes fail.
+                        self.unacked.clear();
+                        self.unacked_bytes = 0;
+                    }
                 }
             }
             tokio::select! {
@@ -465,6 +473,14 @@ impl PeerLink {
             let (read, upgraded) = tokio::io::split(stream);
             reader = FrameReader::new(read, config.max_frame);
             write = upgraded;
+        }
+        if let Some(secret) = &config.auth_secret {
+            write_frame(&mut write, &Frame::Auth(secret.clone())).await?;
+            match reader.next_within(config.timeout).await? {
+                Frame::AuthOk => {}
+                Frame::Error(reason) => return Err(LinkError::Refused(reason)),
+                _ => return Err(LinkError::Unexpected("AUTH answer")),
+            }
         }
         tracing::info!(peer = %address, node_id = theirs.node_id, tls = theirs.tls, "replica connected");
         let resend: Vec<Arc<Item>> = self.unacked.iter().cloned().collect();

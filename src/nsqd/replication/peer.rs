@@ -149,9 +149,9 @@ pub struct PeerContext<'a> {
     pub node_id: u16,
     /// This node's HELLO fields.
     pub hello: Hello,
-    /// Why this node refuses peers, if it does (an AUTH requirement, not yet supported
-    /// on peer connections).
-    pub refusal: Option<String>,
+    /// `--auth-http-address` is set: an owner must AUTH right after HELLO (and TLS),
+    /// and its secret must be granted publish on every topic it replicates here.
+    pub auth_required: bool,
     /// The TLS server configuration, when `--tls-required` asks every TCP connection
     /// for TLS: peers too switch to it after `HELLO_OK`, under the same client
     /// certificate policy as clients.
@@ -176,6 +176,20 @@ pub struct PeerContext<'a> {
 
 /// What the connection asks of nsqd that this module cannot do itself.
 pub trait PeerHost {
+    /// What an accepted AUTH secret may do.
+    type Grant: Send + Sync;
+    /// Asks the auth servers about an owner's `secret`; the error says why it failed.
+    fn authenticate(
+        &self,
+        secret: &[u8],
+        peer: SocketAddr,
+    ) -> impl std::future::Future<Output = Result<Self::Grant, String>> + Send;
+    /// Whether `grant` allows publishing to `topic` (renewed when expired).
+    fn may_publish(
+        &self,
+        grant: &Self::Grant,
+        topic: &str,
+    ) -> impl std::future::Future<Output = Result<(), String>> + Send;
     /// Delivers everything `owner` left here at once: its disk was lost.
     fn adopt_now(&self, owner: u16) -> impl std::future::Future<Output = ()> + Send;
     /// `ids` were finished on `topic`'s `channel` by the peer this connection is from:
@@ -220,16 +234,35 @@ pub async fn serve(
             }
         }
     }
+    let grant = if ctx.auth_required {
+        match authenticate(&ctx, host, &mut reader, &mut write, peer).await {
+            Ok(grant) => Some(grant),
+            Err(error) => {
+                tracing::warn!(%peer, owner, %error, "replica connection refused");
+                if let LinkError::Refused(reason) = &error {
+                    let _ = write_frame(&mut write, &Frame::Error(reason.clone())).await;
+                }
+                let _ = write.shutdown().await;
+                return;
+            }
+        }
+    } else {
+        None
+    };
     tracing::info!(%peer, owner, "replica connection from owner");
     let mut session = Session {
         ctx: &ctx,
         host,
+        grant,
         owner,
         unsynced: BTreeSet::new(),
         records_since_sync: 0,
     };
     let error = session.run(&mut reader, &mut write).await;
     tracing::warn!(%peer, owner, %error, "replica connection closed");
+    if let LinkError::Refused(reason) = &error {
+        let _ = write_frame(&mut write, &Frame::Error(reason.clone())).await;
+    }
     let _ = write.shutdown().await;
 }
 
@@ -248,9 +281,6 @@ where
         Frame::Hello(hello) => hello,
         _ => return Err(LinkError::Unexpected("first")),
     };
-    if let Some(reason) = &ctx.refusal {
-        return Err(LinkError::Refused(reason.clone()));
-    }
     if hello.version != VERSION {
         return Err(LinkError::Refused(format!(
             "replication version {} is not {VERSION}",
@@ -291,10 +321,38 @@ where
     Ok(hello.node_id)
 }
 
+/// Reads the owner's AUTH (the first frame after HELLO and TLS) and has it checked.
+async fn authenticate<R, W, H>(
+    ctx: &PeerContext<'_>,
+    host: &H,
+    reader: &mut FrameReader<R>,
+    write: &mut W,
+    peer: SocketAddr,
+) -> Result<H::Grant, LinkError>
+where
+    R: tokio::io::AsyncRead + Unpin,
+    W: tokio::io::AsyncWrite + Unpin,
+    H: PeerHost,
+{
+    let Frame::Auth(secret) = reader.next_within(ctx.silence).await? else {
+        return Err(LinkError::Refused(
+            "this nsqd requires AUTH: give the owner --replica-auth-secret".into(),
+        ));
+    };
+    let grant = host
+        .authenticate(&secret, peer)
+        .await
+        .map_err(LinkError::Refused)?;
+    write_frame(write, &Frame::AuthOk).await?;
+    Ok(grant)
+}
+
 /// One owner's connection after HELLO.
-struct Session<'a, H> {
+struct Session<'a, H: PeerHost> {
     ctx: &'a PeerContext<'a>,
     host: &'a H,
+    /// What the owner's AUTH secret may do (None: AUTH is off here).
+    grant: Option<H::Grant>,
     owner: u16,
     /// Topics with records appended since their last sync.
     unsynced: BTreeSet<String>,
@@ -346,7 +404,16 @@ impl<H: PeerHost> Session<'_, H> {
     async fn on_frame(&mut self, frame: Frame) -> Result<Option<Frame>, LinkError> {
         let stores = self.ctx.stores;
         stores.heard(self.owner);
+        if let (Frame::Messages { topic, .. } | Frame::Channel { topic, .. }, Some(grant)) =
+            (&frame, &self.grant)
+        {
+            self.host
+                .may_publish(grant, topic)
+                .await
+                .map_err(LinkError::Refused)?;
+        }
         match frame {
+            Frame::Auth(_) => Ok(Some(Frame::AuthOk)),
             Frame::Messages { topic, records } => {
                 let seq = records.last().map_or(0, |r| r.seq);
                 let count = records.len() as u64;
