@@ -226,6 +226,12 @@ async fn a_publish_fails_when_its_replica_never_acknowledges() {
         "{frame:?}"
     );
     assert!(started.elapsed() >= Duration::from_millis(500));
+    // Over HTTP the same failure is a 500 PUB_FAILED, for /pub and /mpub alike.
+    for path in ["/pub?topic=orders", "/mpub?topic=orders"] {
+        let response = server.http("POST", path, Some(b"hi")).await;
+        assert_eq!(response.status, 500, "{path}");
+        assert_eq!(response.body, br#"{"message":"PUB_FAILED"}"#, "{path}");
+    }
     expect_clients_served(&server).await;
     server.stop().await;
     mute_peer.abort();

@@ -83,20 +83,16 @@ impl Replication {
         };
         let node_id = u16::try_from(opts.id).unwrap_or(0);
         let factor = usize::try_from(opts.replication_factor).unwrap_or(1);
+        let tls = peer_tls(opts, env).await;
         let hello = Hello {
             version: VERSION,
             node_id,
             data_id: identity.data_id(),
             address: format!("{}:{port}", opts.broadcast_address),
             replication_factor: u16::try_from(factor).unwrap_or(u16::MAX),
-            tls: false,
+            tls: tls.is_some(),
         };
         let max_frame = max_msg_size.saturating_add(FRAME_SLACK);
-        let tls = peer_tls(opts, env).await;
-        let hello = Hello {
-            tls: tls.is_some(),
-            ..hello
-        };
         let config = OwnerConfig {
             hello: hello.clone(),
             factor,
