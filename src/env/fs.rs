@@ -65,9 +65,16 @@ pub(super) fn already_locked(dir: &Path) -> io::Error {
     )
 }
 
-/// The real file system: `std::fs` run off the async worker threads.
+/// The real file system: `std::fs` run off the async worker threads (small writes
+/// aside, see [`INLINE_WRITE_MAX_BYTES`]).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RealFs;
+
+/// Writes up to this many bytes are made on the calling thread: into the page cache
+/// they take microseconds, less than the hop to the blocking pool and back (a replica
+/// storing one frame per MPUB spent 0.76 CPU s per million messages with the hop, 0.53
+/// without). Larger ones, and everything else, run on the blocking pool.
+const INLINE_WRITE_MAX_BYTES: usize = 256 << 10;
 
 /// Runs a blocking `std::fs` operation off the async worker threads.
 async fn blocking<T, F>(f: F) -> io::Result<T>
@@ -131,6 +138,12 @@ impl Fs for RealFs {
         data: Vec<u8>,
     ) -> BoxFuture<'a, (Vec<u8>, io::Result<()>)> {
         let path = path.to_path_buf();
+        if data.len() <= INLINE_WRITE_MAX_BYTES {
+            return Box::pin(async move {
+                let written = write_at_blocking(&path, offset, &data);
+                (data, written)
+            });
+        }
         Box::pin(async move {
             // The buffer travels to the blocking thread and back: no copy of the data.
             let joined = tokio::task::spawn_blocking(move || {

@@ -27,6 +27,7 @@
 //! record ends. When dead records make up most of a large file, it is rewritten with
 //! the live copies only, through `<file>.tmp`, synced and renamed.
 
+mod copies;
 mod index;
 mod record;
 

@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 
 use rustc_hash::FxHashMap as HashMap;
 
+use super::copies::Copies;
 use super::record::{MessageRecord, Record};
 use crate::protocol::MessageId;
 
@@ -14,7 +15,7 @@ use crate::protocol::MessageId;
 /// [`Index::wide`].
 const LOW_SLOTS: u32 = 32;
 
-/// One unfinished copy: 16 bytes, plus its id as the map's key.
+/// One unfinished copy: 16 bytes, plus its id as the key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Copy {
     /// Where its message record starts in the file.
@@ -31,7 +32,7 @@ pub(super) struct Index {
     /// The highest sequence number of any record.
     pub highest_seq: u64,
     /// Unfinished copies by message id. A copy with no channel bit is a topic-level copy.
-    pub copies: HashMap<MessageId, Copy>,
+    pub copies: Copies<Copy>,
     /// Bits of slots 32 and up, 32 slots a word, for the copies that have any.
     wide: HashMap<MessageId, Vec<u32>>,
     /// Copies waiting for the topic's first channel.
@@ -77,7 +78,9 @@ impl Index {
 
     fn add_copy(&mut self, offset: u64, len: usize, message: &MessageRecord<'_>) {
         self.note_seq(message.seq);
-        self.forget(&message.id);
+        if self.copies.contains_key(&message.id) {
+            self.forget(&message.id);
+        }
         let mut copy = Copy {
             offset,
             len: u32::try_from(len).unwrap_or(u32::MAX),
@@ -104,7 +107,7 @@ impl Index {
             .copies
             .iter()
             .filter(|(id, copy)| self.is_empty(id, copy))
-            .map(|(id, _)| *id)
+            .map(|(id, _)| id)
             .collect();
         let existing: Vec<u32> = self.existing.iter().copied().collect();
         for id in waiting {
@@ -127,7 +130,7 @@ impl Index {
         if let Some(freed) = self.slots.get_mut(slot as usize) {
             *freed = None;
         }
-        let ids: Vec<MessageId> = self.copies.keys().copied().collect();
+        let ids = self.copies.ids();
         for id in ids {
             self.clear_bit(&id, slot);
         }
