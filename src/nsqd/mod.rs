@@ -314,6 +314,9 @@ impl Nsqd {
         inner.tasks.close();
         inner.tasks.wait().await;
         inner.flush_to_disk().await;
+        if let Some(replication) = &inner.replication {
+            replication.stores.sync_all().await;
+        }
         inner.dir_lock.lock().take();
     }
 }

@@ -129,6 +129,53 @@ async fn a_peer_with_this_nodes_id_is_refused() {
     server.stop().await;
 }
 
+/// Copies acknowledged while still gathered in memory are written when nsqd exits
+/// gracefully (here long before any sync tick).
+#[tokio::test]
+async fn gathered_copies_are_written_at_exit() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = start_with(Options {
+        data_path: dir.path().display().to_string(),
+        sync_timeout: Duration::from_secs(3600),
+        ..replicated(&dead_address())
+    })
+    .await;
+    let (mut reader, mut write) = peer_conn(&server).await;
+    write_frame(&mut write, &Frame::Hello(hello(3)))
+        .await
+        .expect("hello");
+    assert!(matches!(
+        reader.next_within(Duration::from_secs(5)).await,
+        Ok(Frame::HelloOk(_))
+    ));
+    let body = Bytes::from(vec![b'x'; 1000]);
+    let records = (1..=3)
+        .map(|seq| Replicated {
+            seq,
+            message: Message::new(MessageId::from_u64(seq), 1, body.clone()),
+            due_ns: 0,
+            channels: vec!["ch".into()],
+        })
+        .collect();
+    let frame = Frame::Messages {
+        topic: "orders".into(),
+        records,
+    };
+    write_frame(&mut write, &frame).await.expect("messages");
+    assert!(matches!(
+        reader.next_within(Duration::from_secs(5)).await,
+        Ok(Frame::Ack { seq: 3, .. })
+    ));
+    let path = dir.path().join("orders.standby.3.dat");
+    #[allow(clippy::disallowed_methods)]
+    let before = tokio::fs::metadata(&path).await;
+    assert!(before.is_err(), "gathered, not written yet: {before:?}");
+    server.stop().await;
+    #[allow(clippy::disallowed_methods)]
+    let after = tokio::fs::metadata(&path).await.expect("written at exit");
+    assert!(after.len() > 3000, "{} bytes", after.len());
+}
+
 #[tokio::test]
 async fn an_owners_messages_are_acknowledged_and_kept_on_disk() {
     let server = start_with(replicated(&dead_address())).await;
@@ -157,10 +204,10 @@ async fn an_owners_messages_are_acknowledged_and_kept_on_disk() {
         Ok(Frame::Ack { topic, seq }) => assert_eq!((topic.as_str(), seq), ("orders", 3)),
         other => panic!("expected ACK, got {other:?}"),
     }
+    // With memory queues on, copies gather in memory as publishes do, and reach the
+    // file at the --sync-timeout tick at the latest.
     let data = server.data_dir.as_ref().expect("temp dir").path();
-    #[allow(clippy::disallowed_methods)]
-    let store = tokio::fs::metadata(data.join("orders.standby.3.dat")).await;
-    assert!(store.is_ok(), "the standby store is on disk: {store:?}");
+    wait_for_file(&data.join("orders.standby.3.dat")).await;
     // A silent owner is cut off once it has said nothing for the failover timeout
     // (at least three PING intervals).
     let started = Instant::now();
@@ -383,9 +430,7 @@ async fn a_replica_that_requires_tls_is_reached_over_tls_and_only_so() {
     let owner = owner_of(&replica, |o| o.tls_root_ca_file = pki.path("ca.pem")).await;
     assert_eq!(publish_answer(&owner).await, "OK");
     let data = replica.data_dir.as_ref().expect("temp dir").path();
-    #[allow(clippy::disallowed_methods)]
-    let store = tokio::fs::metadata(data.join("orders.standby.3.dat")).await;
-    assert!(store.is_ok(), "the replica keeps the copy: {store:?}");
+    wait_for_file(&data.join("orders.standby.3.dat")).await;
     owner.stop().await;
     replica.stop().await;
 }
@@ -466,4 +511,19 @@ async fn publish_to(server: &Server, topic: &str) -> String {
     command.extend_from_slice(b"\x00\x00\x00\x02hi");
     conn.send(&command).await;
     conn.frame_within(Duration::from_secs(5)).await.text()
+}
+
+/// Waits until `path` exists (a standby store written at the sync tick), for at most
+/// ten seconds.
+async fn wait_for_file(path: &std::path::Path) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        #[allow(clippy::disallowed_methods)]
+        let found = tokio::fs::metadata(path).await;
+        if found.is_ok() {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{} never appeared", path.display());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

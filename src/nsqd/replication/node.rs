@@ -16,6 +16,7 @@ use super::peer::{self, PeerContext, PeerHost, StandbyStores};
 use super::standby::{Adoptable, StandbyError};
 use crate::env::{BoxStream, Env};
 use crate::nsqd::channel::Channel;
+use crate::nsqd::durability::disk_queue_config;
 use crate::nsqd::topic::{AdoptedMessage, Topic, TopicError, TopicRef};
 use crate::nsqd::{NsqdInner, Options};
 use crate::protocol::{guid, names, MessageId};
@@ -75,8 +76,16 @@ impl Replication {
         }
         let identity = Identity::load_or_create(env.fs.clone(), data_path, &*env.rng).await?;
         let max_msg_size = usize::try_from(opts.max_msg_size).unwrap_or(0);
-        let stores =
-            StandbyStores::open(env.fs.clone(), data_path.to_path_buf(), max_msg_size).await?;
+        // Standby copies gather in memory as the disk queues' publishes do.
+        let gather_bytes =
+            usize::try_from(disk_queue_config(opts).write_buffer_bytes).unwrap_or(usize::MAX);
+        let stores = StandbyStores::open(
+            env.fs.clone(),
+            data_path.to_path_buf(),
+            max_msg_size,
+            gather_bytes,
+        )
+        .await?;
         let port = match opts.broadcast_tcp_port {
             0 => tcp_addr.port(),
             port => port,

@@ -85,7 +85,7 @@ struct Item {
 impl Item {
     fn bytes(&self) -> &Bytes {
         self.encoded.get_or_init(|| {
-            let mut out = BytesMut::new();
+            let mut out = BytesMut::with_capacity(self.size_hint());
             self.frame.encode(&mut out);
             out.freeze()
         })

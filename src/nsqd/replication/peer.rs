@@ -28,6 +28,8 @@ pub struct StandbyStores {
     fs: Arc<dyn Fs>,
     data_path: PathBuf,
     max_msg_size: usize,
+    /// What each store gathers before writing ([`StandbyStore::gather_up_to`]).
+    gather_bytes: usize,
     stores: tokio::sync::Mutex<StoreMap>,
     heard: Mutex<BTreeMap<u16, Instant>>,
 }
@@ -42,17 +44,20 @@ impl std::fmt::Debug for StandbyStores {
 
 impl StandbyStores {
     /// Opens every store `data_path` holds; their owners count as heard from now, so
-    /// each has a whole failover timeout to come back.
+    /// each has a whole failover timeout to come back. Every store gathers up to
+    /// `gather_bytes` before writing.
     pub async fn open(
         fs: Arc<dyn Fs>,
         data_path: PathBuf,
         max_msg_size: usize,
+        gather_bytes: usize,
     ) -> Result<StandbyStores, StandbyError> {
         let mut stores = BTreeMap::new();
         let mut heard = BTreeMap::new();
         for (topic, owner) in StandbyStore::find_all(&*fs, &data_path).await? {
-            let store =
+            let mut store =
                 StandbyStore::open(fs.clone(), &data_path, &topic, owner, max_msg_size).await?;
+            store.gather_up_to(gather_bytes);
             tracing::info!(%topic, owner, copies = store.unfinished(), "standby store opened");
             heard.insert(owner, Instant::now());
             stores.insert((owner, topic), store);
@@ -61,6 +66,7 @@ impl StandbyStores {
             fs,
             data_path,
             max_msg_size,
+            gather_bytes,
             stores: tokio::sync::Mutex::new(stores),
             heard: Mutex::new(heard),
         })
@@ -102,7 +108,7 @@ impl StandbyStores {
         let store = match stores.entry((owner, topic.to_string())) {
             Entry::Occupied(entry) => entry.into_mut(),
             Entry::Vacant(entry) => {
-                let store = StandbyStore::open(
+                let mut store = StandbyStore::open(
                     self.fs.clone(),
                     &self.data_path,
                     topic,
@@ -110,6 +116,7 @@ impl StandbyStores {
                     self.max_msg_size,
                 )
                 .await?;
+                store.gather_up_to(self.gather_bytes);
                 entry.insert(store)
             }
         };
@@ -134,6 +141,16 @@ impl StandbyStores {
             }
         }
         Ok(())
+    }
+
+    /// Writes and syncs what every store gathered: nsqd is exiting.
+    pub async fn sync_all(&self) {
+        let mut stores = self.stores.lock().await;
+        for ((owner, topic), store) in stores.iter_mut() {
+            if let Err(error) = store.sync().await {
+                tracing::error!(owner, %topic, %error, "failed to write a standby store at exit");
+            }
+        }
     }
 
     /// Every store, locked: a failover reads and forgets copies under it, so no frame
@@ -260,6 +277,10 @@ pub async fn serve(
     };
     let error = session.run(&mut reader, &mut write).await;
     tracing::warn!(%peer, owner, %error, "replica connection closed");
+    // What was acknowledged and gathered is written now, not at the next frame.
+    if let Err(error) = session.sync().await {
+        tracing::error!(%peer, owner, %error, "failed to write standby copies");
+    }
     if let LinkError::Refused(reason) = &error {
         let _ = write_frame(&mut write, &Frame::Error(reason.clone())).await;
     }

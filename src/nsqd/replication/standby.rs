@@ -18,6 +18,11 @@
 //! - A message published when the topic had no channel is a *topic-level copy*: at the
 //!   next "channel created" it gets every channel the topic has then.
 //!
+//! Records are written as they come by default. [`StandbyStore::gather_up_to`] lets
+//! them gather in memory first, as a disk queue gathers publishes where memory queues
+//! are on: they reach the file at the threshold, at [`StandbyStore::sync`], and before
+//! anything reads the file back (a crash loses them, as it loses a memory queue).
+//!
 //! Memory holds, per unfinished copy, its id, where its record is and a bitmap of its
 //! unfinished channels (32 bytes; a copy on more than 32 channel slots has a side word
 //! per 32 more); the bodies stay on disk until [`StandbyStore::adopt`] reads them.
@@ -135,13 +140,18 @@ pub struct StandbyStore {
     tmp: PathBuf,
     /// The longest record's length and kind and payload may have.
     max_record_len: usize,
-    /// Where the last whole record ends: the next write goes there. 0: no file yet.
+    /// Where the last whole record ends, gathered ones included: the next record goes
+    /// there. 0: no record yet.
     end: u64,
+    /// Where the last whole record written to the file ends: the next write goes there.
+    flushed: u64,
+    /// Records encoded and not written yet (after a header when the file has none).
+    gathered: Vec<u8>,
+    /// Bytes gathered before they are written (0: every record is written at once).
+    gather_bytes: usize,
     index: Index,
     /// Why the load stopped before the file's end, if it did.
     problem: Option<ReadProblem>,
-    /// The buffer records are encoded into, kept for its allocation.
-    buf: Vec<u8>,
 }
 
 impl std::fmt::Debug for StandbyStore {
@@ -201,9 +211,11 @@ impl StandbyStore {
             tmp: PathBuf::from(tmp),
             max_record_len,
             end: 0,
+            flushed: 0,
+            gathered: Vec::new(),
+            gather_bytes: 0,
             index: Index::default(),
             problem: None,
-            buf: Vec::new(),
         };
         store.remove_if_present(&store.tmp).await?;
         store.load().await?;
@@ -235,6 +247,7 @@ impl StandbyStore {
             self.index.apply(offset, len, &record);
         }
         self.end = reader.end_of_whole_records();
+        self.flushed = self.end;
         self.problem = reader.problem().cloned();
         self.warn_problem();
         Ok(())
@@ -244,6 +257,12 @@ impl StandbyStore {
         if let Some(problem) = &self.problem {
             tracing::warn!(path = %self.path.display(), %problem, "standby store");
         }
+    }
+
+    /// Lets records gather in memory up to `bytes` before they are written (0, the
+    /// default: each batch is written at once). See the module's doc.
+    pub fn gather_up_to(&mut self, bytes: usize) {
+        self.gather_bytes = bytes;
     }
 
     /// Why loading stopped before the file's end, if it did (the next write cuts the
@@ -267,7 +286,8 @@ impl StandbyStore {
         self.index.channels()
     }
 
-    /// The file's length up to its last whole record (0: no file yet).
+    /// The file's length up to its last whole record, gathered records included (0:
+    /// no record yet).
     pub fn file_len(&self) -> u64 {
         self.end
     }
@@ -373,51 +393,74 @@ impl StandbyStore {
         self.write_records(&[Record::Requeued { id, due_ns }]).await
     }
 
-    /// Makes every write so far durable (the caller decides when, by its sync policy).
+    /// Writes the gathered records and makes every write so far durable (the caller
+    /// decides when, by its sync policy).
     pub async fn sync(&mut self) -> Result<(), StandbyError> {
-        if self.end == 0 {
+        self.flush().await?;
+        if self.flushed == 0 {
             return Ok(());
         }
         let synced = self.fs.sync(&self.path).await;
         synced.map_err(|source| write_error(&self.path, source))
     }
 
-    /// Writes `records` where the last whole record ends (after a header if the file
-    /// has none yet), cutting whatever a failed or torn write left there, and then
-    /// applies them to memory. On failure memory is unchanged.
+    /// Gathers `records` after the last whole record (and a header if there is no
+    /// record yet), writes what is gathered unless the threshold lets it wait, and then
+    /// applies them to memory. On failure they are dropped and memory is unchanged
+    /// (records gathered before stay gathered).
     async fn write_records(&mut self, records: &[Record<'_>]) -> Result<(), StandbyError> {
         if records.is_empty() {
             return Ok(());
         }
-        let mut buf = std::mem::take(&mut self.buf);
-        buf.clear();
-        let start = if self.end == 0 {
-            buf.extend_from_slice(&header_of_kind(KIND_STANDBY));
-            0
-        } else {
-            self.end
-        };
+        let mark = self.gathered.len();
+        if self.end == 0 {
+            self.gathered
+                .extend_from_slice(&header_of_kind(KIND_STANDBY));
+        }
+        let first = self.flushed + self.gathered.len() as u64;
         let mut lens = Vec::with_capacity(records.len());
         for record in records {
-            lens.push(record.encode(&mut buf));
+            lens.push(record.encode(&mut self.gathered));
         }
-        let (buf, written) = self.fs.write_at(&self.path, start, buf).await;
-        let written_len = buf.len() as u64;
-        self.buf = buf;
-        written.map_err(|source| write_error(&self.path, source))?;
-        let mut offset = start + written_len - lens.iter().sum::<usize>() as u64;
+        if self.gathered.len() >= self.gather_bytes {
+            if let Err(error) = self.flush().await {
+                self.gathered.truncate(mark);
+                return Err(error);
+            }
+        }
+        let mut offset = first;
         for (record, len) in records.iter().zip(lens) {
             self.index.apply(offset, len, record);
             offset += len as u64;
         }
-        self.end = start + written_len;
+        self.end = offset;
         Ok(())
     }
 
-    /// Reads the body of every unfinished copy, in sequence order, for a failover: the
-    /// adopter delivers them as its own, then calls [`StandbyStore::forget_all`]. What
-    /// they take in memory is the caller's concern.
-    pub async fn adopt(&self) -> Result<Vec<Adoptable>, StandbyError> {
+    /// Writes the gathered records where the file's last whole record ends, cutting
+    /// whatever a failed or torn write left there. On failure they stay gathered.
+    async fn flush(&mut self) -> Result<(), StandbyError> {
+        if self.gathered.is_empty() {
+            return Ok(());
+        }
+        let gathered = std::mem::take(&mut self.gathered);
+        let (mut gathered, written) = self.fs.write_at(&self.path, self.flushed, gathered).await;
+        if let Err(source) = written {
+            self.gathered = gathered;
+            return Err(write_error(&self.path, source));
+        }
+        self.flushed += gathered.len() as u64;
+        gathered.clear();
+        self.gathered = gathered;
+        Ok(())
+    }
+
+    /// Reads the body of every unfinished copy, in sequence order, for a failover (the
+    /// gathered records written first): the adopter delivers them as its own, then
+    /// calls [`StandbyStore::forget_all`]. What they take in memory is the caller's
+    /// concern.
+    pub async fn adopt(&mut self) -> Result<Vec<Adoptable>, StandbyError> {
+        self.flush().await?;
         let mut adoptable = Vec::with_capacity(self.index.copies.len());
         if let Some(mut reader) = self.open_reader().await? {
             loop {
@@ -455,14 +498,20 @@ impl StandbyStore {
         self.index.requeued.get(id).copied().unwrap_or(recorded)
     }
 
-    /// A reader of the file's whole records (none: no file yet).
+    /// A reader of the file's whole records (none: no file yet). Gathered records are
+    /// not in it: callers flush first.
     async fn open_reader(&self) -> Result<Option<RecordReader<'_>>, StandbyError> {
-        if self.end == 0 {
+        if self.flushed == 0 {
             return Ok(None);
         }
-        let opened = RecordReader::open(&*self.fs, &self.path, Some(self.end), self.max_record_len)
-            .await
-            .map_err(|source| self.read_error(source))?;
+        let opened = RecordReader::open(
+            &*self.fs,
+            &self.path,
+            Some(self.flushed),
+            self.max_record_len,
+        )
+        .await
+        .map_err(|source| self.read_error(source))?;
         match opened {
             Opened::Records(reader) => Ok(Some(reader)),
             Opened::Empty(_) => Ok(None),
@@ -513,6 +562,7 @@ impl StandbyStore {
     /// latest due time, in sequence order. Written to `<file>.tmp`, synced, renamed
     /// over the file: until the rename the old file is whole, and after it the new one.
     pub async fn compact(&mut self) -> Result<(), StandbyError> {
+        self.flush().await?;
         let compacted = self.write_compacted().await;
         let (moved, end) = match compacted {
             Ok(done) => done,
@@ -531,6 +581,7 @@ impl StandbyStore {
             self.index.moved(&id, offset, len);
         }
         self.end = end;
+        self.flushed = end;
         self.problem = None;
         tracing::debug!(path = %self.path.display(), before, after = end, "standby store compacted");
         Ok(())

@@ -58,7 +58,7 @@ fn path() -> PathBuf {
 /// What an adoption would hand over: id, due time, channels (sorted), body.
 type View = Vec<(MessageId, i64, Vec<String>, Vec<u8>)>;
 
-async fn view(store: &StandbyStore) -> View {
+async fn view(store: &mut StandbyStore) -> View {
     let adopted = store.adopt().await.unwrap();
     assert_eq!(adopted.len(), store.unfinished());
     adopted
@@ -141,7 +141,7 @@ async fn copies_round_trip_across_a_reopen() {
         entry(4, 1_000, &["b"]),
         entry(5, 2_000, &["a"]),
     ];
-    assert_eq!(view(&store).await, expected);
+    assert_eq!(view(&mut store).await, expected);
     let adopted = store.adopt().await.unwrap();
     assert_eq!(
         adopted[0].message,
@@ -149,11 +149,11 @@ async fn copies_round_trip_across_a_reopen() {
         "id, timestamp, attempts, body"
     );
 
-    let reopened = open(&fs).await;
+    let mut reopened = open(&fs).await;
     assert_eq!(reopened.highest_seq(), 5);
     assert_eq!(reopened.unfinished(), 3);
     assert_eq!(reopened.channels(), ["a", "b"]);
-    assert_eq!(view(&reopened).await, expected);
+    assert_eq!(view(&mut reopened).await, expected);
     assert!(reopened.read_problem().is_none());
 }
 
@@ -185,9 +185,9 @@ async fn a_resent_sequence_number_is_ignored() {
         entry(2, 2_000, &["a"]),
         entry(3, 0, &["a"]),
     ];
-    assert_eq!(view(&store).await, expected);
+    assert_eq!(view(&mut store).await, expected);
     store.sync().await.unwrap();
-    assert_eq!(view(&open(&fs).await).await, expected);
+    assert_eq!(view(&mut open(&fs).await).await, expected);
 }
 
 #[tokio::test]
@@ -207,9 +207,9 @@ async fn a_copy_is_finished_by_a_fin_on_every_channel() {
     store.finish("b", &[id(1)]).await.unwrap();
     assert_eq!(store.unfinished(), 1);
     let expected = vec![entry(2, 2_000, &["a", "b"])];
-    assert_eq!(view(&store).await, expected);
+    assert_eq!(view(&mut store).await, expected);
     store.sync().await.unwrap();
-    assert_eq!(view(&open(&fs).await).await, expected);
+    assert_eq!(view(&mut open(&fs).await).await, expected);
 }
 
 #[tokio::test]
@@ -225,14 +225,14 @@ async fn deleting_a_channel_drops_it_from_every_copy() {
     store.channel_deleted("a", 5).await.unwrap();
     assert_eq!(store.channels(), ["b"]);
     let expected = vec![entry(3, 0, &["b"])];
-    assert_eq!(view(&store).await, expected);
+    assert_eq!(view(&mut store).await, expected);
     // The freed slot goes to the next new name, and old copies do not get it.
     store.channel_created("c", 6).await.unwrap();
-    assert_eq!(view(&store).await, expected);
+    assert_eq!(view(&mut store).await, expected);
     store.sync().await.unwrap();
-    let reopened = open(&fs).await;
+    let mut reopened = open(&fs).await;
     assert_eq!(reopened.channels(), ["c", "b"], "in slot order");
-    assert_eq!(view(&reopened).await, expected);
+    assert_eq!(view(&mut reopened).await, expected);
 }
 
 #[tokio::test]
@@ -242,7 +242,7 @@ async fn a_topic_level_copy_gets_the_channels_at_the_first_creation() {
     store.append(&[message(1, &[])]).await.unwrap();
     store.channel_deleted("gone", 2).await.unwrap();
     assert_eq!(
-        view(&store).await,
+        view(&mut store).await,
         vec![entry(1, 1_000, &[])],
         "for the topic"
     );
@@ -250,12 +250,12 @@ async fn a_topic_level_copy_gets_the_channels_at_the_first_creation() {
     store.channel_created("b", 4).await.unwrap();
     store.append(&[message(5, &[])]).await.unwrap();
     let expected = vec![entry(1, 1_000, &["a"]), entry(5, 2_000, &[])];
-    assert_eq!(view(&store).await, expected);
+    assert_eq!(view(&mut store).await, expected);
     store.sync().await.unwrap();
     let mut reopened = open(&fs).await;
-    assert_eq!(view(&reopened).await, expected);
+    assert_eq!(view(&mut reopened).await, expected);
     reopened.finish("a", &[id(1), id(5)]).await.unwrap();
-    assert_eq!(view(&reopened).await, vec![entry(5, 2_000, &[])]);
+    assert_eq!(view(&mut reopened).await, vec![entry(5, 2_000, &[])]);
 }
 
 #[tokio::test]
@@ -269,13 +269,13 @@ async fn a_requeued_due_time_survives_a_reopen_and_a_compaction() {
     store.requeued(id(2), 77_000).await.unwrap();
     store.requeued(id(9), 1).await.unwrap();
     let expected = vec![entry(1, 1_000, &["a"]), entry(2, 77_000, &["a"])];
-    assert_eq!(view(&store).await, expected);
+    assert_eq!(view(&mut store).await, expected);
     store.sync().await.unwrap();
     let mut reopened = open(&fs).await;
-    assert_eq!(view(&reopened).await, expected);
+    assert_eq!(view(&mut reopened).await, expected);
     reopened.compact().await.unwrap();
-    assert_eq!(view(&reopened).await, expected);
-    assert_eq!(view(&open(&fs).await).await, expected);
+    assert_eq!(view(&mut reopened).await, expected);
+    assert_eq!(view(&mut open(&fs).await).await, expected);
 }
 
 #[tokio::test]
@@ -293,10 +293,10 @@ async fn more_than_32_channels_use_the_wide_words() {
     for name in &names[..69] {
         store.finish(name, &[id(100), id(102)]).await.unwrap();
     }
-    assert_eq!(view(&store).await, vec![entry(100, 1_000, &["c69"])]);
+    assert_eq!(view(&mut store).await, vec![entry(100, 1_000, &["c69"])]);
     store.sync().await.unwrap();
     let mut reopened = open(&fs).await;
-    assert_eq!(view(&reopened).await, vec![entry(100, 1_000, &["c69"])]);
+    assert_eq!(view(&mut reopened).await, vec![entry(100, 1_000, &["c69"])]);
     reopened.channel_deleted("c69", 103).await.unwrap();
     assert_eq!(reopened.unfinished(), 0);
 }
@@ -338,21 +338,21 @@ async fn compaction_keeps_exactly_the_live_copies() {
     let finished: Vec<MessageId> = (2..600).map(id).collect();
     store.finish("a", &finished).await.unwrap();
     store.requeued(id(650), 5).await.unwrap();
-    let before = view(&store).await;
+    let before = view(&mut store).await;
     let len = store.file_len();
     assert!(len > COMPACT_MIN_BYTES);
     assert!(store.compact_if_mostly_dead().await.unwrap());
     assert!(store.file_len() < len / 5, "{} of {len}", store.file_len());
     assert_eq!(fs.file_names(), [path()], "no tmp left");
-    assert_eq!(view(&store).await, before);
+    assert_eq!(view(&mut store).await, before);
     assert_eq!(before.len(), 100);
     assert_eq!(before[50].1, 5, "the REQ's due time is in the record now");
     // Writes after a compaction land after its last record.
     store.append(&[message(700, &["a"])]).await.unwrap();
     store.finish("a", &[id(600)]).await.unwrap();
     fs.crash(CrashMode::Keep, 0);
-    let reopened = open(&fs).await;
-    let after = view(&reopened).await;
+    let mut reopened = open(&fs).await;
+    let after = view(&mut reopened).await;
     assert_eq!(after.len(), 100);
     assert_eq!(after[..99], before[1..]);
     assert_eq!(reopened.highest_seq(), 700);
@@ -462,6 +462,81 @@ impl Fs for DiesAfter {
     }
 }
 
+/// Gathered records reach the file at the threshold, at a sync, and before an adoption
+/// reads the file; until then a crash loses them, as it loses a memory queue.
+#[tokio::test]
+async fn gathered_records_are_written_at_the_threshold_a_sync_or_an_adoption() {
+    let fs = data_dir().await;
+    let mut store = open(&fs).await;
+    store.gather_up_to(4096);
+    store
+        .append(&[message(1, &["a"]), message(2, &["a"])])
+        .await
+        .unwrap();
+    assert_eq!(store.unfinished(), 2);
+    assert!(fs.len(&path()).await.is_err(), "gathered, not written");
+    assert_eq!(open(&fs).await.unfinished(), 0, "a crash loses them");
+
+    store.sync().await.unwrap();
+    assert_eq!(fs.len(&path()).await.unwrap(), store.file_len());
+    let expected = view(&mut store).await;
+    assert_eq!(view(&mut open(&fs).await).await, expected);
+
+    // A batch that brings the gathered bytes to the threshold is written at once.
+    let before = store.file_len();
+    store
+        .append(&[message_with_body(3, &["a"], vec![7; 3000])])
+        .await
+        .unwrap();
+    assert_eq!(
+        fs.len(&path()).await.unwrap(),
+        before,
+        "below the threshold"
+    );
+    store
+        .append(&[message_with_body(4, &["a"], vec![8; 3000])])
+        .await
+        .unwrap();
+    assert_eq!(fs.len(&path()).await.unwrap(), store.file_len());
+
+    // An adoption writes what is gathered before reading the file.
+    store.append(&[message(5, &["b"])]).await.unwrap();
+    let adopted = store.adopt().await.unwrap();
+    let ids: Vec<MessageId> = adopted.iter().map(|a| a.message.id).collect();
+    assert_eq!(ids, [id(1), id(2), id(3), id(4), id(5)]);
+    assert_eq!(fs.len(&path()).await.unwrap(), store.file_len());
+}
+
+/// A failed write drops the batch that failed and only it: what was gathered before
+/// (and acknowledged) stays gathered and is written by the next sync.
+#[tokio::test]
+async fn a_failed_gathered_write_keeps_what_was_gathered_before() {
+    let inner = data_dir().await;
+    let fs = Arc::new(DiesAfter {
+        inner: inner.clone(),
+        ops_left: AtomicUsize::new(usize::MAX),
+    });
+    let mut store = open_on(fs.clone()).await;
+    fs.ops_left.store(0, Ordering::SeqCst);
+    store.gather_up_to(100_000);
+    store.append(&[message(1, &["a"])]).await.unwrap();
+    store.gather_up_to(0);
+    assert!(store.append(&[message(2, &["a"])]).await.is_err());
+    assert_eq!((store.highest_seq(), store.unfinished()), (1, 1));
+
+    fs.ops_left.store(usize::MAX, Ordering::SeqCst);
+    store.sync().await.unwrap();
+    let mut reopened = open(&inner).await;
+    assert_eq!((reopened.highest_seq(), reopened.unfinished()), (1, 1));
+    assert_eq!(view(&mut reopened).await, view(&mut store).await);
+    store.append(&[message(2, &["a"])]).await.unwrap();
+    assert_eq!(
+        store.unfinished(),
+        2,
+        "the failed batch is taken when sent again"
+    );
+}
+
 /// A crash at every step of a compaction (tmp written, tmp synced, renamed, and the
 /// failure's cleanup) leaves a store that reopens with exactly the live copies.
 #[tokio::test]
@@ -492,13 +567,13 @@ async fn a_crash_at_any_step_of_a_compaction_loses_nothing() {
                 .unwrap();
             store.requeued(id(35), 9).await.unwrap();
             store.sync().await.unwrap();
-            let expected = view(&store).await;
+            let expected = view(&mut store).await;
             dies.ops_left.store(ops, Ordering::SeqCst);
             let compacted = store.compact().await;
             fs.crash(mode, ops as u64);
-            let reopened = open(&fs).await;
+            let mut reopened = open(&fs).await;
             assert_eq!(
-                view(&reopened).await,
+                view(&mut reopened).await,
                 expected,
                 "{mode:?} after {ops} steps"
             );
@@ -525,8 +600,8 @@ async fn a_crash_loses_nothing_synced() {
     store.append(&[message(3, &["a"])]).await.unwrap();
     store.finish("a", &[id(2)]).await.unwrap();
     fs.crash(CrashMode::DropUnsynced, 0);
-    let reopened = open(&fs).await;
-    assert_eq!(view(&reopened).await, vec![entry(2, 2_000, &["a"])]);
+    let mut reopened = open(&fs).await;
+    assert_eq!(view(&mut reopened).await, vec![entry(2, 2_000, &["a"])]);
     assert_eq!(reopened.highest_seq(), 2);
 }
 
@@ -559,7 +634,7 @@ async fn a_torn_tail_is_cut_and_a_later_append_reads_back() {
         let expected: View = (1..=held)
             .map(|seq| entry(seq, seq as i64 % 3 * 1_000, &["a"]))
             .collect();
-        assert_eq!(view(&reopened).await, expected);
+        assert_eq!(view(&mut reopened).await, expected);
         let fs_len = fs.read(&path()).await.unwrap().len() as u64;
         assert_eq!(
             reopened.read_problem().is_some(),
@@ -691,7 +766,7 @@ impl Model {
         }
     }
 
-    async fn of(store: &StandbyStore) -> Model {
+    async fn of(store: &mut StandbyStore) -> Model {
         let adopted = store.adopt().await.unwrap();
         let ids: Vec<MessageId> = adopted.iter().map(|a| a.message.id).collect();
         let mut sorted = ids.clone();
@@ -886,7 +961,7 @@ async fn run(ops: Vec<Op>) {
                 ][usize::from(mode)];
                 fs.crash(mode, rng);
                 store = open(&fs).await;
-                let found = Model::of(&store).await;
+                let found = Model::of(&mut store).await;
                 let allowed = match mode {
                     CrashMode::DropUnsynced => vec![t.synced.clone()],
                     CrashMode::Keep => vec![t.current.clone()],
@@ -901,7 +976,7 @@ async fn run(ops: Vec<Op>) {
                 t.synced();
             }
         }
-        assert_eq!(Model::of(&store).await, t.current, "after {:?}", store);
+        assert_eq!(Model::of(&mut store).await, t.current, "after {:?}", store);
     }
 }
 
@@ -970,7 +1045,7 @@ async fn fs_with(bytes: &[u8]) {
     let _ = store.adopt().await.unwrap();
     let seq = store.highest_seq() + 1;
     store.append(&[message(seq, &["z"])]).await.unwrap();
-    let reopened = open(&fs).await;
+    let mut reopened = open(&fs).await;
     assert!(reopened.read_problem().is_none());
     assert_eq!(reopened.highest_seq(), seq);
     let adopted = reopened.adopt().await.unwrap();
