@@ -277,6 +277,22 @@ fn a_failover_that_skips_deferred_messages_is_caught_with_a_replay_command() {
     );
 }
 
+#[test]
+fn an_identity_kept_after_a_crash_that_lost_memory_is_caught_with_a_replay_command() {
+    // The planted bug: the owner keeps its replication identity after a crash that lost
+    // billing's backlog from its memory queue, so the peers never deliver their copies.
+    let buggify = nsq::nsqd::Buggify {
+        identity_kept_after_crash: true,
+        ..nsq::nsqd::Buggify::default()
+    };
+    caught_with_a_replay_command(
+        "replicated-owner-crashes-with-memory-queues.toml",
+        buggify,
+        Invariant::ReplicatedNoLoss,
+        "never delivered",
+    );
+}
+
 fn refused(text: &str) -> String {
     match Scenario::parse(text, "bad.toml") {
         Ok(_) => panic!("accepted:\n{text}"),

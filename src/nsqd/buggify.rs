@@ -23,4 +23,8 @@ pub struct Buggify {
     pub replica_fin_drops_every_channel: bool,
     /// A failover delivers only the copies already due: deferred ones are dropped.
     pub failover_skips_deferred: bool,
+    /// A replicated nsqd keeps its replication identity after a crash that lost what
+    /// its memory queues held, so its peers keep their copies of those messages to
+    /// themselves.
+    pub identity_kept_after_crash: bool,
 }

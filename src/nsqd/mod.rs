@@ -316,6 +316,9 @@ impl Nsqd {
         inner.flush_to_disk().await;
         if let Some(replication) = &inner.replication {
             replication.stores.sync_all().await;
+            if let Err(error) = replication.identity.exited_gracefully().await {
+                tracing::error!(%error, "failed to note the graceful exit in replication.dat");
+            }
         }
         inner.dir_lock.lock().take();
     }

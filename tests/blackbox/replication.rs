@@ -523,7 +523,11 @@ async fn wait_for_file(path: &std::path::Path) {
         if found.is_ok() {
             return;
         }
-        assert!(Instant::now() < deadline, "{} never appeared", path.display());
+        assert!(
+            Instant::now() < deadline,
+            "{} never appeared",
+            path.display()
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

@@ -2,6 +2,12 @@
 //! owner had when this node last heard from it. A node whose disk was lost comes back
 //! with a new id, which tells its peers to deliver what they hold of it at once.
 //!
+//! So does a node that crashed while it could hold acknowledged messages in memory
+//! only (`--mem-queue-size` > 0, or `--sync-every` > 1 and a power cut): the file says
+//! whether the last run is still `running` (set at start, cleared at a graceful exit),
+//! and a start that finds it set takes a new id. Its peers then deliver their copies of
+//! its messages, duplicates of those its disk kept, rather than lose those it did not.
+//!
 //! The file is JSON, written to a temporary file, fsynced and renamed over the old one,
 //! as `nsqd.dat` is. Go nsqd never opens it.
 
@@ -56,6 +62,9 @@ struct Contents {
     data_id: u64,
     /// Owner node id → the data directory id it had.
     owners: BTreeMap<u16, u64>,
+    /// Set from start to graceful exit (absent in files of earlier builds: not running).
+    #[serde(default)]
+    running: bool,
 }
 
 /// What an owner's HELLO says about its disk, next to what this node knew.
@@ -88,28 +97,44 @@ impl std::fmt::Debug for Identity {
 
 impl Identity {
     /// Reads `replication.dat` in `data_path`, or makes one with a new random id (a new
-    /// or wiped data directory) and writes it before returning.
+    /// or wiped data directory), marks this run as running and writes it before
+    /// returning. After a run that did not exit gracefully the id is new too, unless
+    /// this node is `crash_safe` (`--mem-queue-size=0 --sync-every=1`: a crash loses
+    /// nothing it acknowledged).
     pub async fn load_or_create(
         fs: Arc<dyn Fs>,
         data_path: &Path,
         rng: &dyn Rng,
+        crash_safe: bool,
     ) -> Result<Identity, IdentityError> {
         let path = data_path.join(FILE_NAME);
-        let contents = match fs.read(&path).await {
+        // 0 means "none" on the wire.
+        let new_id = || rng.next_u64().max(1);
+        let mut contents = match fs.read(&path).await {
             Ok(bytes) => decode(&path, &bytes)?,
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
                 let contents = Contents {
                     version: VERSION,
-                    // 0 means "none" on the wire.
-                    data_id: rng.next_u64().max(1),
+                    data_id: new_id(),
                     owners: BTreeMap::new(),
+                    running: false,
                 };
-                write(&*fs, &path, &contents).await?;
                 tracing::info!(data_id = contents.data_id, "new replication identity");
                 contents
             }
             Err(source) => return Err(IdentityError::Read { path, source }),
         };
+        if contents.running && !crash_safe {
+            contents.data_id = new_id();
+            tracing::warn!(
+                data_id = contents.data_id,
+                "the last run did not exit gracefully and may have lost acknowledged \
+                 messages held in memory: new replication identity, so peers deliver \
+                 their copies of this node's messages"
+            );
+        }
+        contents.running = true;
+        write(&*fs, &path, &contents).await?;
         Ok(Identity {
             fs,
             path,
@@ -121,6 +146,17 @@ impl Identity {
     /// This data directory's id.
     pub fn data_id(&self) -> u64 {
         self.data_id
+    }
+
+    /// Notes a graceful exit (everything held in memory is on disk now): the next start
+    /// keeps the id.
+    pub async fn exited_gracefully(&self) -> Result<(), IdentityError> {
+        let mut contents = self.contents.lock().await;
+        let mut changed = contents.clone();
+        changed.running = false;
+        write(&*self.fs, &self.path, &changed).await?;
+        *contents = changed;
+        Ok(())
     }
 
     /// Notes that owner `node_id` has data directory `data_id` (written before this
@@ -174,13 +210,14 @@ mod tests {
         let dir = Path::new("/data");
         fs.create_dir_all(dir).await.unwrap();
         let rng = SeededRng::new(7);
-        let first = Identity::load_or_create(fs.clone(), dir, &rng)
+        let first = Identity::load_or_create(fs.clone(), dir, &rng, false)
             .await
             .unwrap();
         assert_eq!(first.owner_seen(3, 100).await.unwrap(), OwnerDisk::New);
         assert_eq!(first.owner_seen(3, 100).await.unwrap(), OwnerDisk::Same);
+        first.exited_gracefully().await.unwrap();
         fs.crash(CrashMode::DropUnsynced, 0);
-        let again = Identity::load_or_create(fs.clone(), dir, &rng)
+        let again = Identity::load_or_create(fs.clone(), dir, &rng, false)
             .await
             .unwrap();
         assert_eq!(again.data_id(), first.data_id());
@@ -194,9 +231,38 @@ mod tests {
         let dir = Path::new("/data");
         fs.create_dir_all(dir).await.unwrap();
         fs.write(&dir.join(FILE_NAME), b"{not json").await.unwrap();
-        let error = Identity::load_or_create(fs, dir, &SeededRng::new(1))
+        let error = Identity::load_or_create(fs, dir, &SeededRng::new(1), false)
             .await
             .unwrap_err();
         assert!(matches!(error, IdentityError::Decode { .. }), "{error}");
+    }
+
+    #[tokio::test]
+    async fn a_crash_gives_a_new_id_unless_the_node_is_crash_safe() {
+        let fs = Arc::new(MemFs::new());
+        let dir = Path::new("/data");
+        fs.create_dir_all(dir).await.unwrap();
+        let rng = SeededRng::new(7);
+        let open = |crash_safe| Identity::load_or_create(fs.clone(), dir, &rng, crash_safe);
+        let first = open(false).await.unwrap().data_id();
+        fs.crash(CrashMode::DropUnsynced, 0);
+        let after_crash = open(false).await.unwrap();
+        assert_ne!(
+            after_crash.data_id(),
+            first,
+            "a crash loses what memory held"
+        );
+        fs.crash(CrashMode::DropUnsynced, 0);
+        let crash_safe = open(true).await.unwrap();
+        assert_eq!(crash_safe.data_id(), after_crash.data_id());
+        crash_safe.exited_gracefully().await.unwrap();
+        fs.crash(CrashMode::DropUnsynced, 0);
+        assert_eq!(open(false).await.unwrap().data_id(), after_crash.data_id());
+        // A file of an earlier build, without `running`, reads as a graceful exit.
+        let old = br#"{"version":1,"data_id":5,"owners":{"3":100}}"#;
+        fs.write(&dir.join(FILE_NAME), old).await.unwrap();
+        let upgraded = open(false).await.unwrap();
+        assert_eq!(upgraded.data_id(), 5);
+        assert_eq!(upgraded.owner_seen(3, 100).await.unwrap(), OwnerDisk::Same);
     }
 }

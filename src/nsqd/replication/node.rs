@@ -74,7 +74,10 @@ impl Replication {
         if opts.replication_factor < 2 {
             return Ok(None);
         }
-        let identity = Identity::load_or_create(env.fs.clone(), data_path, &*env.rng).await?;
+        let crash_safe = (opts.mem_queue_size == 0 && opts.sync_every == 1)
+            || opts.buggify.identity_kept_after_crash;
+        let identity =
+            Identity::load_or_create(env.fs.clone(), data_path, &*env.rng, crash_safe).await?;
         let max_msg_size = usize::try_from(opts.max_msg_size).unwrap_or(0);
         // Standby copies gather in memory as the disk queues' publishes do.
         let gather_bytes =
