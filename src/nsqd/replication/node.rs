@@ -13,7 +13,7 @@ use super::frame::{Hello, VERSION};
 use super::identity::{Identity, IdentityError};
 use super::owner::{OwnerConfig, ReplicationError, Replicator, PING_INTERVAL};
 use super::peer::{self, PeerContext, PeerHost, StandbyStores};
-use super::standby::{Adoptable, StandbyError};
+use super::standby::{Adoptable, StandbyError, StandbyStore};
 use crate::env::{BoxStream, Env};
 use crate::nsqd::channel::Channel;
 use crate::nsqd::durability::disk_queue_config;
@@ -61,6 +61,9 @@ pub struct Replication {
     /// messages elsewhere concern copies here too.
     adopted_from: parking_lot::Mutex<std::collections::BTreeSet<u16>>,
 }
+
+/// Bytes of bodies a failover reads from a standby store and queues at a time.
+const ADOPT_BATCH_BYTES: usize = 8 << 20;
 
 impl Replication {
     /// Opens replication for `opts` (None when the factor is 1): reads or makes
@@ -235,23 +238,49 @@ impl NsqdInner {
             if *store_owner != owner || store.unfinished() == 0 {
                 continue;
             }
-            let copies = match store.adopt().await {
-                Ok(copies) => copies,
-                Err(error) => {
-                    tracing::error!(owner, %topic, %error, "failover: standby copies could not be read");
-                    continue;
-                }
-            };
-            let count = copies.len();
-            if !self.adopt_copies(topic, copies).await {
+            tracing::warn!(owner, %topic, copies = store.unfinished(), "failover: delivering a peer's standby copies");
+            replication.adopted_from.lock().insert(owner);
+            if !self.adopt_store(topic, store).await {
                 continue;
             }
-            tracing::warn!(owner, %topic, count, "failover: delivering a peer's standby copies");
-            replication.adopted_from.lock().insert(owner);
             if let Err(error) = store.forget_all().await {
                 tracing::error!(owner, %topic, %error, "failover: adopted copies could not be forgotten; they may come again");
             }
         }
+    }
+
+    /// Delivers the copies of `store` a batch at a time, so a failover holds one batch
+    /// of bodies in memory, not the backlog. False when a batch could not be read or
+    /// queued: the store keeps every copy for the next round, and what was delivered
+    /// already comes again (duplicates, which at-least-once allows).
+    async fn adopt_store(&self, topic: &str, store: &mut StandbyStore) -> bool {
+        let mut adoption = match store.adoption().await {
+            Ok(adoption) => adoption,
+            Err(error) => {
+                tracing::error!(%topic, %error, "failover: standby copies could not be read");
+                return false;
+            }
+        };
+        loop {
+            match adoption.next_batch(ADOPT_BATCH_BYTES).await {
+                Ok(Some(batch)) => {
+                    if !self.adopt_copies(topic, batch).await {
+                        return false;
+                    }
+                }
+                Ok(None) => break,
+                Err(error) => {
+                    tracing::error!(%topic, %error, "failover: standby copies could not be read");
+                    return false;
+                }
+            }
+        }
+        // Copies the file lost since it was opened cannot be read by a retry either:
+        // what was read is delivered, and the store is done with.
+        if let Err(error) = adoption.check_all_found() {
+            tracing::error!(%topic, %error, "failover: some standby copies were unreadable");
+        }
+        true
     }
 
     async fn adopt_copies(&self, topic: &str, mut copies: Vec<Adoptable>) -> bool {

@@ -133,6 +133,53 @@ pub struct Adoptable {
     pub channels: Vec<String>,
 }
 
+/// The unfinished copies of a store, read back a batch at a time for a failover.
+pub struct Adoption<'a> {
+    store: &'a StandbyStore,
+    /// None: the store has no file.
+    reader: Option<RecordReader<'a>>,
+    /// Copies handed over so far.
+    found: usize,
+}
+
+impl Adoption<'_> {
+    /// The next copies in sequence order, at least one and about `max_bytes` of bodies
+    /// at most; `None` once every record was read.
+    pub async fn next_batch(
+        &mut self,
+        max_bytes: usize,
+    ) -> Result<Option<Vec<Adoptable>>, StandbyError> {
+        let store = self.store;
+        let Some(reader) = self.reader.as_mut() else {
+            return Ok(None);
+        };
+        let mut batch = Vec::new();
+        let mut bytes = 0usize;
+        while batch.is_empty() || bytes < max_bytes {
+            let next = reader.next().await;
+            let next = next.map_err(|source| store.read_error(source))?;
+            let Some((offset, _, record)) = next else {
+                break;
+            };
+            let Record::Message(message) = record else {
+                continue;
+            };
+            if store.is_live(offset, &message.id) {
+                bytes = bytes.saturating_add(message.body.len());
+                batch.push(store.adoptable(&message));
+            }
+        }
+        self.found += batch.len();
+        Ok((!batch.is_empty()).then_some(batch))
+    }
+
+    /// Fails unless the batches held every copy memory holds (the file was damaged
+    /// since it was opened otherwise).
+    pub fn check_all_found(&self) -> Result<(), StandbyError> {
+        self.store.check_found(self.found)
+    }
+}
+
 /// The standby copies a peer keeps of one owner's messages of one topic.
 pub struct StandbyStore {
     fs: Arc<dyn Fs>,
@@ -455,30 +502,32 @@ impl StandbyStore {
         Ok(())
     }
 
-    /// Reads the body of every unfinished copy, in sequence order, for a failover (the
-    /// gathered records written first): the adopter delivers them as its own, then
-    /// calls [`StandbyStore::forget_all`]. What they take in memory is the caller's
-    /// concern.
+    /// Reads the body of every unfinished copy, in sequence order, all at once (the
+    /// gathered records written first); fails unless every copy memory holds was
+    /// found. A failover goes through [`StandbyStore::adoption`] instead, a batch at a
+    /// time.
     pub async fn adopt(&mut self) -> Result<Vec<Adoptable>, StandbyError> {
-        self.flush().await?;
-        let mut adoptable = Vec::with_capacity(self.index.copies.len());
-        if let Some(mut reader) = self.open_reader().await? {
-            loop {
-                let next = reader.next().await;
-                let next = next.map_err(|source| self.read_error(source))?;
-                let Some((offset, _, record)) = next else {
-                    break;
-                };
-                let Record::Message(message) = record else {
-                    continue;
-                };
-                if self.is_live(offset, &message.id) {
-                    adoptable.push(self.adoptable(&message));
-                }
-            }
+        let mut adoption = self.adoption().await?;
+        let mut adoptable = Vec::new();
+        while let Some(batch) = adoption.next_batch(usize::MAX).await? {
+            adoptable.extend(batch);
         }
-        self.check_found(adoptable.len())?;
+        adoption.check_all_found()?;
         Ok(adoptable)
+    }
+
+    /// Starts handing the unfinished copies over for a failover (the gathered records
+    /// written first): [`Adoption::next_batch`] reads them in sequence order, a batch
+    /// of bounded size at a time, for the adopter to deliver as its own before it asks
+    /// for the next; then it calls [`StandbyStore::forget_all`].
+    pub async fn adoption(&mut self) -> Result<Adoption<'_>, StandbyError> {
+        self.flush().await?;
+        let reader = self.open_reader().await?;
+        Ok(Adoption {
+            store: self,
+            reader,
+            found: 0,
+        })
     }
 
     fn adoptable(&self, record: &MessageRecord<'_>) -> Adoptable {

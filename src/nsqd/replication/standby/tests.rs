@@ -462,6 +462,33 @@ impl Fs for DiesAfter {
     }
 }
 
+/// A failover reads the copies back a batch at a time, in sequence order, each batch
+/// about the size asked (one copy at least), and every copy in the end.
+#[tokio::test]
+async fn copies_are_handed_over_in_batches_of_bounded_size() {
+    let fs = data_dir().await;
+    let mut store = open(&fs).await;
+    let records: Vec<Replicated> = (1..=50)
+        .map(|seq| message_with_body(seq, &["a"], vec![1; 100]))
+        .collect();
+    store.append(&records).await.unwrap();
+    store.finish("a", &[id(10), id(20)]).await.unwrap();
+    let expected: Vec<MessageId> = (1..=50)
+        .filter(|n| n % 10 != 0 || *n > 20)
+        .map(id)
+        .collect();
+    for (max_bytes, most) in [(1000, 10), (0, 1), (usize::MAX, 48)] {
+        let mut adoption = store.adoption().await.unwrap();
+        let mut ids = Vec::new();
+        while let Some(batch) = adoption.next_batch(max_bytes).await.unwrap() {
+            assert!(!batch.is_empty() && batch.len() <= most, "{}", batch.len());
+            ids.extend(batch.iter().map(|a| a.message.id));
+        }
+        adoption.check_all_found().unwrap();
+        assert_eq!(ids, expected, "batches of {max_bytes} bytes");
+    }
+}
+
 /// Gathered records reach the file at the threshold, at a sync, and before an adoption
 /// reads the file; until then a crash loses them, as it loses a memory queue.
 #[tokio::test]
