@@ -539,6 +539,10 @@ pub struct Swarm {
     /// replica set of factor `N` promises to survive `N - 1` losses, not more.
     #[serde(default)]
     pub lose_max: Option<usize>,
+    /// Crashes count toward `lose_max` too: on nsqds whose memory queues are on, a
+    /// crash loses what memory held, and the promise covers `N - 1` such losses.
+    #[serde(default)]
+    pub crash_counts_as_loss: bool,
     /// Disk faults (write errors, fsync errors or full) on one nsqd, per second.
     #[serde(default)]
     pub disk_fault_probability_per_s: [f64; 2],

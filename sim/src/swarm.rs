@@ -77,7 +77,9 @@ pub fn draw_faults(scenario: &Scenario, swarm: &Swarm, seed: u64) -> (Vec<Fault>
             if matches!(class.kind, ClassKind::Disk | ClassKind::Lose) && !is_nsqd {
                 continue;
             }
-            if class.kind == ClassKind::Lose {
+            let counts_as_loss = class.kind == ClassKind::Lose
+                || (class.kind == ClassKind::Crash && swarm.crash_counts_as_loss && is_nsqd);
+            if counts_as_loss {
                 if swarm.lose_max.is_some_and(|max| losses >= max) {
                     continue;
                 }

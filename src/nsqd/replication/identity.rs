@@ -11,7 +11,7 @@
 //! The file is JSON, written to a temporary file, fsynced and renamed over the old one,
 //! as `nsqd.dat` is. Go nsqd never opens it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -65,6 +65,10 @@ struct Contents {
     /// Set from start to graceful exit (absent in files of earlier builds: not running).
     #[serde(default)]
     running: bool,
+    /// The owners whose standby copies this node took over (absent in files of earlier
+    /// builds: none).
+    #[serde(default)]
+    adopted_from: BTreeSet<u16>,
 }
 
 /// What an owner's HELLO says about its disk, next to what this node knew.
@@ -84,6 +88,8 @@ pub struct Identity {
     path: PathBuf,
     contents: tokio::sync::Mutex<Contents>,
     data_id: u64,
+    /// `Contents::adopted_from`, readable without waiting.
+    adopted_from: parking_lot::Mutex<BTreeSet<u16>>,
 }
 
 impl std::fmt::Debug for Identity {
@@ -118,6 +124,7 @@ impl Identity {
                     data_id: new_id(),
                     owners: BTreeMap::new(),
                     running: false,
+                    adopted_from: BTreeSet::new(),
                 };
                 tracing::info!(data_id = contents.data_id, "new replication identity");
                 contents
@@ -139,6 +146,7 @@ impl Identity {
             fs,
             path,
             data_id: contents.data_id,
+            adopted_from: parking_lot::Mutex::new(contents.adopted_from.clone()),
             contents: tokio::sync::Mutex::new(contents),
         })
     }
@@ -146,6 +154,27 @@ impl Identity {
     /// This data directory's id.
     pub fn data_id(&self) -> u64 {
         self.data_id
+    }
+
+    /// The owners whose standby copies this node took over, in any run: FINs of their
+    /// messages elsewhere concern copies here too.
+    pub fn adopted_from(&self) -> BTreeSet<u16> {
+        self.adopted_from.lock().clone()
+    }
+
+    /// Notes that this node takes over `owner`'s standby copies (written before this
+    /// returns when it is new).
+    pub async fn adopting_from(&self, owner: u16) -> Result<(), IdentityError> {
+        let mut contents = self.contents.lock().await;
+        if contents.adopted_from.contains(&owner) {
+            return Ok(());
+        }
+        let mut changed = contents.clone();
+        changed.adopted_from.insert(owner);
+        write(&*self.fs, &self.path, &changed).await?;
+        self.adopted_from.lock().insert(owner);
+        *contents = changed;
+        Ok(())
     }
 
     /// Notes a graceful exit (everything held in memory is on disk now): the next start
@@ -223,6 +252,14 @@ mod tests {
         assert_eq!(again.data_id(), first.data_id());
         assert_eq!(again.owner_seen(3, 100).await.unwrap(), OwnerDisk::Same);
         assert_eq!(again.owner_seen(3, 200).await.unwrap(), OwnerDisk::Replaced);
+        assert!(again.adopted_from().is_empty());
+        again.adopting_from(3).await.unwrap();
+        again.adopting_from(3).await.unwrap();
+        fs.crash(CrashMode::DropUnsynced, 0);
+        let after = Identity::load_or_create(fs.clone(), dir, &rng, false)
+            .await
+            .unwrap();
+        assert_eq!(after.adopted_from(), BTreeSet::from([3]));
     }
 
     #[tokio::test]

@@ -57,9 +57,6 @@ pub struct Replication {
     pub stores: StandbyStores,
     hello: Hello,
     max_frame: usize,
-    /// The owners whose standby copies this node took over in this run: FINs of their
-    /// messages elsewhere concern copies here too.
-    adopted_from: parking_lot::Mutex<std::collections::BTreeSet<u16>>,
 }
 
 /// Bytes of bodies a failover reads from a standby store and queues at a time.
@@ -125,7 +122,6 @@ impl Replication {
             stores,
             hello,
             max_frame,
-            adopted_from: parking_lot::Mutex::default(),
         }))
     }
 }
@@ -239,7 +235,9 @@ impl NsqdInner {
                 continue;
             }
             tracing::warn!(owner, %topic, copies = store.unfinished(), "failover: delivering a peer's standby copies");
-            replication.adopted_from.lock().insert(owner);
+            if let Err(error) = replication.identity.adopting_from(owner).await {
+                tracing::error!(owner, %error, "failover: replication.dat could not note the takeover; FINs of the owner may not reconcile after a restart");
+            }
             if !self.adopt_store(topic, store).await {
                 continue;
             }
@@ -348,7 +346,7 @@ impl PeerHost for NsqdInner {
             return;
         };
         let mine = replication.hello.node_id;
-        let adopted_from = replication.adopted_from.lock().clone();
+        let adopted_from = replication.identity.adopted_from();
         let here = ids.iter().copied().filter(|id| {
             guid::node_id_of(id).is_some_and(|node| node == mine || adopted_from.contains(&node))
         });
