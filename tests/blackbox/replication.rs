@@ -129,6 +129,23 @@ async fn a_peer_with_this_nodes_id_is_refused() {
     server.stop().await;
 }
 
+/// A MESSAGES frame of topic `orders`: messages 1 to 3 (sequence numbers too) with
+/// `body`, for channel `ch`.
+fn three_messages(body: Bytes) -> Frame {
+    let records = (1..=3)
+        .map(|seq| Replicated {
+            seq,
+            message: Message::new(MessageId::from_u64(seq), 1, body.clone()),
+            due_ns: 0,
+            channels: vec!["ch".into()],
+        })
+        .collect();
+    Frame::Messages {
+        topic: "orders".into(),
+        records,
+    }
+}
+
 /// Copies acknowledged while still gathered in memory are written when nsqd exits
 /// gracefully (here long before any sync tick).
 #[tokio::test]
@@ -148,19 +165,7 @@ async fn gathered_copies_are_written_at_exit() {
         reader.next_within(Duration::from_secs(5)).await,
         Ok(Frame::HelloOk(_))
     ));
-    let body = Bytes::from(vec![b'x'; 1000]);
-    let records = (1..=3)
-        .map(|seq| Replicated {
-            seq,
-            message: Message::new(MessageId::from_u64(seq), 1, body.clone()),
-            due_ns: 0,
-            channels: vec!["ch".into()],
-        })
-        .collect();
-    let frame = Frame::Messages {
-        topic: "orders".into(),
-        records,
-    };
+    let frame = three_messages(Bytes::from(vec![b'x'; 1000]));
     write_frame(&mut write, &frame).await.expect("messages");
     assert!(matches!(
         reader.next_within(Duration::from_secs(5)).await,
@@ -187,18 +192,7 @@ async fn an_owners_messages_are_acknowledged_and_kept_on_disk() {
         Ok(Frame::HelloOk(theirs)) => assert_eq!(theirs.node_id, 7),
         other => panic!("expected HELLO_OK, got {other:?}"),
     }
-    let records = (1..=3)
-        .map(|seq| Replicated {
-            seq,
-            message: Message::new(MessageId::from_u64(seq), 1, Bytes::from("body")),
-            due_ns: 0,
-            channels: vec!["ch".into()],
-        })
-        .collect();
-    let frame = Frame::Messages {
-        topic: "orders".into(),
-        records,
-    };
+    let frame = three_messages(Bytes::from("body"));
     write_frame(&mut write, &frame).await.expect("messages");
     match reader.next_within(Duration::from_secs(5)).await {
         Ok(Frame::Ack { topic, seq }) => assert_eq!((topic.as_str(), seq), ("orders", 3)),
