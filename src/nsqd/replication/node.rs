@@ -2,12 +2,14 @@
 //! ([`StandbyStores`]), the identity of the data directory, the failover loop, and the
 //! publish every TCP and HTTP publish goes through.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use tokio::time::Instant;
 
 use super::frame::{Hello, VERSION};
 use super::identity::{Identity, IdentityError};
@@ -57,7 +59,13 @@ pub struct Replication {
     pub stores: StandbyStores,
     hello: Hello,
     max_frame: usize,
+    /// Owners that came back with another data directory and whose copies could not
+    /// all be handed over then: the failover loop tries again, silent or not.
+    adoption_owed: parking_lot::Mutex<BTreeSet<u16>>,
 }
+
+/// The longest wait before a failed failover is tried again.
+const MAX_FAILOVER_RETRY: Duration = Duration::from_secs(8);
 
 /// Bytes of bodies a failover reads from a standby store and queues at a time.
 const ADOPT_BATCH_BYTES: usize = 8 << 20;
@@ -122,6 +130,7 @@ impl Replication {
             stores,
             hello,
             max_frame,
+            adoption_owed: parking_lot::Mutex::default(),
         }))
     }
 }
@@ -227,8 +236,10 @@ impl NsqdInner {
         peer::serve(ctx, self, stream, peer).await;
     }
 
-    /// Delivers, as this node's own, what `owner` left in the standby stores.
-    async fn adopt_from(&self, replication: &Replication, owner: u16) {
+    /// Delivers, as this node's own, what `owner` left in the standby stores. False
+    /// when a store could not be handed over whole (it is tried again later).
+    async fn adopt_from(&self, replication: &Replication, owner: u16) -> bool {
+        let mut all_adopted = true;
         let mut stores = replication.stores.lock().await;
         for ((store_owner, topic), store) in stores.iter_mut() {
             if *store_owner != owner || store.unfinished() == 0 {
@@ -239,12 +250,15 @@ impl NsqdInner {
                 tracing::error!(owner, %error, "failover: replication.dat could not note the takeover; FINs of the owner may not reconcile after a restart");
             }
             if !self.adopt_store(topic, store).await {
+                all_adopted = false;
                 continue;
             }
             if let Err(error) = store.forget_all().await {
                 tracing::error!(owner, %topic, %error, "failover: adopted copies could not be forgotten; they may come again");
+                all_adopted = false;
             }
         }
+        all_adopted
     }
 
     /// Delivers the copies of `store` a batch at a time, so a failover holds one batch
@@ -334,7 +348,9 @@ impl PeerHost for NsqdInner {
 
     async fn adopt_now(&self, owner: u16) {
         if let Some(replication) = &self.replication {
-            self.adopt_from(replication, owner).await;
+            if !self.adopt_from(replication, owner).await {
+                replication.adoption_owed.lock().insert(owner);
+            }
         }
     }
 
@@ -355,21 +371,51 @@ impl PeerHost for NsqdInner {
 }
 
 /// Every [`PING_INTERVAL`], delivers the standby copies of owners silent for
-/// `--replica-failover-timeout`.
+/// `--replica-failover-timeout`, and of owners whose copies are owed since they came
+/// back blank. A failover that failed (a disk error here) is tried
+/// again after a delay that doubles up to [`MAX_FAILOVER_RETRY`]: each try queues again
+/// what the failed one had queued, so trying every tick would flood consumers with
+/// duplicates while the disk is bad.
 pub(crate) async fn failover_loop(nsqd: Arc<NsqdInner>) {
     let Some(replication) = &nsqd.replication else {
         return;
     };
     let mut tick = tokio::time::interval(PING_INTERVAL);
+    let mut retry: BTreeMap<u16, (Instant, Duration)> = BTreeMap::new();
     loop {
         tokio::select! {
             _ = nsqd.shutdown.cancelled() => return,
             _ = tick.tick() => {}
         }
         let timeout = nsqd.opts.replica_failover_timeout;
-        for owner in replication.stores.silent_owners(timeout).await {
-            tracing::warn!(owner, ?timeout, "failover: owner silent");
-            nsqd.adopt_from(replication, owner).await;
+        let silent = replication.stores.silent_owners(timeout).await;
+        let owed = replication.adoption_owed.lock().clone();
+        for owner in owed.union(&silent.into_iter().collect()) {
+            let owner = *owner;
+            if retry
+                .get(&owner)
+                .is_some_and(|(at, _)| Instant::now() < *at)
+            {
+                continue;
+            }
+            if owed.contains(&owner) {
+                tracing::warn!(
+                    owner,
+                    "failover: copies owed since the owner came back blank"
+                );
+            } else {
+                tracing::warn!(owner, ?timeout, "failover: owner silent");
+            }
+            if nsqd.adopt_from(replication, owner).await {
+                retry.remove(&owner);
+                replication.adoption_owed.lock().remove(&owner);
+                continue;
+            }
+            let delay = retry
+                .get(&owner)
+                .map_or(PING_INTERVAL, |(_, delay)| *delay * 2)
+                .min(MAX_FAILOVER_RETRY);
+            retry.insert(owner, (Instant::now() + delay, delay));
         }
     }
 }
