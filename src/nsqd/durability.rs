@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::diskqueue::{DiskQueueConfig, DiskQueueError};
 use super::metadata::{self, ChannelMetadata, Metadata, TopicMetadata};
-use super::topic::BackendFactory;
+use super::topic::{BackendFactory, TopicError};
 use super::{NsqdError, NsqdInner};
 use crate::protocol::{names, MESSAGE_HEADER_LENGTH};
 
@@ -135,6 +135,14 @@ impl NsqdInner {
         }
     }
 
+    /// [`NsqdInner::note_disk_write`] for a topic's write: a topic that refused because
+    /// it is being deleted (or nsqd exits) says nothing about the disk, as in Go.
+    pub(crate) fn note_topic_write<T>(&self, result: &Result<T, TopicError>) {
+        if !matches!(result, Err(TopicError::Exiting)) {
+            self.note_disk_write(result);
+        }
+    }
+
     /// "OK", or the last disk error.
     pub(crate) fn health(&self) -> Option<String> {
         self.health.lock().clone()
@@ -181,7 +189,7 @@ async fn drain_topics(nsqd: &NsqdInner) {
             let moved = topic.drain_backend(nsqd.now_ns(), DRAIN_BATCH_MAX).await;
             if !matches!(moved, Ok(false)) {
                 // Only a drain that wrote (or failed to) says something about the disk.
-                nsqd.note_disk_write(&moved);
+                nsqd.note_topic_write(&moved);
             }
             if !matches!(moved, Ok(true)) || nsqd.shutdown.is_cancelled() {
                 break;
@@ -235,5 +243,41 @@ async fn sync_due(nsqd: &NsqdInner) {
     }
     if let Some(outcome) = outcome {
         nsqd.note_disk_write(&outcome);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::env::Env;
+    use crate::nsqd::{Nsqd, Options};
+
+    #[tokio::test]
+    async fn only_a_topic_write_that_failed_on_disk_changes_health() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = Options {
+            tcp_address: "127.0.0.1:0".into(),
+            http_address: "127.0.0.1:0".into(),
+            https_address: String::new(),
+            data_path: dir.path().to_string_lossy().into_owned(),
+            ..Options::default()
+        };
+        let nsqd = Nsqd::new(opts, Env::real()).await.unwrap();
+        let inner = &nsqd.inner;
+        inner.note_topic_write::<()>(&Err(TopicError::Exiting));
+        assert_eq!(
+            inner.health(),
+            None,
+            "a topic being deleted is not a disk error"
+        );
+        let failed = std::io::Error::other("disk on fire");
+        let journal = crate::nsqd::due_journal::JournalError::Write {
+            path: "t.due".into(),
+            source: failed,
+        };
+        inner.note_topic_write::<()>(&Err(TopicError::DueTimes(journal)));
+        assert!(inner.health().is_some_and(|h| h.contains("disk on fire")));
+        inner.note_topic_write(&Ok(()));
+        assert_eq!(inner.health(), None);
     }
 }

@@ -9,7 +9,7 @@ use parking_lot::Mutex;
 
 use super::backend::Backend;
 use super::channel::{Channel, ChannelRef, Deferral};
-use super::diskqueue::DiskQueueConfig;
+use super::diskqueue::{DiskQueueConfig, DiskQueueError};
 use super::due_journal::JournalError;
 use super::due_times::DueTimes;
 use super::e2e::E2eConfig;
@@ -18,14 +18,17 @@ use crate::protocol::message::MessageId;
 use crate::protocol::{names, GuidFactory, Message};
 
 /// Why a publish was refused; the text follows `PUB failed ` on the wire.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum TopicError {
     /// The topic is being deleted or nsqd is exiting.
     #[error("exiting")]
     Exiting,
-    /// Writing to the disk queue failed.
-    #[error("{0}")]
-    Backend(String),
+    /// Writing to (or reading from) a disk queue failed.
+    #[error(transparent)]
+    Disk(#[from] DiskQueueError),
+    /// Writing the due times of deferred messages failed.
+    #[error(transparent)]
+    DueTimes(#[from] JournalError),
 }
 
 /// What learns of every change a peer must repeat, in the order the topic makes them:
@@ -500,10 +503,7 @@ impl Topic {
         self.restore_due_times(now_ns).await;
         // The topic's read position is synced only after the channels have the
         // messages on their own disk: a crash in between repeats, never loses.
-        let messages = backend
-            .read_for_transfer(max)
-            .await
-            .map_err(|e| TopicError::Backend(e.to_string()))?;
+        let messages = backend.read_for_transfer(max).await?;
         if messages.is_empty() {
             return Ok(false);
         }
@@ -524,10 +524,7 @@ impl Topic {
             }
         };
         write_all(writes).await?;
-        backend
-            .commit_reads()
-            .await
-            .map_err(|e| TopicError::Backend(e.to_string()))?;
+        backend.commit_reads().await?;
         Ok(true)
     }
 
@@ -557,7 +554,7 @@ impl Topic {
         let mut result = Ok(());
         for channel in channels {
             if let Err(e) = channel.flush_to_backend(now_ns).await {
-                result = Err(TopicError::Backend(e.to_string()));
+                result = Err(TopicError::Disk(e));
             }
         }
         if let Some(backend) = &self.backend {
@@ -568,7 +565,7 @@ impl Topic {
             let written = backend.put(&pending).await;
             let closed = backend.close().await;
             if let Err(e) = written.and(closed) {
-                result = Err(TopicError::Backend(e.to_string()));
+                result = Err(TopicError::Disk(e));
             }
         }
         result
@@ -917,16 +914,9 @@ async fn write_all(writes: Vec<DiskWrite>) -> Result<(), TopicError> {
         }
         if let Some(due_ns) = due_ns {
             let due: Vec<(MessageId, i64)> = messages.iter().map(|m| (m.id, due_ns)).collect();
-            backend
-                .due_journal()
-                .append(&due)
-                .await
-                .map_err(|e| TopicError::Backend(e.to_string()))?;
+            backend.due_journal().append(&due).await?;
         }
-        backend
-            .put(&messages)
-            .await
-            .map_err(|e| TopicError::Backend(e.to_string()))?;
+        backend.put(&messages).await?;
         if let Some(channel) = channel {
             channel.new_messages.notify_one();
         }

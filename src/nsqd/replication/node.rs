@@ -202,7 +202,7 @@ impl NsqdInner {
         defer_ns: i64,
     ) -> Result<(), PublishError> {
         let ticket = topic.publish_watched(bodies, self.now_ns(), defer_ns).await;
-        self.note_disk_write(&ticket);
+        self.note_topic_write(&ticket);
         if let (Some(ticket), Some(replication)) = (ticket?, &self.replication) {
             if !self.opts.buggify.replica_ok_before_ack {
                 replication.replicator.wait(ticket).await?;
@@ -312,7 +312,7 @@ impl NsqdInner {
             })
             .collect();
         let adopted = topic.adopt(messages, self.now_ns()).await;
-        self.note_disk_write(&adopted);
+        self.note_topic_write(&adopted);
         match adopted {
             Ok(()) => true,
             Err(error) => {
