@@ -36,8 +36,17 @@ pub enum HttpGetError {
     #[error("connect failed - {0}")]
     Connect(std::io::Error),
     /// The HTTP exchange failed.
+    #[error(transparent)]
+    Http(#[from] hyper::Error),
+    /// The request could not be made (a bad header or path).
+    #[error(transparent)]
+    Request(#[from] hyper::http::Error),
+    /// The answer's body could not be read, or was longer than allowed.
     #[error("{0}")]
-    Http(String),
+    ReadBody(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The server closed the connection before it answered.
+    #[error("connection ended")]
+    ConnectionEnded,
     /// An answer other than 200.
     #[error("got response {0}")]
     Status(StatusCode),
@@ -93,7 +102,7 @@ pub async fn get_json_via<T: DeserializeOwned>(
     let connect = async {
         let stream = net.connect_tcp(addr).await.map_err(HttpGetError::Connect)?;
         match tls {
-            None => Ok(stream),
+            None => Ok::<_, HttpGetError>(stream),
             Some(target) => {
                 let name = rustls::pki_types::ServerName::try_from(target.server_name.clone())
                     .map_err(|e| HttpGetError::Tls(std::io::Error::other(e.to_string())))?;
@@ -112,27 +121,22 @@ pub async fn get_json_via<T: DeserializeOwned>(
     let request = Request::get(path_and_query)
         .header(HOST, addr)
         .header(ACCEPT, "application/vnd.nsq; version=1.0")
-        .body(Empty::<Bytes>::new())
-        .map_err(|e| HttpGetError::Http(e.to_string()))?;
+        .body(Empty::<Bytes>::new())?;
     let exchange = async {
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| HttpGetError::Http(e.to_string()))?;
+        let (mut sender, connection) =
+            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
         // The connection drives the IO; it must never win the race below.
         let drive = async {
             let _ = connection.await;
             std::future::pending::<()>().await
         };
         let ask = async {
-            let response = sender
-                .send_request(request)
-                .await
-                .map_err(|e| HttpGetError::Http(e.to_string()))?;
+            let response = sender.send_request(request).await?;
             let status = response.status();
             let body = Limited::new(response.into_body(), body_max)
                 .collect()
                 .await
-                .map_err(|e| HttpGetError::Http(e.to_string()))?
+                .map_err(HttpGetError::ReadBody)?
                 .to_bytes();
             if status != StatusCode::OK {
                 return Err(HttpGetError::Status(status));
@@ -142,7 +146,7 @@ pub async fn get_json_via<T: DeserializeOwned>(
         tokio::select! {
             biased;
             answer = ask => answer,
-            _ = drive => Err(HttpGetError::Http("connection ended".into())),
+            _ = drive => Err(HttpGetError::ConnectionEnded),
         }
     };
     timeout(timeouts.request, exchange)

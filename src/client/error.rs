@@ -32,7 +32,7 @@ pub enum ClientError {
     Negotiation(String),
     /// No nsqlookupd could be asked which nsqds hold a topic.
     #[error("lookup failed: {0}")]
-    Lookup(String),
+    Lookup(#[source] crate::http_client::HttpGetError),
     /// A frame arrived that the current request cannot explain.
     #[error("unexpected frame: expected {expected}, got {got}")]
     UnexpectedFrame {

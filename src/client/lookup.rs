@@ -54,7 +54,7 @@ pub async fn lookup_nsqds(
         }
     }
     match (answered, last_error) {
-        (false, Some(error)) => Err(ClientError::Lookup(error.to_string())),
+        (false, Some(error)) => Err(ClientError::Lookup(error)),
         _ => Ok(found.into_iter().collect()),
     }
 }

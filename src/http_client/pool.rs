@@ -80,17 +80,14 @@ impl HttpClient {
                 Err(_) if reused => {
                     sender = self.connect(target).await?;
                     let request = build(&method, target, headers, body)?;
-                    sender
-                        .send_request(request)
-                        .await
-                        .map_err(|e| HttpGetError::Http(e.to_string()))?
+                    sender.send_request(request).await?
                 }
-                Err(error) => return Err(HttpGetError::Http(error.to_string())),
+                Err(error) => return Err(HttpGetError::Http(error)),
             };
             let status = response.status();
             let mut answer = response.into_body();
             while let Some(frame) = answer.frame().await {
-                frame.map_err(|e| HttpGetError::Http(e.to_string()))?;
+                frame?;
             }
             self.put_back(&pool_key(target), sender);
             Ok(status)
@@ -146,7 +143,7 @@ impl HttpClient {
                 .await
                 .map_err(HttpGetError::Connect)?;
             let Some(name) = &target.tls_server_name else {
-                return Ok(stream);
+                return Ok::<_, HttpGetError>(stream);
             };
             let config = self.tls.clone().ok_or_else(|| {
                 HttpGetError::Tls(std::io::Error::other("no TLS configuration for https"))
@@ -165,8 +162,7 @@ impl HttpClient {
         let (sender, connection) = hyper::client::conn::http1::Builder::new()
             .title_case_headers(true)
             .handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| HttpGetError::Http(e.to_string()))?;
+            .await?;
         tokio::spawn(async move {
             let _ = connection.await;
         });
@@ -192,8 +188,7 @@ fn build(
         .method(method.clone())
         .uri(target.path_and_query.as_str())
         .header(HOST, target.host.as_str())
-        .body(Full::new(body))
-        .map_err(|e| HttpGetError::Http(e.to_string()))?;
+        .body(Full::new(body))?;
     for (name, value) in headers {
         request.headers_mut().insert(name.clone(), value.clone());
     }
