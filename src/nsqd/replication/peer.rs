@@ -333,6 +333,15 @@ where
         );
         host.adopt_now(hello.node_id).await;
     }
+    if hello.replication_factor != ctx.hello.replication_factor {
+        // Allowed (a rolling change of the factor passes through it), but worth knowing.
+        tracing::warn!(
+            owner = hello.node_id,
+            theirs = hello.replication_factor,
+            ours = ctx.hello.replication_factor,
+            "an owner's --replication-factor differs from this node's"
+        );
+    }
     ctx.stores.heard(hello.node_id);
     let answer = Hello {
         tls: ctx.tls_required.is_some(),
