@@ -395,7 +395,9 @@ impl<H: PeerHost> Session<'_, H> {
         R: tokio::io::AsyncRead + Unpin,
         W: tokio::io::AsyncWrite + Unpin,
     {
-        let mut sync_tick = tokio::time::interval(self.ctx.sync_timeout);
+        // The first tick a whole period on: an interval's first tick is at once.
+        let first_sync = Instant::now() + self.ctx.sync_timeout;
+        let mut sync_tick = tokio::time::interval_at(first_sync, self.ctx.sync_timeout);
         let mut last_frame = Instant::now();
         loop {
             let silent_at = last_frame + self.ctx.silence;
