@@ -61,6 +61,26 @@ async fn peer_conn(
     (FrameReader::new(read, MAX_FRAME), write)
 }
 
+/// A peer connection on which owner `node_id` said HELLO and got `HELLO_OK` from this
+/// nsqd (node 7).
+async fn connected_owner(
+    server: &Server,
+    node_id: u16,
+) -> (
+    FrameReader<tokio::net::tcp::OwnedReadHalf>,
+    tokio::net::tcp::OwnedWriteHalf,
+) {
+    let (mut reader, mut write) = peer_conn(server).await;
+    write_frame(&mut write, &Frame::Hello(hello(node_id)))
+        .await
+        .expect("hello");
+    match reader.next_within(Duration::from_secs(5)).await {
+        Ok(Frame::HelloOk(theirs)) => assert_eq!(theirs.node_id, 7),
+        other => panic!("expected HELLO_OK, got {other:?}"),
+    }
+    (reader, write)
+}
+
 /// The connection is closed by nsqd (after whatever frames it sent) within 5 s.
 async fn expect_closed<R: tokio::io::AsyncRead + Unpin>(reader: &mut FrameReader<R>) {
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -157,14 +177,7 @@ async fn gathered_copies_are_written_at_exit() {
         ..replicated(&dead_address())
     })
     .await;
-    let (mut reader, mut write) = peer_conn(&server).await;
-    write_frame(&mut write, &Frame::Hello(hello(3)))
-        .await
-        .expect("hello");
-    assert!(matches!(
-        reader.next_within(Duration::from_secs(5)).await,
-        Ok(Frame::HelloOk(_))
-    ));
+    let (mut reader, mut write) = connected_owner(&server, 3).await;
     let frame = three_messages(Bytes::from(vec![b'x'; 1000]));
     write_frame(&mut write, &frame).await.expect("messages");
     assert!(matches!(
@@ -184,14 +197,7 @@ async fn gathered_copies_are_written_at_exit() {
 #[tokio::test]
 async fn an_owners_messages_are_acknowledged_and_kept_on_disk() {
     let server = start_with(replicated(&dead_address())).await;
-    let (mut reader, mut write) = peer_conn(&server).await;
-    write_frame(&mut write, &Frame::Hello(hello(3)))
-        .await
-        .expect("hello");
-    match reader.next_within(Duration::from_secs(5)).await {
-        Ok(Frame::HelloOk(theirs)) => assert_eq!(theirs.node_id, 7),
-        other => panic!("expected HELLO_OK, got {other:?}"),
-    }
+    let (mut reader, mut write) = connected_owner(&server, 3).await;
     let frame = three_messages(Bytes::from("body"));
     write_frame(&mut write, &frame).await.expect("messages");
     match reader.next_within(Duration::from_secs(5)).await {
@@ -214,14 +220,7 @@ async fn an_owners_messages_are_acknowledged_and_kept_on_disk() {
 async fn nsqd_exits_while_an_owner_is_connected() {
     // An owner that keeps its connection open (it PINGs) must not hold the exit up.
     let server = start_with(replicated(&dead_address())).await;
-    let (mut reader, mut write) = peer_conn(&server).await;
-    write_frame(&mut write, &Frame::Hello(hello(3)))
-        .await
-        .expect("hello");
-    assert!(matches!(
-        reader.next_within(Duration::from_secs(5)).await,
-        Ok(Frame::HelloOk(_))
-    ));
+    let (mut reader, mut write) = connected_owner(&server, 3).await;
     let pinging = tokio::spawn(async move {
         loop {
             let ping = Frame::Ping { data_id: 42 };
@@ -344,14 +343,7 @@ async fn a_message_a_peer_finished_after_a_failover_is_not_delivered_again() {
     }
     // Another node of the set took "first" over and finished it on "work": its FIN
     // reaches this nsqd, which minted the message, on that node's own connection.
-    let (mut reader, mut write) = peer_conn(&server).await;
-    write_frame(&mut write, &Frame::Hello(hello(4)))
-        .await
-        .expect("hello");
-    assert!(matches!(
-        reader.next_within(Duration::from_secs(5)).await,
-        Ok(Frame::HelloOk(_))
-    ));
+    let (mut reader, mut write) = connected_owner(&server, 4).await;
     let first = ids
         .iter()
         .find(|(_, body)| body.as_ref() == b"first")
