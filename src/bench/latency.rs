@@ -330,14 +330,9 @@ mod tests {
     #[tokio::test]
     async fn every_published_message_is_delivered_and_timed() {
         let dir = tempfile::tempdir().unwrap();
-        let opts = Options {
-            tcp_address: "127.0.0.1:0".into(),
-            http_address: "127.0.0.1:0".into(),
-            https_address: String::new(),
-            data_path: dir.path().to_string_lossy().into_owned(),
-            ..Options::default()
-        };
-        let nsqd = Nsqd::new(opts, Env::real()).await.unwrap();
+        let nsqd = Nsqd::new(Options::on_loopback(dir.path()), Env::real())
+            .await
+            .unwrap();
         let runner = nsqd.clone();
         tokio::spawn(async move { runner.run().await });
         for batch_size in [1, 10] {

@@ -255,14 +255,9 @@ mod tests {
     #[tokio::test]
     async fn only_a_topic_write_that_failed_on_disk_changes_health() {
         let dir = tempfile::tempdir().unwrap();
-        let opts = Options {
-            tcp_address: "127.0.0.1:0".into(),
-            http_address: "127.0.0.1:0".into(),
-            https_address: String::new(),
-            data_path: dir.path().to_string_lossy().into_owned(),
-            ..Options::default()
-        };
-        let nsqd = Nsqd::new(opts, Env::real()).await.unwrap();
+        let nsqd = Nsqd::new(Options::on_loopback(dir.path()), Env::real())
+            .await
+            .unwrap();
         let inner = &nsqd.inner;
         inner.note_topic_write::<()>(&Err(TopicError::Exiting));
         assert_eq!(

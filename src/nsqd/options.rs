@@ -147,6 +147,21 @@ pub struct Options {
 /// `--max-deferred-memory`'s default: 32 MiB per channel.
 pub const DEFAULT_MAX_DEFERRED_MEMORY: i64 = 32 * 1024 * 1024;
 
+impl Options {
+    /// The defaults, listening on loopback ports the system picks (no HTTPS), with data
+    /// in `data_path`: an nsqd for the crate's own tests.
+    #[cfg(test)]
+    pub(crate) fn on_loopback(data_path: &std::path::Path) -> Options {
+        Options {
+            tcp_address: "127.0.0.1:0".into(),
+            http_address: "127.0.0.1:0".into(),
+            https_address: String::new(),
+            data_path: data_path.to_string_lossy().into_owned(),
+            ..Options::default()
+        }
+    }
+}
+
 impl Default for Options {
     fn default() -> Self {
         let hostname = crate::env::os_hostname();
