@@ -293,6 +293,38 @@ fn an_identity_kept_after_a_crash_that_lost_memory_is_caught_with_a_replay_comma
     );
 }
 
+#[test]
+fn every_peer_taking_over_is_caught_with_a_replay_command() {
+    // The planted bug: both peers of the lost owner take its copies over at the
+    // failover timeout, so its whole backlog is delivered twice.
+    let buggify = nsq::nsqd::Buggify {
+        every_peer_takes_over: true,
+        ..nsq::nsqd::Buggify::default()
+    };
+    caught_with_a_replay_command(
+        "replicated-owner-lost.toml",
+        buggify,
+        Invariant::SingleTakeover,
+        "was taken over by nsqd-b and nsqd-c",
+    );
+}
+
+#[test]
+fn every_peer_taking_over_a_blank_owners_copies_is_caught_with_a_replay_command() {
+    // The same planted bug where owners come back blank: both peers take the earlier
+    // run's copies over at once.
+    let buggify = nsq::nsqd::Buggify {
+        every_peer_takes_over: true,
+        ..nsq::nsqd::Buggify::default()
+    };
+    caught_with_a_replay_command(
+        "replicated-nodes-lost-and-back-blank.toml",
+        buggify,
+        Invariant::SingleTakeover,
+        "of a lost owner was taken over by",
+    );
+}
+
 fn refused(text: &str) -> String {
     match Scenario::parse(text, "bad.toml") {
         Ok(_) => panic!("accepted:\n{text}"),

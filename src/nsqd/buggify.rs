@@ -27,4 +27,8 @@ pub struct Buggify {
     /// its memory queues held, so its peers keep their copies of those messages to
     /// themselves.
     pub identity_kept_after_crash: bool,
+    /// Every peer of a lost owner takes its copies over at the failover timeout, none
+    /// waiting for the lower-ranked one's `ADOPTED`: the whole backlog comes once per
+    /// peer.
+    pub every_peer_takes_over: bool,
 }

@@ -11,7 +11,7 @@
 //! # Layout
 //! - `view`: the history indexed once (connections, publishes, deliveries, host lives).
 //! - one module per invariant: `no_loss`, `no_unexpected`, `attempts`, `fin_final`,
-//!   `deferred`, `rdy`, `drains`, `lookupd`, `replicated_no_loss`.
+//!   `deferred`, `rdy`, `drains`, `lookupd`, `replicated_no_loss`, `single_takeover`.
 //!
 //! A host lost with its disk (the `lose` fault, [`crate::history::Event::HostLost`]) is a
 //! crash that also forgets everything the disk held: each checker excuses what only that
@@ -33,6 +33,7 @@ mod no_loss;
 mod no_unexpected;
 mod rdy;
 mod replicated_no_loss;
+mod single_takeover;
 #[cfg(test)]
 mod testkit;
 mod view;
@@ -69,11 +70,15 @@ pub enum Invariant {
     /// and FINished, by any nsqd, on every channel that existed when it was sent, whatever
     /// crashed or was lost with its disk.
     ReplicatedNoLoss,
+    /// `single_takeover`: in a run whose only faults are crashes and losses of nsqds, a
+    /// lost owner's message is taken over by one peer, not by every peer holding it (a
+    /// peer that went down after its delivery excepted).
+    SingleTakeover,
 }
 
 impl Invariant {
     /// Every invariant, in the order they are checked and reported.
-    pub const ALL: [Invariant; 9] = [
+    pub const ALL: [Invariant; 10] = [
         Invariant::NoLoss,
         Invariant::NoUnexpected,
         Invariant::AttemptsMonotonic,
@@ -83,6 +88,7 @@ impl Invariant {
         Invariant::Drains,
         Invariant::LookupdConverges,
         Invariant::ReplicatedNoLoss,
+        Invariant::SingleTakeover,
     ];
 
     /// The name scenario files and reports use.
@@ -97,6 +103,7 @@ impl Invariant {
             Invariant::Drains => "drains",
             Invariant::LookupdConverges => "lookupd_converges",
             Invariant::ReplicatedNoLoss => "replicated_no_loss",
+            Invariant::SingleTakeover => "single_takeover",
         }
     }
 
@@ -210,5 +217,6 @@ fn check_one(invariant: Invariant, view: &View<'_>, ctx: &CheckContext) -> Vec<V
         Invariant::Drains => drains::check(view, ctx),
         Invariant::LookupdConverges => lookupd::check(view, ctx),
         Invariant::ReplicatedNoLoss => replicated_no_loss::check(view, ctx),
+        Invariant::SingleTakeover => single_takeover::check(view, ctx),
     }
 }

@@ -130,6 +130,9 @@ pub(crate) struct View<'h> {
     pub nsqd_seen: BTreeMap<&'h str, NsqdSeen<'h>>,
     /// The last observation of each lookupd.
     pub lookupd_seen: BTreeMap<&'h str, LookupdSeen<'h>>,
+    /// What each applied fault did (partitions, holds, latency, disks, graceful stops;
+    /// crashes and losses are host lives), in order.
+    pub faults: Vec<&'h str>,
     /// The time of the last entry.
     pub end: Micros,
 }
@@ -250,7 +253,8 @@ impl<'h> View<'h> {
             } => {
                 self.lookupd_seen.insert(lookupd, (at, nodes, topics));
             }
-            Event::Fault { .. } | Event::Healed => {}
+            Event::Fault { description } => self.faults.push(description),
+            Event::Healed => {}
         }
     }
 

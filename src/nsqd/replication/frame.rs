@@ -14,8 +14,9 @@ use crate::protocol::{names, Message, MessageId};
 
 /// What a peer sends first on the TCP port, where a client sends `"  V2"`.
 pub const MAGIC: &[u8; 4] = b"  R1";
-/// The protocol version in [`Hello`].
-pub const VERSION: u16 = 1;
+/// The protocol version in [`Hello`] (2: `ADOPTED` names a lost owner's copies taken
+/// over; version 1 only reserved it).
+pub const VERSION: u16 = 2;
 /// Size, type byte and checksum around a payload.
 const FRAME_OVERHEAD: usize = 4 + 1 + 4;
 
@@ -142,15 +143,16 @@ pub enum Frame {
         /// The sender's data directory id.
         data_id: u64,
     },
-    /// After a failover: what the peer took over from this owner, and what of it it
-    /// finished.
+    /// After a failover, sent by the node that took copies over to its own peers: it
+    /// now delivers these copies of `owner`'s `topic`, so a peer holding them too
+    /// keeps them standby for it instead of delivering them again.
     Adopted {
+        /// The lost owner's node id.
+        owner: u16,
         /// The topic.
         topic: String,
-        /// The messages it adopted.
-        adopted: Vec<MessageId>,
-        /// Of those, the ones it finished.
-        finished: Vec<MessageId>,
+        /// The messages taken over.
+        ids: Vec<MessageId>,
     },
 }
 
@@ -271,14 +273,10 @@ impl Frame {
             Frame::Ping { data_id } | Frame::Pong { data_id } => {
                 out.put_u64(*data_id);
             }
-            Frame::Adopted {
-                topic,
-                adopted,
-                finished,
-            } => {
+            Frame::Adopted { owner, topic, ids } => {
+                out.put_u16(*owner);
                 put_str(out, topic);
-                put_ids(out, adopted);
-                put_ids(out, finished);
+                put_ids(out, ids);
             }
         }
     }
@@ -416,9 +414,9 @@ fn decode_payload(kind: u8, bytes: Bytes) -> Result<Frame, FrameError> {
         PING => Frame::Ping { data_id: r.u64()? },
         PONG => Frame::Pong { data_id: r.u64()? },
         _ => Frame::Adopted {
+            owner: r.u16()?,
             topic: r.topic()?,
-            adopted: r.ids()?,
-            finished: r.ids()?,
+            ids: r.ids()?,
         },
     };
     if r.bytes.has_remaining() {

@@ -14,8 +14,9 @@ use tokio::time::Instant;
 use super::frame::{Hello, VERSION};
 use super::identity::{Identity, IdentityError};
 use super::owner::{OwnerConfig, ReplicationError, Replicator, PING_INTERVAL};
-use super::peer::{self, PeerContext, PeerHost, StandbyStores};
-use super::standby::{Adoptable, StandbyError, StandbyStore};
+use super::peer::{self, PeerContext, PeerHost};
+use super::standby::{Adoptable, Scope, StandbyError, StandbyStore, Taken};
+use super::stores::StandbyStores;
 use crate::env::{BoxStream, Env};
 use crate::nsqd::channel::Channel;
 use crate::nsqd::durability::disk_queue_config;
@@ -59,9 +60,19 @@ pub struct Replication {
     pub stores: StandbyStores,
     hello: Hello,
     max_frame: usize,
-    /// Owners that came back with another data directory and whose copies could not
-    /// all be handed over then: the failover loop tries again, silent or not.
-    adoption_owed: parking_lot::Mutex<BTreeSet<u16>>,
+    /// Owners that came back with another data directory, whose earlier run's copies
+    /// the failover loop hands over, silent or not: those this node ranks second for
+    /// (another peer takes them over first), or could not hand over at once.
+    adoption_owed: parking_lot::Mutex<BTreeMap<u16, Owed>>,
+}
+
+/// The copies of an owner's earlier run owed to consumers ([`Replication`]).
+#[derive(Debug, Clone, Copy)]
+struct Owed {
+    /// The highest number of the earlier run.
+    up_to_seq: u64,
+    /// Not before then: a peer ranked first takes them over meanwhile.
+    not_before: Instant,
 }
 
 /// The longest wait before a failed failover is tried again.
@@ -236,24 +247,36 @@ impl NsqdInner {
         peer::serve(ctx, self, stream, peer).await;
     }
 
-    /// Delivers, as this node's own, what `owner` left in the standby stores. False
-    /// when a store could not be handed over whole (it is tried again later).
-    async fn adopt_from(&self, replication: &Replication, owner: u16) -> bool {
+    /// Delivers, as this node's own, what `owner` left in the standby stores, but for
+    /// copies a live node said it took over (`ADOPTED`), and tells the peers what it
+    /// took over. False when a store could not be handed over whole (it is tried again
+    /// later).
+    async fn adopt_from(&self, replication: &Replication, owner: u16, scope: Scope) -> bool {
+        let live = replication
+            .stores
+            .live_nodes(self.opts.replica_failover_timeout);
         let mut all_adopted = true;
         let mut stores = replication.stores.lock().await;
         for ((store_owner, topic), store) in stores.iter_mut() {
-            if *store_owner != owner || store.unfinished() == 0 {
+            let copies = match scope {
+                Scope::Orphans => store.orphaned(&live),
+                Scope::Silent | Scope::EarlierRun { .. } => store.adoptable(&live),
+            };
+            if *store_owner != owner || copies == 0 {
                 continue;
             }
-            tracing::warn!(owner, %topic, copies = store.unfinished(), "failover: delivering a peer's standby copies");
+            tracing::warn!(owner, %topic, copies, ?scope, "failover: delivering a peer's standby copies");
             if let Err(error) = replication.identity.adopting_from(owner).await {
                 tracing::error!(owner, %error, "failover: replication.dat could not note the takeover; FINs of the owner may not reconcile after a restart");
             }
-            if !self.adopt_store(topic, store).await {
+            let adopted = self
+                .adopt_store(replication, (owner, topic), store, &live, scope)
+                .await;
+            let Some(taken) = adopted else {
                 all_adopted = false;
                 continue;
-            }
-            if let Err(error) = store.forget_all().await {
+            };
+            if let Err(error) = store.forget_adopted(taken).await {
                 tracing::error!(owner, %topic, %error, "failover: adopted copies could not be forgotten; they may come again");
                 all_adopted = false;
             }
@@ -262,28 +285,38 @@ impl NsqdInner {
     }
 
     /// Delivers the copies of `store` a batch at a time, so a failover holds one batch
-    /// of bodies in memory, not the backlog. False when a batch could not be read or
-    /// queued: the store keeps every copy for the next round, and what was delivered
-    /// already comes again (duplicates, which at-least-once allows).
-    async fn adopt_store(&self, topic: &str, store: &mut StandbyStore) -> bool {
-        let mut adoption = match store.adoption().await {
+    /// of bodies in memory, not the backlog, and names each batch to the peers. None
+    /// when a batch could not be read or queued: the store keeps every copy for the
+    /// next round, and what was delivered already comes again (duplicates, which
+    /// at-least-once allows).
+    async fn adopt_store(
+        &self,
+        replication: &Replication,
+        (owner, topic): (u16, &str),
+        store: &mut StandbyStore,
+        live: &BTreeSet<u16>,
+        scope: Scope,
+    ) -> Option<Taken> {
+        let mut adoption = match store.adoption(live, scope).await {
             Ok(adoption) => adoption,
             Err(error) => {
                 tracing::error!(%topic, %error, "failover: standby copies could not be read");
-                return false;
+                return None;
             }
         };
         loop {
             match adoption.next_batch(ADOPT_BATCH_BYTES).await {
                 Ok(Some(batch)) => {
+                    let ids: Vec<MessageId> = batch.iter().map(|copy| copy.message.id).collect();
                     if !self.adopt_copies(topic, batch).await {
-                        return false;
+                        return None;
                     }
+                    replication.replicator.adopted(owner, topic, &ids);
                 }
                 Ok(None) => break,
                 Err(error) => {
                     tracing::error!(%topic, %error, "failover: standby copies could not be read");
-                    return false;
+                    return None;
                 }
             }
         }
@@ -292,7 +325,7 @@ impl NsqdInner {
         if let Err(error) = adoption.check_all_found() {
             tracing::error!(%topic, %error, "failover: some standby copies were unreadable");
         }
-        true
+        Some(adoption.into_taken())
     }
 
     async fn adopt_copies(&self, topic: &str, mut copies: Vec<Adoptable>) -> bool {
@@ -347,11 +380,28 @@ impl PeerHost for NsqdInner {
     }
 
     async fn adopt_now(&self, owner: u16) {
-        if let Some(replication) = &self.replication {
-            if !self.adopt_from(replication, owner).await {
-                replication.adoption_owed.lock().insert(owner);
-            }
+        let Some(replication) = &self.replication else {
+            return;
+        };
+        let stores = &replication.stores;
+        stores.orphan_copies_of(owner).await;
+        let up_to_seq = stores.highest_seq_of(owner).await;
+        let rank_wait = stores.rank_wait(
+            replication.hello.node_id,
+            owner,
+            self.opts.replica_failover_timeout,
+            !self.opts.buggify.every_peer_takes_over,
+        );
+        let scope = Scope::EarlierRun { up_to_seq };
+        if rank_wait.is_zero() && self.adopt_from(replication, owner, scope).await {
+            return;
         }
+        let not_before = Instant::now() + rank_wait;
+        let owed = Owed {
+            up_to_seq,
+            not_before,
+        };
+        replication.adoption_owed.lock().insert(owner, owed);
     }
 
     fn finished_elsewhere(&self, topic: &str, channel: &str, ids: &[MessageId]) {
@@ -370,9 +420,10 @@ impl PeerHost for NsqdInner {
     }
 }
 
-/// Every [`PING_INTERVAL`], delivers the standby copies of owners silent for
-/// `--replica-failover-timeout`, and of owners whose copies are owed since they came
-/// back blank. A failover that failed (a disk error here) is tried
+/// Every [`PING_INTERVAL`], delivers the standby copies of owners silent long enough
+/// (`--replica-failover-timeout`, longer for a node ranked after live ones: see
+/// [`StandbyStores::owners_due`]), copies taken over by a node lost since, and copies
+/// owed since their owner came back blank. A failover that failed (a disk error here) is tried
 /// again after a delay that doubles up to [`MAX_FAILOVER_RETRY`]: each try queues again
 /// what the failed one had queued, so trying every tick would flood consumers with
 /// duplicates while the disk is bad.
@@ -388,25 +439,40 @@ pub(crate) async fn failover_loop(nsqd: Arc<NsqdInner>) {
             _ = tick.tick() => {}
         }
         let timeout = nsqd.opts.replica_failover_timeout;
-        let silent = replication.stores.silent_owners(timeout).await;
+        let me = replication.hello.node_id;
+        let rank_peers = !nsqd.opts.buggify.every_peer_takes_over;
+        let mut due: BTreeMap<u16, Scope> = replication
+            .stores
+            .owners_due(me, timeout, rank_peers)
+            .await
+            .into_iter()
+            .collect();
         let owed = replication.adoption_owed.lock().clone();
-        for owner in owed.union(&silent.into_iter().collect()) {
-            let owner = *owner;
+        for (owner, owed) in &owed {
+            if Instant::now() >= owed.not_before {
+                let up_to_seq = owed.up_to_seq;
+                due.entry(*owner).or_insert(Scope::EarlierRun { up_to_seq });
+            }
+        }
+        for (owner, scope) in due {
             if retry
                 .get(&owner)
                 .is_some_and(|(at, _)| Instant::now() < *at)
             {
                 continue;
             }
-            if owed.contains(&owner) {
-                tracing::warn!(
+            match scope {
+                Scope::EarlierRun { .. } => tracing::warn!(
                     owner,
                     "failover: copies owed since the owner came back blank"
-                );
-            } else {
-                tracing::warn!(owner, ?timeout, "failover: owner silent");
+                ),
+                Scope::Orphans => tracing::warn!(
+                    owner,
+                    "failover: the node that took over copies of this owner is silent"
+                ),
+                Scope::Silent => tracing::warn!(owner, ?timeout, "failover: owner silent"),
             }
-            if nsqd.adopt_from(replication, owner).await {
+            if nsqd.adopt_from(replication, owner, scope).await {
                 retry.remove(&owner);
                 replication.adoption_owed.lock().remove(&owner);
                 continue;

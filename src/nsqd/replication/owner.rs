@@ -24,6 +24,7 @@ use super::frame::{Frame, Hello, Replicated, MAGIC};
 use super::link::{write_frame, FrameReader, LinkError};
 use crate::env::Env;
 use crate::nsqd::topic::TopicWatcher;
+use crate::protocol::message::MSG_ID_LENGTH;
 use crate::protocol::{Message, MessageId};
 
 /// How often a connected peer is PINGed (its failover clock counts from the last frame).
@@ -93,6 +94,7 @@ impl Item {
 
     fn size_hint(&self) -> usize {
         match &self.frame {
+            Frame::Adopted { ids, .. } => 64 + ids.len() * MSG_ID_LENGTH,
             Frame::Messages { records, .. } => records
                 .iter()
                 .map(|r| {
@@ -274,6 +276,26 @@ impl Replicator {
             push_one(outbox, new_item(seq, frame));
             peer.wake.notify_one();
         }
+    }
+
+    /// Tells every peer that this node took over, and now delivers, the copies `ids`
+    /// of the lost `owner`'s `topic` (a failover), so that one holding them too keeps
+    /// them standby instead of delivering them again. Not acknowledged, as FINs.
+    pub fn adopted(&self, owner: u16, topic: &str, ids: &[MessageId]) {
+        let mut sending = self.sending.lock();
+        let seq = sending.next_seq;
+        let items = ids
+            .chunks(FRAME_TARGET_BYTES / MSG_ID_LENGTH)
+            .map(|ids| {
+                let frame = Frame::Adopted {
+                    owner,
+                    topic: topic.to_string(),
+                    ids: ids.to_vec(),
+                };
+                new_item(seq, frame)
+            })
+            .collect();
+        self.push(&mut sending, items);
     }
 
     fn push(&self, sending: &mut Sending, items: Vec<Arc<Item>>) {

@@ -1,164 +1,23 @@
 //! The peer's side: an owner connects with the magic `"  R1"`, says HELLO, and sends
 //! the messages it publishes, its channel changes and its FINs; this node keeps standby
-//! copies of them (one [`StandbyStore`] per owner and topic) and acknowledges each
-//! MESSAGES and CHANNEL frame once its own sync policy holds it.
+//! copies of them (in [`StandbyStores`], one store per owner and topic) and
+//! acknowledges each MESSAGES and CHANNEL frame once its own sync policy holds it.
 
-use std::collections::btree_map::Entry;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
-use parking_lot::Mutex;
 use tokio::io::AsyncWriteExt;
 use tokio::time::Instant;
 
 use super::frame::{Frame, Hello, VERSION};
 use super::identity::{Identity, OwnerDisk};
 use super::link::{write_frame, FrameReader, LinkError};
-use super::standby::{StandbyError, StandbyStore};
-use crate::env::{BoxStream, Fs};
+use super::standby::StandbyError;
+use super::stores::StandbyStores;
+use crate::env::BoxStream;
 use crate::protocol::MessageId;
-
-/// The stores, by owner node id and topic.
-pub type StoreMap = BTreeMap<(u16, String), StandbyStore>;
-
-/// Every standby store this node keeps, and when each owner was last heard from.
-pub struct StandbyStores {
-    fs: Arc<dyn Fs>,
-    data_path: PathBuf,
-    max_msg_size: usize,
-    /// What each store gathers before writing ([`StandbyStore::gather_up_to`]).
-    gather_bytes: usize,
-    stores: tokio::sync::Mutex<StoreMap>,
-    heard: Mutex<BTreeMap<u16, Instant>>,
-}
-
-impl std::fmt::Debug for StandbyStores {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StandbyStores")
-            .field("data_path", &self.data_path)
-            .finish_non_exhaustive()
-    }
-}
-
-impl StandbyStores {
-    /// Opens every store `data_path` holds; their owners count as heard from now, so
-    /// each has a whole failover timeout to come back. Every store gathers up to
-    /// `gather_bytes` before writing.
-    pub async fn open(
-        fs: Arc<dyn Fs>,
-        data_path: PathBuf,
-        max_msg_size: usize,
-        gather_bytes: usize,
-    ) -> Result<StandbyStores, StandbyError> {
-        let mut stores = BTreeMap::new();
-        let mut heard = BTreeMap::new();
-        for (topic, owner) in StandbyStore::find_all(&*fs, &data_path).await? {
-            let mut store =
-                StandbyStore::open(fs.clone(), &data_path, &topic, owner, max_msg_size).await?;
-            store.gather_up_to(gather_bytes);
-            tracing::info!(%topic, owner, copies = store.unfinished(), "standby store opened");
-            heard.insert(owner, Instant::now());
-            stores.insert((owner, topic), store);
-        }
-        Ok(StandbyStores {
-            fs,
-            data_path,
-            max_msg_size,
-            gather_bytes,
-            stores: tokio::sync::Mutex::new(stores),
-            heard: Mutex::new(heard),
-        })
-    }
-
-    /// Notes a frame from `owner`.
-    pub fn heard(&self, owner: u16) {
-        self.heard.lock().insert(owner, Instant::now());
-    }
-
-    /// The owners not heard from for `timeout` that have unfinished copies here.
-    pub async fn silent_owners(&self, timeout: std::time::Duration) -> Vec<u16> {
-        let silent: BTreeSet<u16> = {
-            let heard = self.heard.lock();
-            heard
-                .iter()
-                .filter(|(_, at)| at.elapsed() >= timeout)
-                .map(|(owner, _)| *owner)
-                .collect()
-        };
-        let stores = self.stores.lock().await;
-        let mut owners: Vec<u16> = stores
-            .iter()
-            .filter(|((owner, _), store)| silent.contains(owner) && store.unfinished() > 0)
-            .map(|((owner, _), _)| *owner)
-            .collect();
-        owners.dedup();
-        owners
-    }
-
-    /// Runs `f` on the store of `owner`'s `topic`, opened (empty) if there is none.
-    async fn with_store<T>(
-        &self,
-        owner: u16,
-        topic: &str,
-        f: impl AsyncFnOnce(&mut StandbyStore) -> Result<T, StandbyError>,
-    ) -> Result<T, StandbyError> {
-        let mut stores = self.stores.lock().await;
-        let store = match stores.entry((owner, topic.to_string())) {
-            Entry::Occupied(entry) => entry.into_mut(),
-            Entry::Vacant(entry) => {
-                let mut store = StandbyStore::open(
-                    self.fs.clone(),
-                    &self.data_path,
-                    topic,
-                    owner,
-                    self.max_msg_size,
-                )
-                .await?;
-                store.gather_up_to(self.gather_bytes);
-                entry.insert(store)
-            }
-        };
-        f(store).await
-    }
-
-    /// Removes `owner`'s store of `topic` and its file (the owner deleted the topic).
-    async fn delete(&self, owner: u16, topic: &str) -> Result<(), StandbyError> {
-        let removed = self.stores.lock().await.remove(&(owner, topic.to_string()));
-        match removed {
-            Some(store) => store.delete().await,
-            None => Ok(()),
-        }
-    }
-
-    /// Syncs `owner`'s stores of `topics`.
-    async fn sync(&self, owner: u16, topics: &BTreeSet<String>) -> Result<(), StandbyError> {
-        let mut stores = self.stores.lock().await;
-        for topic in topics {
-            if let Some(store) = stores.get_mut(&(owner, topic.clone())) {
-                store.sync().await?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Writes and syncs what every store gathered: nsqd is exiting.
-    pub async fn sync_all(&self) {
-        let mut stores = self.stores.lock().await;
-        for ((owner, topic), store) in stores.iter_mut() {
-            if let Err(error) = store.sync().await {
-                tracing::error!(owner, %topic, %error, "failed to write a standby store at exit");
-            }
-        }
-    }
-
-    /// Every store, locked: a failover reads and forgets copies under it, so no frame
-    /// of the owner lands in between.
-    pub async fn lock(&self) -> tokio::sync::MutexGuard<'_, StoreMap> {
-        self.stores.lock().await
-    }
-}
 
 /// What [`serve`] needs of this nsqd.
 pub struct PeerContext<'a> {
@@ -180,7 +39,7 @@ pub struct PeerContext<'a> {
     /// The largest frame accepted.
     pub max_frame: usize,
     /// How long to wait for HELLO, and for any frame after it.
-    pub silence: std::time::Duration,
+    pub silence: Duration,
     /// `--sync-every`: records appended between syncs.
     pub sync_every: u64,
     /// `--sync-timeout`: the longest an appended record waits for its sync.
@@ -207,7 +66,8 @@ pub trait PeerHost {
         grant: &Self::Grant,
         topic: &str,
     ) -> impl std::future::Future<Output = Result<(), String>> + Send;
-    /// Delivers everything `owner` left here at once: its disk was lost.
+    /// Delivers everything `owner` left here at once: its disk was lost (and with it what
+    /// it had taken over from others, which is orphaned here).
     fn adopt_now(&self, owner: u16) -> impl std::future::Future<Output = ()> + Send;
     /// `ids` were finished on `topic`'s `channel` by the peer this connection is from:
     /// those this node may also hold (its own, or taken over) are not delivered again.
@@ -436,8 +296,15 @@ impl<H: PeerHost> Session<'_, H> {
     async fn on_frame(&mut self, frame: Frame) -> Result<Option<Frame>, LinkError> {
         let stores = self.ctx.stores;
         stores.heard(self.owner);
-        if let (Frame::Messages { topic, .. } | Frame::Channel { topic, .. }, Some(grant)) =
-            (&frame, &self.grant)
+        // Every frame that changes what is kept of a topic needs a grant for it: FINs and
+        // ADOPTED reach the copies of other owners too.
+        if let (
+            Frame::Messages { topic, .. }
+            | Frame::Channel { topic, .. }
+            | Frame::Fins { topic, .. }
+            | Frame::Adopted { topic, .. },
+            Some(grant),
+        ) = (&frame, &self.grant)
         {
             self.host
                 .may_publish(grant, topic)
@@ -499,7 +366,15 @@ impl<H: PeerHost> Session<'_, H> {
                     })
                     .await
                     .map_err(store_failed)?;
+                stores
+                    .finish_elsewhere(self.owner, &topic, &channel, &finished, &deferred)
+                    .await
+                    .map_err(store_failed)?;
                 self.host.finished_elsewhere(&topic, &channel, &finished);
+                Ok(None)
+            }
+            Frame::Adopted { owner, topic, ids } => {
+                stores.delegate(owner, &topic, &ids, self.owner).await;
                 Ok(None)
             }
             Frame::TopicDeleted(topic) => {

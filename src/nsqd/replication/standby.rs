@@ -36,6 +36,7 @@ mod copies;
 mod index;
 mod record;
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -133,13 +134,48 @@ pub struct Adoptable {
     pub channels: Vec<String>,
 }
 
+/// Which copies of a store a failover hands over. In every scope, copies a live node
+/// took over (`ADOPTED`) are left to it, and copies taken over by a node lost since are
+/// handed over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// The owner is silent: every copy.
+    Silent,
+    /// The owner came back blank (or crashed with memory queues on): the copies of its
+    /// earlier run, numbered up to `up_to_seq`; those above are its new run's, which it
+    /// delivers itself.
+    EarlierRun {
+        /// The highest number of the earlier run.
+        up_to_seq: u64,
+    },
+    /// The owner is alive: only the copies a node took over and was lost since.
+    Orphans,
+}
+
+/// Stands for a node that took copies over and came back without them: never alive.
+/// (`--node-id` is below 1024.)
+pub const LOST_ADOPTER: u16 = u16::MAX;
+
 /// The unfinished copies of a store, read back a batch at a time for a failover.
 pub struct Adoption<'a> {
     store: &'a StandbyStore,
     /// None: the store has no file.
     reader: Option<RecordReader<'a>>,
+    /// Nodes alive: copies another node took over and still delivers are left to it.
+    live: &'a BTreeSet<u16>,
+    /// Which copies are handed over.
+    scope: Scope,
     /// Copies handed over so far.
-    found: usize,
+    taken: Vec<MessageId>,
+    /// Copies left to the node that took them over.
+    skipped: usize,
+}
+
+/// What a failover handed over, for [`StandbyStore::forget_adopted`].
+#[derive(Debug, Default)]
+pub struct Taken {
+    ids: Vec<MessageId>,
+    skipped: usize,
 }
 
 impl Adoption<'_> {
@@ -164,19 +200,38 @@ impl Adoption<'_> {
             let Record::Message(message) = record else {
                 continue;
             };
-            if store.is_live(offset, &message.id) {
-                bytes = bytes.saturating_add(message.body.len());
-                batch.push(store.adoptable(&message));
+            if !store.is_live(offset, &message.id) {
+                continue;
             }
+            let skip = match (store.delegated.get(&message.id), self.scope) {
+                (Some(adopter), _) => self.live.contains(adopter),
+                (None, Scope::Silent) => false,
+                (None, Scope::EarlierRun { up_to_seq }) => message.seq > up_to_seq,
+                (None, Scope::Orphans) => true,
+            };
+            if skip {
+                self.skipped += 1;
+                continue;
+            }
+            bytes = bytes.saturating_add(message.body.len());
+            self.taken.push(message.id);
+            batch.push(store.adoptable_copy(&message));
         }
-        self.found += batch.len();
         Ok((!batch.is_empty()).then_some(batch))
     }
 
     /// Fails unless the batches held every copy memory holds (the file was damaged
     /// since it was opened otherwise).
     pub fn check_all_found(&self) -> Result<(), StandbyError> {
-        self.store.check_found(self.found)
+        self.store.check_found(self.taken.len() + self.skipped)
+    }
+
+    /// What was handed over.
+    pub fn into_taken(self) -> Taken {
+        Taken {
+            ids: self.taken,
+            skipped: self.skipped,
+        }
     }
 }
 
@@ -197,6 +252,10 @@ pub struct StandbyStore {
     /// Bytes gathered before they are written (0: every record is written at once).
     gather_bytes: usize,
     index: Index,
+    /// Copies another node took over from the lost owner and delivers (it said so with
+    /// `ADOPTED`), by the node: kept standby for it, and adopted here only if it is
+    /// lost too. Memory only: after a restart they may be delivered twice.
+    delegated: BTreeMap<MessageId, u16>,
     /// Why the load stopped before the file's end, if it did.
     problem: Option<ReadProblem>,
 }
@@ -262,6 +321,7 @@ impl StandbyStore {
             gathered: Vec::new(),
             gather_bytes: 0,
             index: Index::default(),
+            delegated: BTreeMap::new(),
             problem: None,
         };
         store.remove_if_present(&store.tmp).await?;
@@ -326,6 +386,56 @@ impl StandbyStore {
     /// How many copies are unfinished on some channel (or wait for the topic's first).
     pub fn unfinished(&self) -> usize {
         self.index.copies.len()
+    }
+
+    /// Notes that `adopter` took over the copies `ids` (those held here) and delivers
+    /// them: a failover here leaves them to it while it is alive.
+    pub fn delegate(&mut self, ids: &[MessageId], adopter: u16) {
+        for id in ids {
+            if self.index.copies.contains_key(id) {
+                self.delegated.insert(*id, adopter);
+            }
+        }
+        if self.delegated.len() > 2 * self.index.copies.len() + 1024 {
+            let copies = &self.index.copies;
+            self.delegated.retain(|id, _| copies.contains_key(id));
+        }
+    }
+
+    /// Unfinished copies a failover here would hand over while the nodes `live` are
+    /// alive: all but those left to a live node that took them over.
+    pub fn adoptable(&self, live: &BTreeSet<u16>) -> usize {
+        let left = self
+            .delegated
+            .iter()
+            .filter(|(id, adopter)| live.contains(adopter) && self.index.copies.contains_key(id))
+            .count();
+        self.index.copies.len().saturating_sub(left)
+    }
+
+    /// `node` came back without the copies it had taken over (blank, or crashed with
+    /// them in memory): they are orphaned, and due for a takeover at once.
+    pub fn orphan_copies_of(&mut self, node: u16) {
+        for adopter in self.delegated.values_mut() {
+            if *adopter == node {
+                *adopter = LOST_ADOPTER;
+            }
+        }
+    }
+
+    /// The nodes that said they took over copies held here.
+    pub fn adopters(&self) -> impl Iterator<Item = u16> + '_ {
+        self.delegated.values().copied()
+    }
+
+    /// Unfinished copies a node took over and was lost since (it is not in `live`):
+    /// they are handed over even while their owner is alive, since it no longer has
+    /// them.
+    pub fn orphaned(&self, live: &BTreeSet<u16>) -> usize {
+        self.delegated
+            .iter()
+            .filter(|(id, adopter)| !live.contains(adopter) && self.index.copies.contains_key(id))
+            .count()
     }
 
     /// The topic's channels as the owner last said (created and not deleted since).
@@ -507,7 +617,8 @@ impl StandbyStore {
     /// found. A failover goes through [`StandbyStore::adoption`] instead, a batch at a
     /// time.
     pub async fn adopt(&mut self) -> Result<Vec<Adoptable>, StandbyError> {
-        let mut adoption = self.adoption().await?;
+        let live = BTreeSet::new();
+        let mut adoption = self.adoption(&live, Scope::Silent).await?;
         let mut adoptable = Vec::new();
         while let Some(batch) = adoption.next_batch(usize::MAX).await? {
             adoptable.extend(batch);
@@ -520,17 +631,25 @@ impl StandbyStore {
     /// written first): [`Adoption::next_batch`] reads them in sequence order, a batch
     /// of bounded size at a time, for the adopter to deliver as its own before it asks
     /// for the next; then it calls [`StandbyStore::forget_all`].
-    pub async fn adoption(&mut self) -> Result<Adoption<'_>, StandbyError> {
+    /// Hands over the copies of `scope`, copies a node in `live` took over left to it.
+    pub async fn adoption<'a>(
+        &'a mut self,
+        live: &'a BTreeSet<u16>,
+        scope: Scope,
+    ) -> Result<Adoption<'a>, StandbyError> {
         self.flush().await?;
         let reader = self.open_reader().await?;
         Ok(Adoption {
             store: self,
             reader,
-            found: 0,
+            live,
+            scope,
+            taken: Vec::new(),
+            skipped: 0,
         })
     }
 
-    fn adoptable(&self, record: &MessageRecord<'_>) -> Adoptable {
+    fn adoptable_copy(&self, record: &MessageRecord<'_>) -> Adoptable {
         let body = bytes::Bytes::copy_from_slice(record.body);
         let mut message = Message::new(record.id, record.timestamp_ns, body);
         message.attempts = record.attempts;
@@ -594,6 +713,20 @@ impl StandbyStore {
     /// the channels and the highest sequence number only, synced.
     pub async fn forget_all(&mut self) -> Result<(), StandbyError> {
         self.index.forget_copies();
+        self.delegated.clear();
+        self.compact().await
+    }
+
+    /// Drops the copies a failover handed over ([`Adoption::into_taken`]); those left
+    /// to another node stay. The file is rewritten with what is left, synced.
+    pub async fn forget_adopted(&mut self, taken: Taken) -> Result<(), StandbyError> {
+        if taken.skipped == 0 {
+            return self.forget_all().await;
+        }
+        for id in &taken.ids {
+            self.index.forget(id);
+            self.delegated.remove(id);
+        }
         self.compact().await
     }
 

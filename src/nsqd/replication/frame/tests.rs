@@ -71,9 +71,9 @@ fn every_frame() -> Vec<Frame> {
         Frame::Ping { data_id: 5 },
         Frame::Pong { data_id: 6 },
         Frame::Adopted {
+            owner: 3,
             topic: "t".to_string(),
-            adopted: vec![id(1), id(2)],
-            finished: vec![id(2)],
+            ids: vec![id(1), id(2)],
         },
     ]
 }
@@ -147,6 +147,7 @@ fn damaged_frames_are_errors_naming_what_is_wrong() {
     let mut lying = BytesMut::new();
     let mut payload = BytesMut::new();
     payload.put_u8(ADOPTED);
+    payload.put_u16(3);
     put_str(&mut payload, "t");
     payload.put_u32(u32::MAX);
     frame_of(&mut lying, &payload);

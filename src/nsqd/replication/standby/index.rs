@@ -218,7 +218,7 @@ impl Index {
     }
 
     /// Drops the copy of `id`, if any, from every count.
-    fn forget(&mut self, id: &MessageId) {
+    pub fn forget(&mut self, id: &MessageId) {
         let Some(copy) = self.copies.remove(id) else {
             return;
         };

@@ -477,8 +477,9 @@ async fn copies_are_handed_over_in_batches_of_bounded_size() {
         .filter(|n| n % 10 != 0 || *n > 20)
         .map(id)
         .collect();
+    let live = BTreeSet::new();
     for (max_bytes, most) in [(1000, 10), (0, 1), (usize::MAX, 48)] {
-        let mut adoption = store.adoption().await.unwrap();
+        let mut adoption = store.adoption(&live, Scope::Silent).await.unwrap();
         let mut ids = Vec::new();
         while let Some(batch) = adoption.next_batch(max_bytes).await.unwrap() {
             assert!(!batch.is_empty() && batch.len() <= most, "{}", batch.len());
@@ -487,6 +488,83 @@ async fn copies_are_handed_over_in_batches_of_bounded_size() {
         adoption.check_all_found().unwrap();
         assert_eq!(ids, expected, "batches of {max_bytes} bytes");
     }
+}
+
+/// Copies another node said it took over (`ADOPTED`) are left to it while it is alive:
+/// a failover here hands over the rest and keeps those, on disk too; once that node is
+/// lost as well, they are handed over.
+#[tokio::test]
+async fn copies_taken_over_by_a_live_node_are_left_to_it() {
+    let fs = data_dir().await;
+    let mut store = open(&fs).await;
+    let records: Vec<Replicated> = (1..=6).map(|seq| message(seq, &["a"])).collect();
+    store.append(&records).await.unwrap();
+    // Node 7 took over 1, 2 and 9 (9 is not held here: ignored).
+    store.delegate(&[id(1), id(2), id(9)], 7);
+    let seven_alive = BTreeSet::from([7]);
+    assert_eq!(store.adoptable(&seven_alive), 4);
+    assert_eq!(store.adoptable(&BTreeSet::new()), 6);
+
+    assert_eq!(store.orphaned(&seven_alive), 0);
+    assert_eq!(store.orphaned(&BTreeSet::new()), 2);
+    let mut adoption = store.adoption(&seven_alive, Scope::Silent).await.unwrap();
+    let mut ids = Vec::new();
+    while let Some(batch) = adoption.next_batch(usize::MAX).await.unwrap() {
+        ids.extend(batch.iter().map(|a| a.message.id));
+    }
+    adoption.check_all_found().unwrap();
+    let taken = adoption.into_taken();
+    assert_eq!(ids, vec![id(3), id(4), id(5), id(6)]);
+    store.forget_adopted(taken).await.unwrap();
+    assert_eq!(store.unfinished(), 2);
+    assert_eq!(store.adoptable(&seven_alive), 0);
+
+    // The owner is alive again (it came back blank) and node 7 was lost too: only the
+    // copies node 7 had taken over are handed over.
+    store.append(&[message(7, &["a"])]).await.unwrap();
+    let nobody = BTreeSet::new();
+    let mut adoption = store.adoption(&nobody, Scope::Orphans).await.unwrap();
+    let mut ids = Vec::new();
+    while let Some(batch) = adoption.next_batch(usize::MAX).await.unwrap() {
+        ids.extend(batch.iter().map(|a| a.message.id));
+    }
+    assert_eq!(ids, vec![id(1), id(2)]);
+    drop(adoption);
+
+    // Node 7 finishes 1 (its FIN reaches this store); then node 7 is lost too.
+    store.finish("a", &[id(1)]).await.unwrap();
+    let mut reopened = open(&fs).await;
+    assert_eq!(
+        reopened.unfinished(),
+        2,
+        "the handed-over copies are gone from the file"
+    );
+    let adopted = reopened.adopt().await.unwrap();
+    let ids: Vec<MessageId> = adopted.iter().map(|a| a.message.id).collect();
+    assert_eq!(ids, vec![id(2), id(7)]);
+}
+
+/// An owner back blank numbers its new run above its earlier one: a takeover of the
+/// earlier run leaves the new run's copies standby.
+#[tokio::test]
+async fn a_takeover_of_an_earlier_run_leaves_the_new_runs_copies() {
+    let fs = data_dir().await;
+    let mut store = open(&fs).await;
+    let records: Vec<Replicated> = (1..=5).map(|seq| message(seq, &["a"])).collect();
+    store.append(&records).await.unwrap();
+    let nobody = BTreeSet::new();
+    let earlier = Scope::EarlierRun { up_to_seq: 3 };
+    let mut adoption = store.adoption(&nobody, earlier).await.unwrap();
+    let mut ids = Vec::new();
+    while let Some(batch) = adoption.next_batch(usize::MAX).await.unwrap() {
+        ids.extend(batch.iter().map(|a| a.message.id));
+    }
+    adoption.check_all_found().unwrap();
+    let taken = adoption.into_taken();
+    assert_eq!(ids, vec![id(1), id(2), id(3)]);
+    store.forget_adopted(taken).await.unwrap();
+    assert_eq!(store.unfinished(), 2);
+    assert_eq!(open(&fs).await.unfinished(), 2);
 }
 
 /// Gathered records reach the file at the threshold, at a sync, and before an adoption
