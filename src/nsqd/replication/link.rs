@@ -6,6 +6,7 @@ use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::frame::{Frame, FrameError};
+use crate::protocol::ProtocolError;
 
 /// Bytes asked of the socket per read.
 const READ_CHUNK: usize = 64 * 1024;
@@ -34,6 +35,21 @@ pub enum LinkError {
     /// The peer refused the connection.
     #[error("refused by the peer: {0}")]
     Refused(String),
+    /// The owner's AUTH secret was refused, or does not allow publishing to a topic.
+    #[error("not authorized: {0}")]
+    NotAuthorized(#[source] ProtocolError),
+}
+
+impl LinkError {
+    /// What to tell the other side in an `ERROR` frame before closing, when this end
+    /// refuses it (None: a broken connection, which is just closed).
+    pub fn refusal(&self) -> Option<String> {
+        match self {
+            LinkError::Refused(reason) => Some(reason.clone()),
+            LinkError::NotAuthorized(error) => Some(error.to_string()),
+            _ => None,
+        }
+    }
 }
 
 /// Reads frames from one half of a peer connection, never trusting a size beyond

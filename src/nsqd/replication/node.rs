@@ -22,7 +22,7 @@ use crate::nsqd::channel::Channel;
 use crate::nsqd::durability::disk_queue_config;
 use crate::nsqd::topic::{AdoptedMessage, Topic, TopicError, TopicRef};
 use crate::nsqd::{NsqdInner, Options};
-use crate::protocol::{guid, names, MessageId};
+use crate::protocol::{guid, names, MessageId, ProtocolError};
 
 /// Room in a frame beyond `--max-msg-size` (headers, channel names, other records).
 const FRAME_SLACK: usize = 4 << 20;
@@ -359,7 +359,11 @@ impl NsqdInner {
 impl PeerHost for NsqdInner {
     type Grant = Arc<crate::nsqd::client::ClientShared>;
 
-    async fn authenticate(&self, secret: &[u8], peer: SocketAddr) -> Result<Self::Grant, String> {
+    async fn authenticate(
+        &self,
+        secret: &[u8],
+        peer: SocketAddr,
+    ) -> Result<Self::Grant, ProtocolError> {
         let settings = crate::nsqd::conn::default_settings(self, peer);
         let client = Arc::new(crate::nsqd::client::ClientShared::new(
             self.next_client_id(),
@@ -367,16 +371,12 @@ impl PeerHost for NsqdInner {
             self.now_ns() / 1_000_000_000,
             settings,
         ));
-        crate::nsqd::auth::authenticate(self, &client, secret)
-            .await
-            .map_err(|error| error.to_string())?;
+        crate::nsqd::auth::authenticate(self, &client, secret).await?;
         Ok(client)
     }
 
-    async fn may_publish(&self, grant: &Self::Grant, topic: &str) -> Result<(), String> {
-        crate::nsqd::auth::check(self, grant, "PUB", topic, "")
-            .await
-            .map_err(|error| error.to_string())
+    async fn may_publish(&self, grant: &Self::Grant, topic: &str) -> Result<(), ProtocolError> {
+        crate::nsqd::auth::check(self, grant, "PUB", topic, "").await
     }
 
     async fn adopt_now(&self, owner: u16) {

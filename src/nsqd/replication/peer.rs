@@ -17,7 +17,7 @@ use super::link::{write_frame, FrameReader, LinkError};
 use super::standby::StandbyError;
 use super::stores::StandbyStores;
 use crate::env::BoxStream;
-use crate::protocol::MessageId;
+use crate::protocol::{MessageId, ProtocolError};
 
 /// What [`serve`] needs of this nsqd.
 pub struct PeerContext<'a> {
@@ -59,13 +59,13 @@ pub trait PeerHost {
         &self,
         secret: &[u8],
         peer: SocketAddr,
-    ) -> impl std::future::Future<Output = Result<Self::Grant, String>> + Send;
+    ) -> impl std::future::Future<Output = Result<Self::Grant, ProtocolError>> + Send;
     /// Whether `grant` allows publishing to `topic` (renewed when expired).
     fn may_publish(
         &self,
         grant: &Self::Grant,
         topic: &str,
-    ) -> impl std::future::Future<Output = Result<(), String>> + Send;
+    ) -> impl std::future::Future<Output = Result<(), ProtocolError>> + Send;
     /// Delivers everything `owner` left here at once: its disk was lost (and with it what
     /// it had taken over from others, which is orphaned here).
     fn adopt_now(&self, owner: u16) -> impl std::future::Future<Output = ()> + Send;
@@ -87,8 +87,8 @@ pub async fn serve(
         Ok(owner) => owner,
         Err(error) => {
             tracing::warn!(%peer, %error, "replica connection refused");
-            if let LinkError::Refused(reason) = &error {
-                let _ = write_frame(&mut write, &Frame::Error(reason.clone())).await;
+            if let Some(reason) = error.refusal() {
+                let _ = write_frame(&mut write, &Frame::Error(reason)).await;
             }
             let _ = write.shutdown().await;
             return;
@@ -116,8 +116,8 @@ pub async fn serve(
             Ok(grant) => Some(grant),
             Err(error) => {
                 tracing::warn!(%peer, owner, %error, "replica connection refused");
-                if let LinkError::Refused(reason) = &error {
-                    let _ = write_frame(&mut write, &Frame::Error(reason.clone())).await;
+                if let Some(reason) = error.refusal() {
+                    let _ = write_frame(&mut write, &Frame::Error(reason)).await;
                 }
                 let _ = write.shutdown().await;
                 return;
@@ -141,8 +141,8 @@ pub async fn serve(
     if let Err(error) = session.sync().await {
         tracing::error!(%peer, owner, %error, "failed to write standby copies");
     }
-    if let LinkError::Refused(reason) = &error {
-        let _ = write_frame(&mut write, &Frame::Error(reason.clone())).await;
+    if let Some(reason) = error.refusal() {
+        let _ = write_frame(&mut write, &Frame::Error(reason)).await;
     }
     let _ = write.shutdown().await;
 }
@@ -232,7 +232,7 @@ where
     let grant = host
         .authenticate(&secret, peer)
         .await
-        .map_err(LinkError::Refused)?;
+        .map_err(LinkError::NotAuthorized)?;
     write_frame(write, &Frame::AuthOk).await?;
     Ok(grant)
 }
@@ -309,7 +309,7 @@ impl<H: PeerHost> Session<'_, H> {
             self.host
                 .may_publish(grant, topic)
                 .await
-                .map_err(LinkError::Refused)?;
+                .map_err(LinkError::NotAuthorized)?;
         }
         match frame {
             Frame::Auth(_) => Ok(Some(Frame::AuthOk)),

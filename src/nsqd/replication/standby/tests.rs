@@ -490,6 +490,22 @@ async fn copies_are_handed_over_in_batches_of_bounded_size() {
     }
 }
 
+/// Reads every copy of `scope` back, as a failover does, checking all were found: the
+/// ids handed over, and what to forget.
+async fn take_over(
+    store: &mut StandbyStore,
+    live: &BTreeSet<u16>,
+    scope: Scope,
+) -> (Vec<MessageId>, Taken) {
+    let mut adoption = store.adoption(live, scope).await.unwrap();
+    let mut ids = Vec::new();
+    while let Some(batch) = adoption.next_batch(usize::MAX).await.unwrap() {
+        ids.extend(batch.iter().map(|a| a.message.id));
+    }
+    adoption.check_all_found().unwrap();
+    (ids, adoption.into_taken())
+}
+
 /// Copies another node said it took over (`ADOPTED`) are left to it while it is alive:
 /// a failover here hands over the rest and keeps those, on disk too; once that node is
 /// lost as well, they are handed over.
@@ -507,13 +523,7 @@ async fn copies_taken_over_by_a_live_node_are_left_to_it() {
 
     assert_eq!(store.orphaned(&seven_alive), 0);
     assert_eq!(store.orphaned(&BTreeSet::new()), 2);
-    let mut adoption = store.adoption(&seven_alive, Scope::Silent).await.unwrap();
-    let mut ids = Vec::new();
-    while let Some(batch) = adoption.next_batch(usize::MAX).await.unwrap() {
-        ids.extend(batch.iter().map(|a| a.message.id));
-    }
-    adoption.check_all_found().unwrap();
-    let taken = adoption.into_taken();
+    let (ids, taken) = take_over(&mut store, &seven_alive, Scope::Silent).await;
     assert_eq!(ids, vec![id(3), id(4), id(5), id(6)]);
     store.forget_adopted(taken).await.unwrap();
     assert_eq!(store.unfinished(), 2);
@@ -523,13 +533,8 @@ async fn copies_taken_over_by_a_live_node_are_left_to_it() {
     // copies node 7 had taken over are handed over.
     store.append(&[message(7, &["a"])]).await.unwrap();
     let nobody = BTreeSet::new();
-    let mut adoption = store.adoption(&nobody, Scope::Orphans).await.unwrap();
-    let mut ids = Vec::new();
-    while let Some(batch) = adoption.next_batch(usize::MAX).await.unwrap() {
-        ids.extend(batch.iter().map(|a| a.message.id));
-    }
+    let (ids, _) = take_over(&mut store, &nobody, Scope::Orphans).await;
     assert_eq!(ids, vec![id(1), id(2)]);
-    drop(adoption);
 
     // Node 7 finishes 1 (its FIN reaches this store); then node 7 is lost too.
     store.finish("a", &[id(1)]).await.unwrap();
@@ -554,13 +559,7 @@ async fn a_takeover_of_an_earlier_run_leaves_the_new_runs_copies() {
     store.append(&records).await.unwrap();
     let nobody = BTreeSet::new();
     let earlier = Scope::EarlierRun { up_to_seq: 3 };
-    let mut adoption = store.adoption(&nobody, earlier).await.unwrap();
-    let mut ids = Vec::new();
-    while let Some(batch) = adoption.next_batch(usize::MAX).await.unwrap() {
-        ids.extend(batch.iter().map(|a| a.message.id));
-    }
-    adoption.check_all_found().unwrap();
-    let taken = adoption.into_taken();
+    let (ids, taken) = take_over(&mut store, &nobody, earlier).await;
     assert_eq!(ids, vec![id(1), id(2), id(3)]);
     store.forget_adopted(taken).await.unwrap();
     assert_eq!(store.unfinished(), 2);
