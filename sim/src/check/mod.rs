@@ -72,7 +72,7 @@ pub enum Invariant {
     ReplicatedNoLoss,
     /// `single_takeover`: in a run whose only faults are crashes and losses of nsqds, a
     /// lost owner's message is taken over by one peer, not by every peer holding it (a
-    /// peer that went down after its delivery excepted).
+    /// peer down since the owner went down excepted).
     SingleTakeover,
 }
 

@@ -5,8 +5,9 @@
 //!
 //! Judged only where that is promised: a run whose only faults are crashes and losses of
 //! nsqds (a partition or a slow link may make two peers each believe they rank first,
-//! and at-least-once allows the duplicates). A delivery by an nsqd that went down after it
-//! is not counted: a peer lost after a takeover hands it on. An owner that came back blank
+//! and at-least-once allows the duplicates). A delivery by an nsqd that went down (crash,
+//! loss or graceful stop) since the owner went down is not counted: its silence may have
+//! handed what it took over on to another peer. An owner that came back blank
 //! (or crashed with memory queues on) is no exception: the peer ranked first takes its
 //! earlier run's copies over at once, the others a timeout later, only what it did not
 //! name.
@@ -21,7 +22,7 @@ use nsq::protocol::MessageId;
 use super::view::{show, View};
 use super::{CheckContext, Invariant, Violation};
 
-/// Every message of a lost owner delivered by two or more peers that never went down.
+/// Every message of a lost owner delivered by two or more peers that stayed up since.
 pub(crate) fn check(view: &View<'_>, ctx: &CheckContext) -> Vec<Violation> {
     if view
         .faults
@@ -44,14 +45,17 @@ pub(crate) fn check(view: &View<'_>, ctx: &CheckContext) -> Vec<Violation> {
         let Some(facts) = ctx.nsqds.get(nsqd) else {
             continue;
         };
-        // A taker that went down after this delivery may have handed it on.
-        let down_after = view.life_between(nsqd, delivery.seq, usize::MAX).is_some();
-        if !facts.adopted(&delivery.id) || down_after {
+        if !facts.adopted(&delivery.id) {
             continue;
         }
-        let minted_by_a_peer = nsq::protocol::guid::node_id_of(&delivery.id)
-            .is_some_and(|node| minters.contains_key(&node));
-        if !minted_by_a_peer {
+        let minter = nsq::protocol::guid::node_id_of(&delivery.id)
+            .and_then(|node| minters.get(&node).copied());
+        let Some(minter_down) = minter.and_then(|minter| view.first_down(minter)) else {
+            continue;
+        };
+        // A taker down since the owner went down may have been taken over in turn (its
+        // silence looks like a loss to the others).
+        if view.life_between(nsqd, minter_down, usize::MAX).is_some() {
             continue;
         }
         let entry = takers
@@ -75,4 +79,69 @@ pub(crate) fn check(view: &View<'_>, ctx: &CheckContext) -> Vec<Violation> {
             ),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testkit::{replicated_ctx, run, Script};
+    use super::super::{CheckContext, Invariant::SingleTakeover};
+
+    /// nsqd1 and nsqd2 replicating, and nsqd0 (node 0, which mints the testkit's ids).
+    fn three() -> CheckContext {
+        let mut ctx = replicated_ctx(2);
+        let mut minter = ctx.nsqds["nsqd1"].clone();
+        minter.node_id = 0;
+        ctx.nsqds.insert("nsqd0".to_string(), minter);
+        ctx
+    }
+
+    /// Consumers on nsqd1 (conn 1) and nsqd2 (conn 2); nsqd0 lost at 10 ms.
+    fn owner_lost() -> Script {
+        let mut s = Script::new();
+        s.at(1)
+            .consumer(1, "nsqd1", "c", 10)
+            .consumer(2, "nsqd2", "c", 10);
+        s.at(10).lose("nsqd0");
+        s
+    }
+
+    #[test]
+    fn one_taker_passes() {
+        let mut s = owner_lost();
+        s.at(20).deliver(1, 1, 1, "a").fin(1, 1);
+        assert_eq!(run(SingleTakeover, &s, &three()), vec![]);
+    }
+
+    #[test]
+    fn two_takers_are_a_violation() {
+        let mut s = owner_lost();
+        s.at(20).deliver(1, 1, 1, "a").fin(1, 1);
+        s.at(30).deliver(2, 1, 1, "a").fin(2, 1);
+        let v = run(SingleTakeover, &s, &three());
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert!(
+            v[0].detail.contains("taken over by nsqd1 and nsqd2"),
+            "{}",
+            v[0].detail
+        );
+        assert_eq!(v[0].at, Some(30_000));
+    }
+
+    #[test]
+    fn a_taker_down_since_the_owner_went_down_may_hand_on() {
+        let mut s = owner_lost();
+        s.at(20).deliver(1, 1, 1, "a");
+        s.at(25).stop("nsqd1");
+        s.at(30).deliver(2, 1, 1, "a").fin(2, 1);
+        assert_eq!(run(SingleTakeover, &s, &three()), vec![]);
+    }
+
+    #[test]
+    fn a_network_fault_excuses_the_run() {
+        let mut s = owner_lost();
+        s.at(15).fault("partition [\"nsqd1\"] <-> [\"nsqd2\"]");
+        s.at(20).deliver(1, 1, 1, "a").fin(1, 1);
+        s.at(30).deliver(2, 1, 1, "a").fin(2, 1);
+        assert_eq!(run(SingleTakeover, &s, &three()), vec![]);
+    }
 }

@@ -183,6 +183,13 @@ impl Script {
         self.push(Event::Closed { conn, clean })
     }
 
+    /// A fault from the schedule, as the runner notes it.
+    pub fn fault(&mut self, description: &str) -> &mut Self {
+        self.push(Event::Fault {
+            description: description.into(),
+        })
+    }
+
     pub fn crash(&mut self, host: &str) -> &mut Self {
         self.push(Event::HostCrashed { host: host.into() })
     }

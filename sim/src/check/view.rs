@@ -330,6 +330,14 @@ impl<'h> View<'h> {
             .is_none_or(|(_, _, life)| *life == Life::Restarted)
     }
 
+    /// The first crash, loss or stop of `host`.
+    pub fn first_down(&self, host: &str) -> Option<Seq> {
+        self.lives(host)
+            .iter()
+            .find(|(_, _, life)| *life != Life::Restarted)
+            .map(|(seq, _, _)| *seq)
+    }
+
     fn lives(&self, host: &str) -> &[(Seq, Micros, Life)] {
         self.lives.get(host).map(Vec::as_slice).unwrap_or_default()
     }

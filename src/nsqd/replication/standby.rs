@@ -256,6 +256,9 @@ pub struct StandbyStore {
     /// `ADOPTED`), by the node: kept standby for it, and adopted here only if it is
     /// lost too. Memory only: after a restart they may be delivered twice.
     delegated: BTreeMap<MessageId, u16>,
+    /// The nodes in `delegated` (some of whose copies may be finished since): checked
+    /// every failover tick without walking `delegated`.
+    adopters: BTreeSet<u16>,
     /// Why the load stopped before the file's end, if it did.
     problem: Option<ReadProblem>,
 }
@@ -322,6 +325,7 @@ impl StandbyStore {
             gather_bytes: 0,
             index: Index::default(),
             delegated: BTreeMap::new(),
+            adopters: BTreeSet::new(),
             problem: None,
         };
         store.remove_if_present(&store.tmp).await?;
@@ -394,17 +398,22 @@ impl StandbyStore {
         for id in ids {
             if self.index.copies.contains_key(id) {
                 self.delegated.insert(*id, adopter);
+                self.adopters.insert(adopter);
             }
         }
         if self.delegated.len() > 2 * self.index.copies.len() + 1024 {
             let copies = &self.index.copies;
             self.delegated.retain(|id, _| copies.contains_key(id));
+            self.adopters = self.delegated.values().copied().collect();
         }
     }
 
     /// Unfinished copies a failover here would hand over while the nodes `live` are
     /// alive: all but those left to a live node that took them over.
     pub fn adoptable(&self, live: &BTreeSet<u16>) -> usize {
+        if self.adopters.is_disjoint(live) {
+            return self.index.copies.len();
+        }
         let left = self
             .delegated
             .iter()
@@ -416,16 +425,21 @@ impl StandbyStore {
     /// `node` came back without the copies it had taken over (blank, or crashed with
     /// them in memory): they are orphaned, and due for a takeover at once.
     pub fn orphan_copies_of(&mut self, node: u16) {
+        if !self.adopters.remove(&node) {
+            return;
+        }
         for adopter in self.delegated.values_mut() {
             if *adopter == node {
                 *adopter = LOST_ADOPTER;
             }
         }
+        self.adopters.insert(LOST_ADOPTER);
     }
 
-    /// The nodes that said they took over copies held here.
+    /// The nodes that said they took over copies held here (some of those copies may
+    /// be finished since).
     pub fn adopters(&self) -> impl Iterator<Item = u16> + '_ {
-        self.delegated.values().copied()
+        self.adopters.iter().copied()
     }
 
     /// Unfinished copies a node took over and was lost since (it is not in `live`):
@@ -714,6 +728,7 @@ impl StandbyStore {
     pub async fn forget_all(&mut self) -> Result<(), StandbyError> {
         self.index.forget_copies();
         self.delegated.clear();
+        self.adopters.clear();
         self.compact().await
     }
 

@@ -140,10 +140,10 @@ impl StandbyStores {
         for ((owner, _), store) in stores.iter() {
             let entry = if silent.contains(owner) && store.adoptable(&live) > 0 {
                 (*owner, Scope::Silent)
-            } else if store.orphaned(&live) > 0
-                && store
-                    .adopters()
-                    .any(|a| a == LOST_ADOPTER || silent.contains(&a))
+            } else if store
+                .adopters()
+                .any(|a| a == LOST_ADOPTER || silent.contains(&a))
+                && store.orphaned(&live) > 0
             {
                 (*owner, Scope::Orphans)
             } else {
