@@ -185,6 +185,21 @@ impl Replication {
                 .finished(&topic.name, &channel.name, &[], &[(id, due_ns)]);
         }
     }
+
+    /// A takeover of `owner`'s copies in `scope` succeeded: what was owed of its earlier
+    /// run is paid if `scope` covered it (orphans do not; an owed run newer than the
+    /// one taken over stays owed).
+    fn settle_owed(&self, owner: u16, scope: Scope) {
+        let mut owed = self.adoption_owed.lock();
+        let paid = match (scope, owed.get(&owner)) {
+            (_, None) | (Scope::Orphans, _) => false,
+            (Scope::Silent, Some(_)) => true,
+            (Scope::EarlierRun { up_to_seq }, Some(entry)) => entry.up_to_seq <= up_to_seq,
+        };
+        if paid {
+            owed.remove(&owner);
+        }
+    }
 }
 
 /// The TLS client configuration for peers that require TLS, when this node was given a
@@ -474,7 +489,7 @@ pub(crate) async fn failover_loop(nsqd: Arc<NsqdInner>) {
             }
             if nsqd.adopt_from(replication, owner, scope).await {
                 retry.remove(&owner);
-                replication.adoption_owed.lock().remove(&owner);
+                replication.settle_owed(owner, scope);
                 continue;
             }
             let delay = retry
