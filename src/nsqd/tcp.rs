@@ -26,3 +26,30 @@ pub(crate) async fn accept_loop(nsqd: Arc<NsqdInner>, listener: Box<dyn Listener
     }
     tracing::info!("TCP: closing listener");
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use crate::env::Env;
+    use crate::nsqd::{Nsqd, Options};
+
+    /// A connection that never sends its protocol magic is dropped at exit, not waited
+    /// for until `--client-timeout` (a swarm seed's graceful stop hung on one).
+    #[tokio::test]
+    async fn a_connection_that_never_names_its_protocol_does_not_hold_up_exit() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut opts = Options::on_loopback(dir.path());
+        opts.client_timeout = Duration::from_secs(3600);
+        let nsqd = Nsqd::new(opts, Env::real()).await.unwrap();
+        let runner = nsqd.clone();
+        tokio::spawn(async move { runner.run().await });
+        let _silent = tokio::net::TcpStream::connect(nsqd.tcp_addr())
+            .await
+            .unwrap();
+        // Let the accept loop take it.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let exited = tokio::time::timeout(Duration::from_secs(60), nsqd.shutdown()).await;
+        assert!(exited.is_ok(), "exit waited for the silent connection");
+    }
+}

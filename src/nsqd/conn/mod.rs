@@ -87,7 +87,11 @@ enum Next {
 /// Serves one accepted connection until it closes.
 pub(crate) async fn serve(nsqd: Arc<NsqdInner>, mut stream: BoxStream, peer: SocketAddr) {
     let mut magic = [0u8; 4];
-    let read = tokio::time::timeout(nsqd.opts.client_timeout, stream.read_exact(&mut magic)).await;
+    // A connection that has not said which protocol it speaks holds up no exit.
+    let read = tokio::select! {
+        _ = nsqd.shutdown.cancelled() => return,
+        read = tokio::time::timeout(nsqd.opts.client_timeout, stream.read_exact(&mut magic)) => read,
+    };
     if !matches!(read, Ok(Ok(_))) {
         return;
     }

@@ -83,7 +83,13 @@ pub async fn serve(
 ) {
     let (read, mut write) = tokio::io::split(stream);
     let mut reader = FrameReader::new(read, ctx.max_frame);
-    let owner = match handshake(&ctx, host, &mut reader, &mut write).await {
+    // Until the session runs, exiting is not held up by a slow or silent owner either.
+    let shutdown = ctx.shutdown.clone();
+    let handshake = tokio::select! {
+        _ = shutdown.cancelled() => return,
+        handshake = handshake(&ctx, host, &mut reader, &mut write) => handshake,
+    };
+    let owner = match handshake {
         Ok(owner) => owner,
         Err(error) => {
             tracing::warn!(%peer, %error, "replica connection refused");
@@ -99,7 +105,11 @@ pub async fn serve(
             tracing::warn!(%peer, owner, "replica connection closed: bytes before the TLS handshake");
             return;
         };
-        match crate::nsqd::tls::accept(tls.clone(), read.unsplit(write)).await {
+        let accepted = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            accepted = crate::nsqd::tls::accept(tls.clone(), read.unsplit(write)) => accepted,
+        };
+        match accepted {
             Ok((stream, _)) => {
                 let (read, upgraded) = tokio::io::split(stream);
                 reader = FrameReader::new(read, ctx.max_frame);
@@ -112,7 +122,11 @@ pub async fn serve(
         }
     }
     let grant = if ctx.auth_required {
-        match authenticate(&ctx, host, &mut reader, &mut write, peer).await {
+        let authenticated = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            authenticated = authenticate(&ctx, host, &mut reader, &mut write, peer) => authenticated,
+        };
+        match authenticated {
             Ok(grant) => Some(grant),
             Err(error) => {
                 tracing::warn!(%peer, owner, %error, "replica connection refused");
