@@ -41,12 +41,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut opts = Options::on_loopback(dir.path());
         opts.client_timeout = Duration::from_secs(3600);
-        let nsqd = Nsqd::new(opts, Env::real()).await.unwrap();
+        let env = Env::real();
+        let nsqd = Nsqd::new(opts, env.clone()).await.unwrap();
         let runner = nsqd.clone();
         tokio::spawn(async move { runner.run().await });
-        let _silent = tokio::net::TcpStream::connect(nsqd.tcp_addr())
-            .await
-            .unwrap();
+        let address = nsqd.tcp_addr().to_string();
+        let _silent = env.net.connect_tcp(&address).await.unwrap();
         // Let the accept loop take it.
         tokio::time::sleep(Duration::from_millis(100)).await;
         let exited = tokio::time::timeout(Duration::from_secs(60), nsqd.shutdown()).await;
