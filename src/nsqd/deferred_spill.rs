@@ -637,6 +637,14 @@ impl DeferredSpill {
             }
         };
         for path in files {
+            if self.is_rewrite_leftover(&path) {
+                // A crash between writing a rewritten segment and its rename: the
+                // segment itself is whole (the old one), and this copy is not needed.
+                if let Err(error) = self.fs.remove(&path).await {
+                    tracing::error!(path = %path.display(), %error, "failed to remove what a crash left of a spill segment rewrite");
+                }
+                continue;
+            }
             let Some(window) = self.window_of(&path) else {
                 continue;
             };
@@ -692,6 +700,16 @@ impl DeferredSpill {
                 self.fs.len(path).await.unwrap_or(0)
             }
         }
+    }
+
+    /// Whether `path` is a `<segment>.tmp` that [`Self::rewrite_segment`] left when a
+    /// crash came before its rename.
+    fn is_rewrite_leftover(&self, path: &Path) -> bool {
+        let Some(name) = path.file_name().and_then(|name| name.to_str()) else {
+            return false;
+        };
+        name.strip_suffix(".tmp")
+            .is_some_and(|segment| self.window_of(Path::new(segment)).is_some())
     }
 
     /// The window of `path` if it is one of this queue's segments.

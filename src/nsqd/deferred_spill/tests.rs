@@ -312,3 +312,49 @@ async fn synced_segments_drop_what_the_queue_hands_out_again() {
         .iter()
         .any(|p| p.to_string_lossy().contains("deferred-synced")));
 }
+
+/// A crash between a segment's rewrite and its rename leaves `<segment>.tmp`: recovery
+/// removes it and keeps the segment, whose records are whole.
+#[tokio::test]
+async fn a_rewrite_a_crash_left_behind_is_removed_at_recovery() {
+    let fs = data_dir().await;
+    let s = DeferredSpill::new(
+        Arc::new(fs.clone()),
+        Path::new("data"),
+        "t:c",
+        SpillKind::Synced,
+        MAX,
+    );
+    s.put_read_early(&[(message(1), 5 * SEC)], &[at(1, 0)])
+        .await;
+    assert!(s.write_out().await.is_empty());
+    let segment = fs
+        .file_names()
+        .into_iter()
+        .find(|p| p.to_string_lossy().ends_with("t:c.deferred-synced.5.dat"))
+        .unwrap();
+    let mut tmp = segment.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    fs.write(&tmp, b"half a rewrite").await.unwrap();
+    let other = Path::new("data/t:c.deferred-synced.notes.tmp");
+    fs.write(other, b"not ours").await.unwrap();
+
+    let s = DeferredSpill::new(
+        Arc::new(fs.clone()),
+        Path::new("data"),
+        "t:c",
+        SpillKind::Synced,
+        MAX,
+    );
+    // The queue read past message 1's copy: the spill holds the only one.
+    s.recover_queue_copies_from(at(2, 0).at).await;
+    assert_eq!(s.count(), 1);
+    let names = fs.file_names();
+    assert!(!names.contains(&tmp), "{names:?}");
+    assert!(names.contains(&segment), "{names:?}");
+    assert!(
+        names.iter().any(|p| p == other),
+        "another file is left alone"
+    );
+}
