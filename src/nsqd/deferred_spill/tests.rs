@@ -28,6 +28,17 @@ fn spill(fs: &MemFs) -> DeferredSpill {
     )
 }
 
+/// The spill of synced segments (deferred messages read early from a disk queue).
+fn synced_spill(fs: &MemFs) -> DeferredSpill {
+    DeferredSpill::new(
+        Arc::new(fs.clone()),
+        Path::new("data"),
+        "t:c",
+        SpillKind::Synced,
+        MAX,
+    )
+}
+
 fn ids(records: &[(Message, i64)]) -> Vec<(u64, i64)> {
     records
         .iter()
@@ -273,16 +284,7 @@ async fn records_are_gathered_and_a_failed_write_hands_them_back() {
 #[tokio::test]
 async fn synced_segments_drop_what_the_queue_hands_out_again() {
     let fs = data_dir().await;
-    let synced = |fs: &MemFs| {
-        DeferredSpill::new(
-            Arc::new(fs.clone()),
-            Path::new("data"),
-            "t:c",
-            SpillKind::Synced,
-            MAX,
-        )
-    };
-    let s = synced(&fs);
+    let s = synced_spill(&fs);
     let entries = [
         (message(1), 5 * SEC),
         (message(2), 5 * SEC + 1),
@@ -302,7 +304,7 @@ async fn synced_segments_drop_what_the_queue_hands_out_again() {
         .any(|p| p.to_string_lossy().ends_with("t:c.deferred-synced.5.dat")));
     fs.crash(CrashMode::DropUnsynced, 1);
 
-    let s = synced(&fs);
+    let s = synced_spill(&fs);
     s.recover_queue_copies_from(at(2, 40).at).await;
     assert_eq!(s.count(), 1, "only message 1's queue copy is gone");
     assert_eq!(ids(&s.take_due(5 * SEC).await), [(1, 5 * SEC)]);
@@ -318,13 +320,7 @@ async fn synced_segments_drop_what_the_queue_hands_out_again() {
 #[tokio::test]
 async fn a_rewrite_a_crash_left_behind_is_removed_at_recovery() {
     let fs = data_dir().await;
-    let s = DeferredSpill::new(
-        Arc::new(fs.clone()),
-        Path::new("data"),
-        "t:c",
-        SpillKind::Synced,
-        MAX,
-    );
+    let s = synced_spill(&fs);
     s.put_read_early(&[(message(1), 5 * SEC)], &[at(1, 0)])
         .await;
     assert!(s.write_out().await.is_empty());
@@ -340,13 +336,7 @@ async fn a_rewrite_a_crash_left_behind_is_removed_at_recovery() {
     let other = Path::new("data/t:c.deferred-synced.notes.tmp");
     fs.write(other, b"not ours").await.unwrap();
 
-    let s = DeferredSpill::new(
-        Arc::new(fs.clone()),
-        Path::new("data"),
-        "t:c",
-        SpillKind::Synced,
-        MAX,
-    );
+    let s = synced_spill(&fs);
     // The queue read past message 1's copy: the spill holds the only one.
     s.recover_queue_copies_from(at(2, 0).at).await;
     assert_eq!(s.count(), 1);
